@@ -1,0 +1,70 @@
+"""`egeunet` command line: a thin layer over the library, one module per command in egeunet.commands."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from egeunet.errors import EGEUNetError
+
+# Each name is a module in egeunet/commands exposing `HELP`, `add_arguments(parser)` and `run(args) -> int`.
+COMMANDS = (
+    "info",
+    "sample_data",
+    "train",
+    "evaluate",
+    "predict",
+    "export",
+    "benchmark",
+    "demo",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with every command that is installed."""
+    from egeunet import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="egeunet",
+        description="EGE-UNet skin-lesion segmentation: train, evaluate, export and benchmark.",
+    )
+    parser.add_argument("--version", action="version", version=f"egeunet {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"egeunet.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"egeunet.commands.{name}":
+                continue  # command not built yet
+            raise
+        cmd = sub.add_parser(name.replace("_", "-"), help=module.HELP, description=module.HELP)
+        module.add_arguments(cmd)
+        cmd.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `egeunet` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except EGEUNetError as exc:
+        if args.debug:
+            raise
+        print(f"egeunet {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # output piped into `head` and closed early
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print(f"egeunet {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""`egeunet info [MODEL]`: parameters, multiply-accumulates and a per-module table."""
+from __future__ import annotations
+
+import argparse
+import json
+
+HELP = "print parameter counts (both conventions), MACs and a per-module table"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", nargs="?", help="checkpoint (egeunet .pt or the authors' best/latest.pth); "
+                        "default: a fresh paper model")
+    parser.add_argument("--variant", default="egeunet", help="Table 2 variant when no MODEL is given "
+                        "(egeunet, baseline, baseline+ghpa, baseline+gab, no-multi-axis, no-param-dw, no-mask, no-dilation)")
+    parser.add_argument("--size", type=int, default=256, help="input height = width for MAC counting (multiple of 32)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+
+
+def run(args: argparse.Namespace) -> int:
+    from egeunet import EGEUNet, load_model, variant_config
+    from egeunet.errors import EGEUNetError
+    from egeunet.model.complexity import profile
+    from egeunet.model.network import check_input_size
+
+    try:
+        check_input_size(args.size, args.size)
+        model = load_model(args.model) if args.model else EGEUNet(variant_config(args.variant))
+    except ValueError as exc:
+        raise EGEUNetError(str(exc)) from None
+    rows = profile(model, args.size)
+    total = {
+        "params_all_tensors": sum(r.params_all for r in rows),
+        "params_convolutions_only": sum(r.params_conv for r in rows),
+        "gmacs_convolutions_only": sum(r.macs_conv for r in rows) / 1e9,
+        "gmacs_with_norms_and_resizes": sum(r.macs_conv + r.macs_other for r in rows) / 1e9,
+        "fp32_weight_bytes": 4 * sum(r.params_all for r in rows),
+        "int8_weight_bytes": sum(r.params_all for r in rows),
+    }
+    if args.json:
+        print(json.dumps({"model": args.model or args.variant, "config": model.config.to_dict(),
+                          "input": [1, 3, args.size, args.size], **total,
+                          "modules": [r.__dict__ for r in rows]}, indent=2))
+        return 0
+    print(f"EGE-UNet ({args.model or args.variant}), input 1x3x{args.size}x{args.size}")
+    print(f"  parameters, all tensors (the paper's 0.053M): {total['params_all_tensors']:,}")
+    print(f"  parameters, convolutions only (what thop-style counters report): {total['params_convolutions_only']:,}")
+    print(f"  multiply-accumulates, convolutions only (the paper's GFLOPs): {total['gmacs_convolutions_only']:.4f} G")
+    print(f"  multiply-accumulates incl. norms and resizes (1 per output element): {total['gmacs_with_norms_and_resizes']:.4f} G")
+    print(f"  weights: {total['fp32_weight_bytes'] / 1000:.1f} KB fp32, {total['int8_weight_bytes'] / 1000:.1f} KB int8")
+    print()
+    print(f"  {'module':<18}{'params (all)':>14}{'params (conv)':>15}{'MACs (conv)':>14}{'MACs (other)':>14}")
+    for r in rows:
+        print(f"  {r.name:<18}{r.params_all:>14,}{r.params_conv:>15,}{r.macs_conv:>14,}{r.macs_other:>14,}")
+    return 0

@@ -1,0 +1,184 @@
+"""Decode a dataset once into uint8 arrays at the training size, validating every file on the way.
+
+The cache folder holds `images.npy` (N x S x S x 3 RGB, bilinear resize, aspect not kept),
+`masks.npy` (N x S x S, 0..255, nearest-neighbour resize so no new grey levels appear) and
+`meta.json`; it is keyed by a hash of the file paths, sizes, modification times and S, so a changed
+dataset gets a fresh cache, and it is written atomically. Arrays are opened with mmap, so many
+epochs cost no decoding and little memory.
+
+Bad files (corrupt or truncated JPEG/PNG, 16-bit or RGBA image, mask of another size than its image,
+image without a mask) are collected while building: an EGEUNetError names the first and counts them
+all, or with `skip_bad=True` they are left out and counted in one warning.
+
+Order of operations: the deployed contract (`egeunet.preprocess`) min-max stretches the original
+image, then resizes. Training batches from this cache stretch after the resize, which gives
+slightly different numbers near the extremes; the min and max of a resized image can only shrink.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from egeunet.data.atomic import atomic_folder, write_bytes_atomic
+from egeunet.data.imageio import read_image, read_mask
+from egeunet.data.layouts import Sample
+from egeunet.data.tensor_ops import mask_targets, minmax_stretch
+from egeunet.errors import EGEUNetError
+
+CACHE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class CachedSplit:
+    """Decoded samples: `images` N x S x S x 3 and `masks` N x S x S, uint8 memory maps, and their ids."""
+
+    ids: list[str]
+    images: np.ndarray
+    masks: np.ndarray
+    folder: Path
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def batches(
+        self,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+        drop_last: bool = False,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield (images N x 3 x S x S float in [0, 255] after per-image min-max, masks N x 1 x S x S in {0, 1}).
+
+        With `shuffle`, the order is a permutation seeded by `seed` (pass a new seed each epoch).
+        """
+        n = len(self.ids)
+        order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
+        stop = n - n % batch_size if drop_last else n
+        for start in range(0, stop, batch_size):
+            index = order[start : start + batch_size]
+            images = torch.from_numpy(self.images[index]).to(device).permute(0, 3, 1, 2)
+            masks = torch.from_numpy(self.masks[index]).to(device).unsqueeze(1)
+            yield minmax_stretch(images), mask_targets(masks)
+
+
+def default_cache_dir() -> Path:
+    """$EGEUNET_CACHE, else ~/.cache/egeunet: where decoded datasets are kept."""
+    return Path(os.environ.get("EGEUNET_CACHE", Path.home() / ".cache" / "egeunet"))
+
+
+def open_cache(
+    samples: Sequence[Sample],
+    size: int = 256,
+    cache_dir: str | os.PathLike | None = None,
+    skip_bad: bool = False,
+    workers: int | None = None,
+) -> CachedSplit:
+    """Open the cache of `samples` at `size` x `size`, building it first (with a progress bar) if absent."""
+    if not samples:
+        raise EGEUNetError("no samples to cache")
+    folder = Path(cache_dir or default_cache_dir()) / f"{size}px-{len(samples)}-{_key(samples, size)}"
+    if not (folder / "meta.json").is_file():
+        try:
+            _build(samples, size, folder, workers or min(8, os.cpu_count() or 1))
+        except OSError:
+            if not (folder / "meta.json").is_file():  # not another process finishing the same cache first
+                raise
+    meta = json.loads((folder / "meta.json").read_text())
+    bad = meta["bad"]
+    if bad and not skip_bad:
+        raise EGEUNetError(f"{bad[0]} (1 of {len(bad)} bad files of {len(samples)}; --skip-bad skips them)")
+    if bad:
+        warnings.warn(f"skipped {len(bad)} bad files of {len(samples)}; first: {bad[0]}", stacklevel=2)
+    if not meta["ids"]:
+        raise EGEUNetError(f"none of the {len(samples)} images is usable; first problem: {bad[0]}")
+    return CachedSplit(
+        ids=meta["ids"],
+        images=np.load(folder / "images.npy", mmap_mode="r"),
+        masks=np.load(folder / "masks.npy", mmap_mode="r"),
+        folder=folder,
+    )
+
+
+def load_pair(sample: Sample, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Read and validate one sample strictly, and resize image (bilinear) and mask (nearest) to size x size."""
+    if sample.mask is None:
+        raise EGEUNetError(f"{sample.image}: image without a mask")
+    image = read_image(sample.image, strict=True)
+    mask = read_mask(sample.mask, strict=True)
+    if mask.shape != image.shape[:2]:
+        (h, w), (mh, mw) = image.shape[:2], mask.shape
+        raise EGEUNetError(f"{sample.mask}: mask is {mw}x{mh} but its image {sample.image.name} is {w}x{h}")
+    return (
+        cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR),
+        cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST),
+    )
+
+
+def _key(samples: Sequence[Sample], size: int) -> str:
+    """A hash of what the cache content depends on: format, size, and each file's path, size and mtime."""
+    entries = [[CACHE_FORMAT, size]]
+    for sample in samples:
+        entries.append([sample.id, *_stat(sample.image), *_stat(sample.mask)])
+    return hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:20]
+
+
+def _stat(path: Path | None) -> list:
+    """[absolute path, size, mtime in ns] of a file, with None for what is missing."""
+    if path is None:
+        return [None, None, None]
+    try:
+        st = path.stat()
+    except OSError:
+        return [str(path.absolute()), None, None]
+    return [str(path.absolute()), st.st_size, st.st_mtime_ns]
+
+
+def _build(samples: Sequence[Sample], size: int, folder: Path, workers: int) -> None:
+    """Decode every sample on a thread pool into .npy files in a temporary folder, then rename it to `folder`."""
+    n = len(samples)
+    problems: list[str | None] = [None] * n
+    with atomic_folder(folder) as tmp:
+        images = np.lib.format.open_memmap(tmp / "images.npy", "w+", np.uint8, (n, size, size, 3))
+        masks = np.lib.format.open_memmap(tmp / "masks.npy", "w+", np.uint8, (n, size, size))
+
+        def decode(i: int) -> None:
+            try:
+                images[i], masks[i] = load_pair(samples[i], size)
+            except EGEUNetError as exc:
+                problems[i] = str(exc)
+
+        with ThreadPoolExecutor(workers) as pool:
+            work = pool.map(decode, range(n))
+            for _ in tqdm(work, total=n, desc=f"caching {n} images at {size}px", unit="img"):
+                pass
+        good = [i for i in range(n) if problems[i] is None]
+        if good and len(good) < n:
+            _keep_rows(tmp, "images.npy", images, good)
+            _keep_rows(tmp, "masks.npy", masks, good)
+        images.flush()
+        masks.flush()
+        del images, masks
+        meta = {"ids": [samples[i].id for i in good], "bad": [p for p in problems if p is not None]}
+        write_bytes_atomic(tmp / "meta.json", json.dumps(meta).encode())
+
+
+def _keep_rows(folder: Path, name: str, array: np.ndarray, rows: list[int]) -> None:
+    """Rewrite `folder/name` with only `rows` of `array` (bad samples dropped)."""
+    kept = np.lib.format.open_memmap(folder / f"kept-{name}", "w+", np.uint8, (len(rows), *array.shape[1:]))
+    for start in range(0, len(rows), 256):
+        kept[start : start + 256] = array[rows[start : start + 256]]
+    kept.flush()
+    del kept
+    os.replace(folder / f"kept-{name}", folder / name)
