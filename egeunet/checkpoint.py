@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -75,10 +76,14 @@ def read_checkpoint(path: str | Path) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
-            raise EGEUNetError(f"{path}: refused to load: the file holds Python objects other than tensors ({first[:120]})") from None
-        raise EGEUNetError(f"{path}: not a PyTorch checkpoint ({first[:120]})") from None
+        text = str(exc)
+        found = re.search(r"(Unsupported global|unsupported GLOBAL)[: ]+(GLOBAL )?([\w.]+)", text)
+        if found:
+            raise EGEUNetError(f"{path}: refused to load: the file holds Python code or objects, not just "
+                               f"tensors ({found.group(3)}); egeunet loads weights only") from None
+        detail = re.search(r"WeightsUnpickler error:\s*(.+)", text)
+        hint = detail.group(1).strip() if detail else text.strip().splitlines()[0][:120]
+        raise EGEUNetError(f"{path}: not a PyTorch checkpoint (corrupt or another file type: {hint})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         hint = "truncated or corrupt" if path.stat().st_size else "empty file"

@@ -1,0 +1,27 @@
+"""Shared fixtures: the authors' reference checkpoint and small perturbed models."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+REFERENCE_DIR = SHARED / "spec" / "official-reference"
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    """The authors' best.pth and reference.npz (shipped beside the repository in shared/)."""
+    if not (REFERENCE_DIR / "best.pth").is_file():
+        pytest.fail(f"reference checkpoint missing at {REFERENCE_DIR}")
+    return REFERENCE_DIR
+
+
+def perturb_(model: torch.nn.Module, seed: int = 0, scale: float = 0.05) -> torch.nn.Module:
+    """Move every tensor off its initial value, so tests see trained-like weights."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * scale)
+    return model
