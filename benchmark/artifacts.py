@@ -1,0 +1,120 @@
+"""What a benchmark measures: the artifacts of an export folder (from its manifest) or one model file.
+
+Each artifact becomes a ``Target`` with a runtime, or with a ``problem`` (missing file, sha256
+mismatch, unknown format) that the report shows as a marked row instead of measuring it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from egeunet.errors import EGEUNetError
+
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class Target:
+    """One model file to benchmark, with its manifest entry (empty when there is none)."""
+
+    name: str
+    path: Path
+    runtime: str | None = None
+    format: str = ""
+    precision: str = ""
+    entry: dict = field(default_factory=dict)
+    problem: str | None = None
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, or of a folder's files (relative names and contents, in sorted order)."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for p in files:
+        if path.is_dir():
+            digest.update(str(p.relative_to(path)).encode())
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _runtime(path: Path) -> str | None:
+    from egeunet.benchmark.runners.base import runtime_for
+
+    try:
+        return runtime_for(path)
+    except EGEUNetError:
+        return None
+
+
+def target_for_file(path: Path, entry: dict | None = None) -> Target:
+    """A target for one file, checking it exists, has a known runtime and matches its manifest sha256."""
+    entry = entry or {}
+    runtime = _runtime(path)
+    target = Target(path.name, path, runtime, entry.get("format") or (runtime or path.suffix.lstrip(".")),
+                    entry.get("precision", ""), entry)
+    if not path.exists():
+        target.problem = "file missing"
+    elif runtime is None:
+        target.problem = f"unknown runtime for {path.suffix or 'a file without extension'!r}"
+    elif entry.get("sha256") and entry["sha256"] != sha256_file(path):
+        target.problem = f"sha256 mismatch: manifest {entry['sha256'][:12]}..., file {sha256_file(path)[:12]}..."
+    return target
+
+
+def read_manifest(folder: Path) -> dict:
+    """The export manifest of ``folder`` as a dict, or a one-line error."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise EGEUNetError(f"{folder / MANIFEST}: not a readable export manifest ({exc})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("artifacts"), list):
+        raise EGEUNetError(f"{folder / MANIFEST}: no 'artifacts' list")
+    return manifest
+
+
+def manifest_source(manifest: dict, folder: Path) -> tuple[Path | None, str | None]:
+    """The source checkpoint (path, sha256) an export manifest records, resolved against its folder."""
+    source = manifest.get("source") or {}
+    if isinstance(source, str):
+        source = {"path": source}
+    path = source.get("path") or source.get("checkpoint")
+    if not path:
+        return None, None
+    path = Path(path)
+    return (path if path.is_absolute() else folder / path), source.get("sha256")
+
+
+def collect_targets(model_or_dir: str | Path) -> tuple[list[Target], dict | None]:
+    """Targets of an export folder (its manifest, else every model file in it) or of one file; and the manifest."""
+    root = Path(model_or_dir)
+    if not root.exists():
+        raise EGEUNetError(f"{root}: no such file or folder")
+    if root.is_file() or root.suffix in (".mlpackage",):
+        return [target_for_file(root)], None
+    if not (root / MANIFEST).is_file():
+        files = sorted(p for p in root.iterdir() if _runtime(p))
+        if not files:
+            raise EGEUNetError(f"{root}: no {MANIFEST} and no model files (.pt, .onnx, .tflite, .mlpackage)")
+        return [target_for_file(p) for p in files], None
+    manifest = read_manifest(root)
+    targets = []
+    for entry in manifest["artifacts"]:
+        name = entry.get("file") or entry.get("path")
+        if not name:
+            targets.append(Target(str(entry.get("name", "?")), root, problem="manifest entry without a file"))
+            continue
+        targets.append(target_for_file(root / name, entry))
+    return targets, manifest
+
+
+def reference_target(path: Path, expected_sha256: str | None = None) -> Target:
+    """The fp32 PyTorch reference every artifact is compared with; its sha256 is checked when known."""
+    target = target_for_file(path, {"sha256": expected_sha256} if expected_sha256 else None)
+    target.name, target.precision = f"{path.name} (reference)", "fp32"
+    if target.problem is None and target.runtime != "pytorch":
+        target.problem = f"the reference must be a PyTorch checkpoint (.pt/.pth), got {path.suffix}"
+    return target

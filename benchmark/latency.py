@@ -1,0 +1,30 @@
+"""Timing loops and their statistics: warm-up calls, then N timed calls summarised as p50, p90, min (ms)."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from egeunet.errors import EGEUNetError
+
+
+def latency_stats(seconds: Sequence[float]) -> dict[str, float]:
+    """p50, p90, min and mean in milliseconds, and the run count, of timings given in seconds."""
+    ms = np.asarray(seconds, dtype=np.float64) * 1000.0
+    if ms.size == 0:
+        raise EGEUNetError("no timings to summarise: --runs must be at least 1")
+    return {"p50_ms": float(np.percentile(ms, 50)), "p90_ms": float(np.percentile(ms, 90)),
+            "min_ms": float(ms.min()), "mean_ms": float(ms.mean()), "runs": int(ms.size)}
+
+
+def time_calls(fn: Callable[[], object], runs: int, warmup: int = 10) -> list[float]:
+    """Call ``fn`` ``warmup`` times untimed (caches, lazy allocations), then ``runs`` times; seconds per call."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times

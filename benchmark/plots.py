@@ -1,0 +1,82 @@
+"""The report's PNG figures: latency against mIoU (the paper's Figure 1), size bars, worst-image overlays."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def latency_vs_accuracy(points: list[dict], path: Path, ylabel: str) -> None:
+    """Scatter of {label, latency_ms, score, bytes}: x latency, y score, marker area ~ file size, each labelled."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    biggest = max(p["bytes"] for p in points)
+    for p in points:
+        ax.scatter(p["latency_ms"], p["score"], s=60 + 900 * p["bytes"] / biggest, alpha=0.55)
+        ax.annotate(p["label"], (p["latency_ms"], p["score"]), fontsize=8, xytext=(6, 4), textcoords="offset points")
+    ax.set_xlabel("model latency, p50 (ms, batch 1)")
+    ax.set_ylabel(ylabel)
+    ax.set_title("latency vs accuracy (marker area ~ file size)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def size_bars(bars: list[dict], path: Path) -> None:
+    """Horizontal bars of {label, weight_bytes, graph_bytes, bytes} in KB: weights and graph stacked."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(bars) + 1.5))
+    labels = [b["label"] for b in bars]
+    weights = np.array([(b["weight_bytes"] or 0) / 1000 for b in bars])
+    total = np.array([b["bytes"] / 1000 for b in bars])
+    ax.barh(labels, weights, label="weights")
+    ax.barh(labels, total - weights, left=weights, label="graph and metadata (all bytes where unknown)")
+    for y, t in enumerate(total):
+        ax.text(t, y, f" {t:,.0f}", va="center", fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("KB on disk")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _tint(image: np.ndarray, mask: np.ndarray | None, colour: tuple[int, int, int]) -> np.ndarray:
+    """The image with a mask's area tinted and its outline drawn in ``colour``."""
+    import cv2
+
+    out = image.copy()
+    if mask is None:
+        return out
+    m = mask.astype(np.uint8)
+    out[m > 0] = (0.6 * out[m > 0] + 0.4 * np.array(colour)).astype(np.uint8)
+    contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    cv2.drawContours(out, contours, -1, colour, 1)
+    return out
+
+
+def overlay_grid(images: np.ndarray, columns: dict[str, np.ndarray | None], titles: list[str], path: Path) -> None:
+    """One row per image (uint8 N x S x S x 3), one column per named mask set (N x S x S bool) drawn over it."""
+    plt = _pyplot()
+    colours = [(0, 200, 0), (230, 0, 230), (255, 200, 0)]
+    names = list(columns)
+    fig, axes = plt.subplots(len(images), len(names), figsize=(2.6 * len(names), 2.7 * len(images)), squeeze=False)
+    for r, image in enumerate(images):
+        for c, name in enumerate(names):
+            masks = columns[name]
+            axes[r, c].imshow(_tint(image, None if masks is None else masks[r], colours[c % 3]))
+            axes[r, c].set_title(f"{name}\n{titles[r]}" if c == 0 else name, fontsize=8)
+            axes[r, c].axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

@@ -1,0 +1,97 @@
+"""Latency, load time and peak memory of one artifact, measured in a fresh Python process of its own.
+
+Each runtime keeps its own allocator and thread pools, so two artifacts measured in one process would
+share a resident-set high-water mark. The parent calls ``measure_isolated``, which runs this module
+as ``python -m egeunet.benchmark.probe SPEC.json RESULT.json`` and reads the result file back.
+Note: ``egeunet.preprocess`` imports torch, so every process pays torch's import; ``rss_base_mb`` is
+the resident set before the runtime and model are loaded, ``peak_rss_mb`` the high-water mark after.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _rss_mb() -> float:
+    """Current resident set of this process in MiB (Linux /proc; 0 where unavailable)."""
+    try:
+        import os
+
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _peak_rss_mb() -> float:
+    """High-water resident set of this process in MiB (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+def probe(spec: dict) -> dict:
+    """Open the artifact once per thread count; time model-only (batch) and end-to-end (JPEG -> mask) calls."""
+    import numpy as np
+
+    from egeunet.benchmark.latency import latency_stats, time_calls
+    from egeunet.benchmark.runners import open_runner
+    from egeunet.data import read_image
+    from egeunet.preprocess import preprocess
+
+    image_path = spec["image"]
+    base = _rss_mb()
+    rows = []
+    for threads in spec["threads"]:
+        start = time.perf_counter()
+        runner = open_runner(spec["path"], spec.get("runtime"), threads=threads)
+        load_ms = (time.perf_counter() - start) * 1000
+        batch = np.repeat(preprocess(read_image(image_path), runner.input_size), spec["batch"], axis=0)
+        model = time_calls(lambda: runner.predict(batch), spec["runs"], spec["warmup"])
+        end_to_end = time_calls(lambda: runner.predict_image(read_image(image_path)) >= 0.5,
+                                spec["runs"], spec["warmup"])
+        rows.append({"threads": threads, "load_ms": load_ms, "model": latency_stats(model),
+                     "end_to_end": latency_stats(end_to_end)})
+        del runner
+    return {"rss_base_mb": base, "peak_rss_mb": _peak_rss_mb(), "by_threads": rows}
+
+
+def measure_isolated(path: str | Path, runtime: str | None, threads: list[int], runs: int, warmup: int,
+                     image: str | Path, batch: int = 1, timeout: float = 900) -> dict:
+    """Run ``probe`` in a child process; returns its result, or ``{"error": one line}`` if it failed."""
+    spec = {"path": str(path), "runtime": runtime, "threads": list(threads), "runs": runs, "warmup": warmup,
+            "image": str(image), "batch": batch}
+    with tempfile.TemporaryDirectory(prefix="egeunet-probe-") as tmp:
+        spec_file, result_file = Path(tmp) / "spec.json", Path(tmp) / "result.json"
+        spec_file.write_text(json.dumps(spec))
+        try:
+            proc = subprocess.run([sys.executable, "-m", "egeunet.benchmark.probe", str(spec_file), str(result_file)],
+                                  capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return {"error": f"latency probe timed out after {timeout:.0f} s"}
+        if result_file.is_file():
+            return json.loads(result_file.read_text())
+        lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+        return {"error": f"latency probe exited with {proc.returncode}: {lines[-1] if lines else 'no message'}"}
+
+
+def main(argv: list[str]) -> int:
+    """Child entry point: read the spec, probe, write the result (or a one-line error) as JSON."""
+    from egeunet.errors import EGEUNetError
+
+    spec = json.loads(Path(argv[0]).read_text())
+    try:
+        result = probe(spec)
+    except EGEUNetError as exc:
+        result = {"error": str(exc)}
+    Path(argv[1]).write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,193 @@
+"""Write a benchmark's results: results.json, results.csv, PNG plots, report.md, and the table printed at the end.
+
+Units: JSON and CSV keep metrics and agreement as fractions and Δ mIoU / Δ DSC in percentage points;
+report.md and the printed table show metrics and agreement in percent.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from egeunet.benchmark.drift import GT_KEYS
+
+CSV_COLUMNS = (
+    "name", "format", "precision", "runtime", "reference", "status", "note", "threads", "load_ms",
+    "model_p50_ms", "model_p90_ms", "model_min_ms", "e2e_p50_ms", "e2e_p90_ms", "e2e_min_ms", "rss_base_mb",
+    "peak_rss_mb", "bytes", "gzip_bytes", "weight_bytes", "graph_bytes", *GT_KEYS, "delta_miou_points",
+    "delta_dsc_points", "agreement", "iou_vs_reference", "max_abs_dprob", "mean_abs_dprob", "gate", "file",
+)
+
+
+def flat_rows(rows: list[dict]) -> list[dict]:
+    """One flat row per artifact and thread count (one row without timings when it did not run)."""
+    flat = []
+    for row in rows:
+        base = {k: v for k, v in row.items() if k in CSV_COLUMNS}
+        if row.get("latency_error"):
+            base["note"] = "; ".join(filter(None, [base.get("note"), row["latency_error"]]))
+        for t in row.get("by_threads") or [{}]:
+            extra = {"threads": t.get("threads"), "load_ms": t.get("load_ms")}
+            for part, prefix in (("model", "model"), ("end_to_end", "e2e")):
+                for stat in ("p50", "p90", "min"):
+                    extra[f"{prefix}_{stat}_ms"] = t.get(part, {}).get(f"{stat}_ms")
+            flat.append({**base, **extra})
+    return flat
+
+
+def _fmt(value, spec: str = ".2f", scale: float = 1.0, empty: str = "-") -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return empty
+    return format(value * scale if scale != 1.0 else value, spec)
+
+
+def _status(row: dict) -> str:
+    return row["status"] if row["status"] == "ok" else f"{row['status']}: {row['note']}"
+
+
+def _label(row: dict) -> str:
+    return row["name"]
+
+
+def table(results: dict) -> str:
+    """The readable table printed at the end of a run: one line per artifact and thread count."""
+    masks = results["masks"]
+    head = ["artifact", "runtime", "thr", "model p50 ms", "e2e p50 ms", "load ms", "peak MB", "KB", "gzip KB",
+            "mIoU %" if masks else "mIoU", "ΔmIoU pts", "agree %", "max|Δp|", "gate", "status"]
+    lines = []
+    for r in flat_rows(results["rows"]):
+        lines.append([_label(r), r["runtime"], _fmt(r.get("threads"), "d"), _fmt(r.get("model_p50_ms")),
+                      _fmt(r.get("e2e_p50_ms")), _fmt(r.get("load_ms"), ".0f"), _fmt(r.get("peak_rss_mb"), ".0f"),
+                      _fmt(r.get("bytes"), ",.1f", 1e-3), _fmt(r.get("gzip_bytes"), ",.1f", 1e-3),
+                      _fmt(r.get("miou"), ".2f", 100) if masks else "no masks", _fmt(r.get("delta_miou_points"), "+.2f"),
+                      _fmt(r.get("agreement"), ".2f", 100), _fmt(r.get("max_abs_dprob"), ".3g"), r.get("gate") or "",
+                      _status(r)])
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *lines)]
+    fmt = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([fmt(head), fmt(["-" * w for w in widths]), *map(fmt, lines)])
+
+
+def _md_table(head: list[str], lines: list[list[str]]) -> str:
+    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+                      *("| " + " | ".join(map(str, line)) + " |" for line in lines)])
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def _plots(results: dict, out: Path) -> dict[str, str]:
+    """Draw every figure; returns {purpose: file name} for the markdown."""
+    from egeunet.benchmark import plots
+
+    files: dict[str, str] = {}
+    ran = [r for r in results["rows"] if r["status"] == "ok" and r.get("by_threads")]
+    score_key = "miou" if results["masks"] else "agreement"
+    points = [{"label": r["name"], "latency_ms": r["by_threads"][0]["model"]["p50_ms"],
+               "score": 100 * r[score_key], "bytes": r["bytes"]} for r in ran if r.get(score_key) is not None]
+    if points:
+        ylabel = "mIoU (%, pooled)" if results["masks"] else "pixel agreement with PyTorch (%) - no masks"
+        plots.latency_vs_accuracy(points, out / "latency_vs_miou.png", ylabel)
+        files["figure1"] = "latency_vs_miou.png"
+    sized = [{"label": r["name"], "bytes": r["bytes"], "weight_bytes": r.get("weight_bytes")}
+             for r in results["rows"] if r.get("bytes")]
+    if sized:
+        plots.size_bars(sized, out / "sizes.png")
+        files["sizes"] = "sizes.png"
+    evalset, ref_row = results["evalset"], results["rows"][0] if results["rows"] else None
+    ref_worst = results["worst"].get(ref_row["name"]) if ref_row and ref_row.get("reference") else None
+    for name, worst in results["worst"].items():
+        if ref_worst is None or name == ref_row["name"]:
+            continue
+        index = worst["index"]
+        images = np.clip(evalset.inputs[index].transpose(0, 2, 3, 1), 0, 255).astype(np.uint8)
+        columns = {"PyTorch": results["reference_probs"][index] >= 0.5, name: worst["probs"] >= 0.5,
+                   "ground truth" if evalset.masks is not None else "ground truth: no masks":
+                   evalset.masks[index] if evalset.masks is not None else None}
+        titles = [f"{evalset.ids[i]} agree {100 * a:.2f}%" for i, a in zip(index, worst["agreement"])]
+        files[f"overlay:{name}"] = f"worst_{_slug(name)}.png"
+        plots.overlay_grid(images, columns, titles, out / files[f"overlay:{name}"])
+    return files
+
+
+def _markdown(results: dict, files: dict[str, str]) -> str:
+    env, rows, masks = results["environment"], results["rows"], results["masks"]
+    libs = ", ".join(f"{k} {v}" for k, v in env["libraries"].items() if v)
+    parts = [
+        "# egeunet benchmark", "",
+        f"Model: `{results['model']}`; reference: `{results['reference'] or 'none (drift not measured)'}`; "
+        f"data: `{results['data']}` ({results['images']} images, {results['split']}"
+        f"{'' if masks else '; no masks: ground-truth metrics say no masks'}).", "",
+        "## Environment", "",
+        f"- CPU: {env['cpu']} ({env['machine']}), {env['cores_usable']} usable of {env['cores_logical']} logical cores",
+        f"- OS: {env['os']}; Python {env['python']}", f"- Libraries: {libs}", "",
+        f"Latency: {results['config']['warmup']} warm-up then {results['config']['runs']} timed runs, batch "
+        f"{results['config']['batch']}; model-only = `predict` on a preprocessed batch; end-to-end = decode JPEG + "
+        "preprocess + model + threshold. Each artifact is timed in its own process (peak RSS is that process's "
+        "high-water mark; base is before the runtime and model load).", "",
+        "## Summary", "", "```", table(results), "```", "",
+    ]
+    if "figure1" in files:
+        parts += [f"![latency vs mIoU]({files['figure1']})", ""]
+    parts += ["## Size", "", "Weights: ONNX initializers, TFLite buffers, CoreML weight files, checkpoint tensors; "
+              "graph: the rest of the bytes.", "",
+              _md_table(["artifact", "bytes", "gzip bytes", "weight bytes", "graph bytes", "status"],
+                        [[_label(r), _fmt(r.get("bytes"), ","), _fmt(r.get("gzip_bytes"), ","),
+                          _fmt(r.get("weight_bytes"), ","), _fmt(r.get("graph_bytes"), ","), _status(r)] for r in rows]), ""]
+    if "sizes" in files:
+        parts += [f"![sizes]({files['sizes']})", ""]
+    parts += ["## Accuracy and drift versus fp32 PyTorch", "",
+              "Metrics in % (pooled confusion matrix, threshold 0.5); Δ in percentage points; agreement = share of "
+              "pixels whose mask decision equals PyTorch's.", "",
+              _md_table(["artifact", "mIoU", "DSC", "accuracy", "sensitivity", "specificity", "ΔmIoU pts", "ΔDSC pts",
+                         "agreement %", "max abs Δprob", "mean abs Δprob", "gate"],
+                        [[_label(r), *(_fmt(r.get(k), ".2f", 100, "no masks" if not masks else "-") for k in GT_KEYS[:5]),
+                          _fmt(r.get("delta_miou_points"), "+.3f"), _fmt(r.get("delta_dsc_points"), "+.3f"),
+                          _fmt(r.get("agreement"), ".3f", 100), _fmt(r.get("max_abs_dprob"), ".3g"),
+                          _fmt(r.get("mean_abs_dprob"), ".3g"),
+                          " ".join(filter(None, [r.get("gate"), "; ".join(r.get("gate_reasons", []))])) or "-"]
+                         for r in rows]), ""]
+    budget = results["config"]["budget"]
+    if any(v is not None for v in budget.values()):
+        parts += [f"Gate: mIoU drop at most {budget['max_miou_drop']} points, agreement at least "
+                  f"{budget['min_agreement']} (fraction); a failed or unloadable artifact fails it.", ""]
+    for key, name in files.items():
+        if key.startswith("overlay:"):
+            parts += [f"### Worst images: {key[8:]} (PyTorch | artifact | ground truth)", "", f"![{key[8:]}]({name})", ""]
+    for sens in results["sensitivity"]:
+        parts += [f"## Per-layer int8 sensitivity: {sens['artifact']}", ""]
+        if "ranking" in sens:
+            parts += [f"Each of {len(sens['ranking'])} layers quantized alone (ORT static QDQ, per-channel) in "
+                      f"{sens['source']}, scored on {sens['images']} images against PyTorch. {sens['note']}", "",
+                      _md_table(["layer", "agreement %", "mean abs Δprob", "max abs Δprob"],
+                                [[f"`{s['layer']}`", _fmt(s["agreement"], ".3f", 100), _fmt(s["mean_abs_dprob"], ".3g"),
+                                  _fmt(s["max_abs_dprob"], ".3g")] for s in sens["ranking"][:15]]), ""]
+        else:
+            parts += [sens["note"], ""]
+    return "\n".join(parts)
+
+
+def _jsonable(results: dict) -> dict:
+    """The results without arrays: worst images as ids and agreements."""
+    out = {k: v for k, v in results.items() if k not in ("evalset", "worst", "reference_probs", "manifest")}
+    ids = results["evalset"].ids
+    out["worst"] = {name: [{"id": ids[i], "agreement": a} for i, a in zip(w["index"], w["agreement"])]
+                    for name, w in results["worst"].items()}
+    return out
+
+
+def write_report(results: dict, out: str | Path) -> Path:
+    """Write report.md, results.csv, results.json and the PNGs into ``out``; returns the report.md path."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = _plots(results, out)
+    (out / "results.json").write_text(json.dumps(_jsonable(results), indent=1, default=float) + "\n")
+    with open(out / "results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, CSV_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(flat_rows(results["rows"]))
+    (out / "report.md").write_text(_markdown(results, files) + "\n")
+    return out / "report.md"

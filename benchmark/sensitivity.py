@@ -1,0 +1,152 @@
+"""Which layers cause int8 drift, and which to keep in float so an int8 artifact stays within a drift budget.
+
+``rank_layers`` quantizes one layer at a time and measures how far the output moves from the fp32
+reference; ``keep_float_until`` keeps the k most sensitive layers in float, k = 0, 1, 2, ..., until the
+budget holds. Both take callables, so one search serves ONNX (ORT QDQ, here) and TFLite
+(ai-edge-quantizer recipes with NO_QUANTIZE overrides, in the exporter). ``onnx_sensitivity_for``
+applies the ranking to every int8 ONNX artifact of a benchmark, re-quantizing its fp32 sibling.
+"""
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+EVAL_IMAGES = 8
+MAX_LAYERS = 128
+WEIGHT_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
+
+
+def rank_layers(layers: Sequence[str], quantize_only: Callable[[str], object],
+                evaluate: Callable[[object], dict]) -> list[dict]:
+    """Quantize each layer alone and evaluate it; rows {layer, agreement, mean_abs_dprob, ...}, most sensitive first."""
+    rows = []
+    for layer in tqdm(layers, desc="per-layer sensitivity", unit="layer", leave=False):
+        rows.append({"layer": layer, **evaluate(quantize_only(layer))})
+    return sorted(rows, key=lambda r: (r["agreement"], -r["mean_abs_dprob"]))
+
+
+def keep_float_until(ranked: Sequence[str], quantize_excluding: Callable[[list[str]], object],
+                     evaluate: Callable[[object], dict], within_budget: Callable[[dict], bool],
+                     max_float: int | None = None) -> dict:
+    """Smallest k such that keeping ``ranked[:k]`` in float meets the budget; returns the choice and every trial.
+
+    ``{"float_layers": [...], "result": {...}, "met": bool, "trials": [{"k", **result}]}``; when no k up to
+    ``max_float`` (default all) meets it, the last trial is returned with ``met`` False.
+    """
+    trials, artifact = [], None
+    limit = len(ranked) if max_float is None else min(max_float, len(ranked))
+    for k in range(limit + 1):
+        artifact = quantize_excluding(list(ranked[:k]))
+        result = evaluate(artifact)
+        trials.append({"k": k, **result})
+        if within_budget(result):
+            return {"float_layers": list(ranked[:k]), "result": result, "met": True, "trials": trials,
+                    "artifact": artifact}
+    return {"float_layers": list(ranked[:limit]), "result": trials[-1], "met": False, "trials": trials,
+            "artifact": artifact}
+
+
+def onnx_quantized_nodes(int8_path: str | Path) -> list[str]:
+    """Names of the weight layers (Conv, MatMul, Gemm) of a QDQ model that read a DequantizeLinear output."""
+    import onnx
+
+    graph = onnx.load(str(int8_path), load_external_data=False).graph
+    dq_outputs = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    return [n.name for n in graph.node if n.op_type in WEIGHT_OPS and any(i in dq_outputs for i in n.input)]
+
+
+class OnnxQuantizer:
+    """ORT static QDQ quantization of one fp32 ONNX, calibrated once (cached ranges), per-channel int8 weights."""
+
+    def __init__(self, fp32_path: str | Path, calibration: np.ndarray, workdir: str | Path) -> None:
+        self.fp32_path = Path(fp32_path)
+        self.calibration = calibration
+        self.workdir = Path(workdir)
+        self.cache = self.workdir / "calibration.json"
+        self.count = 0
+
+    def quantize(self, nodes_to_quantize: list[str] | None = None, nodes_to_exclude: list[str] | None = None) -> Path:
+        """Write a QDQ model quantizing only ``nodes_to_quantize`` (None: all) minus ``nodes_to_exclude``."""
+        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+        batches = iter([{self._input_name(): self.calibration[i:i + 1]} for i in range(len(self.calibration))])
+
+        class Reader(CalibrationDataReader):
+            def get_next(self):
+                return next(batches, None)
+
+        self.count += 1
+        out = self.workdir / f"q{self.count}.onnx"
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # ORT logs one warning per bias on the root logger
+        try:
+                quantize_static(str(self.fp32_path), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                            nodes_to_quantize=nodes_to_quantize, nodes_to_exclude=nodes_to_exclude,
+                            calibration_cache_path=str(self.cache))
+        finally:
+            root.setLevel(level)
+        return out
+
+    def _input_name(self) -> str:
+        import onnx
+
+        return onnx.load(str(self.fp32_path), load_external_data=False).graph.input[0].name
+
+
+def onnx_evaluator(inputs: np.ndarray, reference: np.ndarray) -> Callable[[Path], dict]:
+    """A function scoring an ONNX file by agreement and |Δprob| against the reference probabilities."""
+    from egeunet.benchmark.drift import drift
+    from egeunet.benchmark.harness import predict_all
+    from egeunet.benchmark.runners import open_runner
+
+    def evaluate(path: Path) -> dict:
+        result = drift(reference, predict_all(open_runner(path, "onnxruntime"), inputs))
+        result.pop("per_image_agreement")
+        return result
+
+    return evaluate
+
+
+def onnx_sensitivity_for(targets: list, evalset, reference_probs: np.ndarray) -> list[dict]:
+    """Per-layer ranking for each int8 ONNX target that has an fp32 ONNX sibling; one report dict per target."""
+    fp32 = [t for t in targets if t.runtime == "onnxruntime" and t.precision == "fp32" and not t.problem]
+    reports = []
+    for target in targets:
+        if target.runtime != "onnxruntime" or target.precision != "int8" or target.problem:
+            continue
+        if not fp32:
+            reports.append({"artifact": target.name, "note": "no fp32 ONNX artifact to re-quantize"})
+            continue
+        reports.append(onnx_sensitivity(fp32[0].path, target.path, evalset.inputs, reference_probs, target.name))
+    return reports
+
+
+def onnx_sensitivity(fp32_path: Path, int8_path: Path, inputs: np.ndarray, reference: np.ndarray,
+                     name: str) -> dict:
+    """Rank the layers quantized in ``int8_path`` by re-quantizing them one at a time in ``fp32_path``.
+
+    Calibration uses the last images of the set and scoring the first ``EVAL_IMAGES`` (disjoint when the
+    set holds at least 2 x EVAL_IMAGES images).
+    """
+    import onnx
+
+    fp32_nodes = {n.name for n in onnx.load(str(fp32_path), load_external_data=False).graph.node}
+    layers = [n for n in onnx_quantized_nodes(int8_path) if n in fp32_nodes]
+    base = {"artifact": name, "source": fp32_path.name, "layers_quantized": len(layers)}
+    if not layers:
+        return {**base, "note": "no quantized layer of the int8 file is found by name in the fp32 file"}
+    n = min(EVAL_IMAGES, len(inputs))
+    calibration = inputs[max(n, len(inputs) - 2 * EVAL_IMAGES):] if len(inputs) > n else inputs
+    with tempfile.TemporaryDirectory(prefix="egeunet-sensitivity-") as tmp:
+        quantizer = OnnxQuantizer(fp32_path, calibration, tmp)
+        evaluate = onnx_evaluator(inputs[:n], reference[:n])
+        ranked = rank_layers(layers[:MAX_LAYERS], lambda layer: quantizer.quantize([layer]), evaluate)
+    note = f"first {MAX_LAYERS} of {len(layers)} layers" if len(layers) > MAX_LAYERS else ""
+    return {**base, "images": n, "calibration_images": len(calibration), "ranking": ranked, "note": note}

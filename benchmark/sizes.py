@@ -1,0 +1,65 @@
+"""Bytes on disk, gzip bytes, and weights versus graph bytes of one artifact, by format.
+
+Weights are: ONNX initializers; TFLite buffers (inline or appended); CoreML `weights/` files of an
+.mlpackage; the tensors of a PyTorch checkpoint. Graph is everything else in the file(s).
+"""
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+
+def _files(path: Path) -> list[Path]:
+    return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+
+
+def _onnx_weight_bytes(path: Path) -> int:
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path), load_external_data=False)
+    total = 0
+    for init in model.graph.initializer:
+        total += len(init.raw_data) if init.raw_data else numpy_helper.to_array(init).nbytes
+    return total
+
+
+def _tflite_weight_bytes(path: Path) -> int:
+    from ai_edge_litert.schema_py_generated import Model
+
+    model = Model.GetRootAs(path.read_bytes(), 0)
+    total = 0
+    for i in range(model.BuffersLength()):
+        buffer = model.Buffers(i)
+        total += buffer.DataLength() or int(buffer.Size())  # Size(): data stored after the flatbuffer
+    return total
+
+
+def _coreml_weight_bytes(path: Path) -> int | None:
+    if not path.is_dir():
+        return None  # a .mlmodel keeps its weights inside the protobuf
+    return sum(p.stat().st_size for p in _files(path) if "weights" in p.relative_to(path).parts)
+
+
+def _torch_weight_bytes(path: Path) -> int:
+    from egeunet.checkpoint import read_checkpoint
+
+    obj = read_checkpoint(path)
+    state = obj.get("state_dict", obj.get("model_state_dict", obj))
+    return sum(v.numel() * v.element_size() for v in state.values() if hasattr(v, "element_size"))
+
+
+_WEIGHTS = {".onnx": _onnx_weight_bytes, ".tflite": _tflite_weight_bytes, ".mlpackage": _coreml_weight_bytes,
+            ".mlmodel": _coreml_weight_bytes, ".pt": _torch_weight_bytes, ".pth": _torch_weight_bytes}
+
+
+def artifact_sizes(path: str | Path) -> dict:
+    """``bytes``, ``gzip_bytes`` (each file gzipped at level 9), ``weight_bytes`` and ``graph_bytes`` (None if unknown)."""
+    path = Path(path)
+    files = _files(path)
+    size = sum(p.stat().st_size for p in files)
+    gz = sum(len(gzip.compress(p.read_bytes(), compresslevel=9, mtime=0)) for p in files)
+    reader = _WEIGHTS.get(path.suffix.lower())
+    weights = reader(path) if reader else None
+    return {"bytes": size, "gzip_bytes": gz, "weight_bytes": weights,
+            "graph_bytes": None if weights is None else size - weights}

@@ -1,0 +1,80 @@
+"""`egeunet benchmark`: latency, size and accuracy drift of every artifact against fp32 PyTorch, with a CI gate."""
+from __future__ import annotations
+
+import argparse
+
+HELP = "benchmark a model or an export folder: latency, memory, size, accuracy and drift vs PyTorch, report"
+
+
+def _threads(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected thread counts like 1,2 - got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"thread counts must be positive integers, got {text!r}")
+    return values
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options: what to measure, on which data, how long, where to write, and the gate's budget."""
+    parser.add_argument("model", metavar="MODEL_OR_EXPORT_DIR",
+                        help="a model file (.pt, .onnx, .tflite, .mlpackage) or an export folder with manifest.json")
+    parser.add_argument("--data", required=True, metavar="DIR", help="dataset folder (with or without masks)")
+    parser.add_argument("--split", default="test", choices=("train", "val", "test", "all"),
+                        help="part of the dataset to measure accuracy on (default test)")
+    parser.add_argument("--split-file", metavar="JSON", help="split file written by `egeunet train` "
+                        "(default: the paper's seeded 7:3 split with seed 0)")
+    parser.add_argument("--reference", metavar="CKPT", help="fp32 PyTorch checkpoint to compare with "
+                        "(default: the export manifest's source checkpoint)")
+    parser.add_argument("--threads", type=_threads, default=[1], help="thread counts to sweep, e.g. 1,2 (default 1)")
+    parser.add_argument("--runs", type=int, default=100, help="timed runs per measurement (default 100)")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed warm-up runs (default 10)")
+    parser.add_argument("--batch", type=int, default=1, help="batch size of model-only timings (default 1)")
+    parser.add_argument("--limit", type=int, help="use only the first N images of the split")
+    parser.add_argument("--runtimes", help="only these runtimes, comma-separated (pytorch, onnxruntime, litert, coreml)")
+    parser.add_argument("--max-miou-drop", type=float, metavar="POINTS",
+                        help="gate: largest allowed mIoU drop versus PyTorch in percentage POINTS (0.5 = 0.005)")
+    parser.add_argument("--min-agreement", type=float, metavar="FRACTION",
+                        help="gate: smallest allowed pixel agreement with PyTorch as a FRACTION (0.99 = 99%%)")
+    parser.add_argument("--no-sensitivity", action="store_true", help="skip the per-layer int8 sensitivity ranking")
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder for report.md, results.csv/json, PNGs")
+
+
+def config_from_args(args: argparse.Namespace):
+    """The ``BenchmarkConfig`` the options describe (shared with `egeunet demo`)."""
+    from egeunet.benchmark.gate import Budget
+    from egeunet.benchmark.harness import BenchmarkConfig
+    from egeunet.errors import EGEUNetError
+
+    for name in ("runs", "batch"):
+        if getattr(args, name) < 1:
+            raise EGEUNetError(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if args.min_agreement is not None and not 0 <= args.min_agreement <= 1:
+        raise EGEUNetError(f"--min-agreement is a fraction in [0, 1] (0.99 = 99%), got {args.min_agreement}")
+    return BenchmarkConfig(threads=args.threads, runs=args.runs, warmup=max(0, args.warmup), batch=args.batch,
+                           split=args.split, split_file=args.split_file, limit=args.limit,
+                           budget=Budget(args.max_miou_drop, args.min_agreement),
+                           sensitivity=not args.no_sensitivity)
+
+
+def finish(results: dict, out: str) -> int:
+    """Write the report, print the table and where it is; 1 when an active gate failed, else 0."""
+    from egeunet.benchmark.report import table, write_report
+
+    path = write_report(results, out)
+    print(table(results))
+    print(f"\nreport: {path}")
+    failed = [r for r in results["rows"] if r.get("gate") == "fail"]
+    for row in failed:
+        print(f"gate failed: {row['name']}: {'; '.join(row['gate_reasons'])}")
+    return 1 if failed else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Benchmark, write the report, and exit non-zero when an artifact breaks the gate's budget."""
+    from egeunet.benchmark.harness import run_benchmark
+
+    runtimes = [r.strip() for r in args.runtimes.split(",")] if args.runtimes else None
+    results = run_benchmark(args.model, args.data, config_from_args(args), args.reference, runtimes)
+    return finish(results, args.out)
