@@ -1,0 +1,93 @@
+"""`egeunet evaluate MODEL --data DIR`: the paper's metrics for any model `open_runner` opens (.pt, .onnx, ...).
+
+Which images: the part named by --split of --split-file if given; else of the split recorded in a
+training checkpoint (if that file still exists); else every image of the dataset (--split all).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+HELP = "score a model on a dataset with the paper's protocol (pooled mIoU, DSC, accuracy, sensitivity, specificity)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Model, data, which split, output format and runtime options."""
+    parser.add_argument("model", metavar="MODEL", help="checkpoint (.pt/.pth) or exported model (.onnx, .tflite, ...)")
+    parser.add_argument("--data", required=True, metavar="DIR", help="dataset folder")
+    parser.add_argument("--split", choices=("train", "val", "test", "all"),
+                        help="part to score (default: test when a split is known, else all)")
+    parser.add_argument("--split-file", metavar="FILE", help="split.json to take --split from (default: the one "
+                        "recorded in the checkpoint, when it still exists)")
+    parser.add_argument("--size", type=int, help="input size (default: the model's, 256 for the paper)")
+    parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
+    parser.add_argument("--runtime", help="runtime to use instead of the one the file extension implies")
+    parser.add_argument("--device", default="cpu", help="device for runtimes that have one (cpu, cuda, mps)")
+    parser.add_argument("--threads", type=int, help="CPU threads of the runtime")
+    parser.add_argument("--skip-bad", action="store_true", help="skip unreadable or inconsistent files (counted in one warning)")
+    parser.add_argument("--cache-dir", metavar="DIR", help="decoded-image cache (default: $EGEUNET_CACHE or ~/.cache/egeunet)")
+    parser.add_argument("--json", action="store_true", help="print JSON (metrics as fractions) instead of a table")
+
+
+def recorded_split(model: str) -> str | None:
+    """The split file a training checkpoint recorded, if the model is one and the file still exists."""
+    from egeunet.checkpoint import read_checkpoint
+
+    if Path(model).suffix.lower() not in (".pt", ".pth"):
+        return None
+    path = read_checkpoint(model).get("training", {}).get("split_file")
+    return path if path and Path(path).is_file() else None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Open the model and the data, score the chosen part, print JSON or a table."""
+    import numpy as np
+
+    from egeunet.benchmark.runners import open_runner
+    from egeunet.data.cache import open_cache
+    from egeunet.data.layouts import find_samples
+    from egeunet.data.splits import load_split
+    from egeunet.errors import EGEUNetError
+    from egeunet.training.dataset import open_split_data
+    from egeunet.training.evaluate import evaluate_rows, runner_predictor
+
+    runner = open_runner(args.model, runtime=args.runtime, threads=args.threads, device=args.device)
+    size = args.size or runner.input_size
+    split_file = args.split_file or recorded_split(args.model)
+    cache = dict(cache_dir=args.cache_dir, skip_bad=args.skip_bad)
+    if split_file:
+        part = args.split or "test"
+        source = f"{part} part of {split_file}" + ("" if args.split_file else " (recorded in the checkpoint)")
+        data = open_split_data(args.data, load_split(split_file), size, split_file, **cache)
+        cached, rows = data.cached, data.rows(part)
+    elif args.split in (None, "all"):
+        part, source = "all", "every image (no split file given or recorded)"
+        cached = open_cache(find_samples(args.data), size=size, **cache)
+        rows = np.arange(len(cached))
+    else:
+        raise EGEUNetError(f"--split {args.split} needs a split: pass --split-file (a run's split.json), or use --split all")
+    if not len(rows):
+        raise EGEUNetError(f"no images to evaluate in the {source}")
+    metrics = evaluate_rows(runner_predictor(runner), cached, rows, args.batch_size, desc=f"evaluating {part}")
+    report = {"model": str(args.model), "runtime": runner.runtime, "data": str(args.data), "split": part,
+              "split_source": source, "size": size, **metrics}
+    print(json.dumps(report, indent=1) if args.json else format_report(report))
+    return 0
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The readable table: pooled metrics in percent, per-image means and the worst images."""
+    lines = [f"{report['model']} ({report['runtime']}) on {report['images']} images of {report['data']} at "
+             f"{report['size']}px: {report['split_source']}", "",
+             "  pooled over all pixels (the paper's protocol, threshold 0.5):"]
+    names = {"miou": "mIoU (foreground IoU)", "dsc": "DSC", "accuracy": "accuracy", "sensitivity": "sensitivity",
+             "specificity": "specificity"}
+    lines += [f"    {label:<24}{100 * report[key]:8.2f} %" for key, label in names.items()]
+    lines += ["", "  per image (empty prediction on an empty mask counts as 1.0):",
+              f"    {'mean IoU':<24}{100 * report['image_iou_mean']:8.2f} %",
+              f"    {'mean Dice':<24}{100 * report['image_dice_mean']:8.2f} %",
+              "", f"  worst {len(report['worst'])} by IoU:"]
+    lines += [f"    {w['id']:<24}IoU {100 * w['iou']:6.2f} %  Dice {100 * w['dice']:6.2f} %" for w in report["worst"]]
+    return "\n".join(lines)

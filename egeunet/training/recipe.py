@@ -1,0 +1,46 @@
+"""Training settings: the paper's recipe as defaults, plus where the data and the run live."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+# Settings a resumed run must share with the run it continues (only --epochs may change).
+RESUME_KEYS = ("size", "batch_size", "lr", "betas", "weight_decay", "t_max", "eta_min", "seed",
+               "variant", "channels", "amp")
+
+
+@dataclass
+class TrainConfig:
+    """One training run. Defaults are the paper's recipe (AdamW, cosine T_max 50, 300 epochs, batch 8, 256^2).
+
+    ``batch_size`` is per process: with DDP the global batch is batch_size x world size.
+    ``channels`` overrides the variant's widths (narrow models for quick trials and tests).
+    ``workers`` is the number of threads decoding images into the cache; ``threads`` torch's intra-op threads.
+    """
+
+    data: str
+    out: str
+    epochs: int = 300
+    batch_size: int = 8
+    size: int = 256
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 1e-2
+    t_max: int = 50
+    eta_min: float = 1e-5
+    seed: int = 0
+    variant: str = "egeunet"
+    channels: tuple[int, ...] | None = None
+    device: str = "cpu"
+    amp: bool = False
+    resume: bool = False
+    split_file: str | None = None
+    skip_bad: bool = False
+    workers: int | None = None
+    threads: int | None = None
+    cache_dir: str | None = None
+    progress: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (tuples as lists) for checkpoints and logs."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

@@ -1,0 +1,199 @@
+"""``train(config)``: one full run from a dataset folder to best.pt, last.pt, logs and test metrics.
+
+Order: settings and resume checks -> split -> the whole dataset decoded and validated -> epochs
+(train, validate on val, checkpoint, log) -> the test split scored once with best.pt. Only the
+main process writes files or prints; under torchrun every process trains its shard.
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from egeunet.checkpoint import atomic_write, save_checkpoint
+from egeunet.data.splits import save_split
+from egeunet.errors import EGEUNetError
+from egeunet.model import EGEUNet, check_input_size, variant_config
+from egeunet.training import distributed
+from egeunet.training.batches import epoch_order
+from egeunet.training.dataset import SplitData, check_parts, choose_split, open_split_data, split_hash
+from egeunet.training.evaluate import evaluate_rows, model_predictor, runner_predictor
+from egeunet.training.log import epoch_row, write_log
+from egeunet.training.loop import LogitsModule, train_epoch
+from egeunet.training.recipe import TrainConfig
+from egeunet.training.state import load_resume, restore, resume_section
+
+
+@dataclass
+class RunResult:
+    """What a run produced: its files, the best validation mIoU and epoch, test metrics, time, final model."""
+
+    run_dir: Path
+    best_path: Path
+    last_path: Path
+    best_epoch: int
+    best_miou: float
+    test_metrics: dict[str, Any] | None
+    seconds: float
+    model: EGEUNet
+
+
+def train(config: TrainConfig) -> RunResult:
+    """Train EGE-UNet as ``config`` says (joining the torchrun process group if launched by torchrun)."""
+    ctx, device = distributed.setup(config.device)
+    try:
+        return _run(config, ctx, device)
+    finally:
+        distributed.cleanup(ctx)
+
+
+def _check(config: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """Reject impossible settings early; returns the autocast dtype (None without --amp)."""
+    for name in ("epochs", "batch_size", "t_max"):
+        if getattr(config, name) < 1:
+            raise EGEUNetError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
+    try:
+        check_input_size(config.size, config.size)
+    except ValueError as exc:
+        raise EGEUNetError(f"--size {config.size}: {exc}") from None
+    if not config.amp:
+        return None
+    if device.type != "cuda":
+        raise EGEUNetError("--amp needs --device cuda (mixed precision is not used on CPU or MPS)")
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _augment_seed(seed: int, epoch: int, rank: int) -> int:
+    """Seed of the augmentation generator for one epoch of one process."""
+    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
+
+
+def _build_model(config: TrainConfig) -> EGEUNet:
+    """The seeded, freshly initialised network of the chosen variant (and widths)."""
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    try:
+        options = {"channels": tuple(config.channels)} if config.channels else {}
+        return EGEUNet(variant_config(config.variant, **options))
+    except ValueError as exc:
+        raise EGEUNetError(str(exc)) from None
+
+
+def _open_data(config: TrainConfig, ctx: distributed.DistContext, split: dict, source: str) -> SplitData:
+    """Decode and validate the dataset (the main process first, so the others find the cache built)."""
+    data = None
+    kwargs = dict(cache_dir=config.cache_dir, skip_bad=config.skip_bad, workers=config.workers)
+    if ctx.is_main:
+        data = open_split_data(config.data, split, config.size, source, **kwargs)
+    distributed.barrier(ctx)
+    return data or open_split_data(config.data, split, config.size, source, **kwargs)
+
+
+def _run(config: TrainConfig, ctx: distributed.DistContext, device: torch.device) -> RunResult:
+    start = time.perf_counter()
+    amp_dtype = _check(config, device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    run_dir = Path(config.out)
+    last_path, best_path, split_path = run_dir / "last.pt", run_dir / "best.pt", run_dir / "split.json"
+    ckpt = None
+    if config.resume:
+        if not last_path.is_file():
+            raise EGEUNetError(f"--resume: {last_path} not found (start without --resume)")
+        ckpt = load_resume(last_path, config)
+    elif last_path.exists():
+        raise EGEUNetError(f"{run_dir} already holds a run (last.pt): pass --resume to continue it, or another --out")
+
+    source = config.split_file or (str(split_path) if ckpt else None)
+    split = choose_split(config.data, source, config.seed)
+    if ckpt and split_hash(split) != ckpt["training"]["split_hash"]:
+        raise EGEUNetError(f"--resume: the split in {source} is not the one {last_path} was trained on")
+    if ctx.is_main:
+        save_split(split_path, split)
+    data = _open_data(config, ctx, split, source or "split")
+    check_parts(data, source or config.data)
+
+    net = _build_model(config).to(device)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, betas=tuple(config.betas),
+                                  weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.t_max, eta_min=config.eta_min)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    history: list[dict] = []
+    best_miou, best_epoch, done = -1.0, 0, 0
+    if ckpt:
+        state = restore(ckpt, net, optimizer, scheduler, scaler)
+        history, best_miou, best_epoch, done = state["history"], state["best_miou"], state["best_epoch"], state["epoch"]
+    model = distributed.wrap(LogitsModule(net), ctx, device)
+    training = {
+        "settings": config.to_dict(), "data": str(Path(config.data).resolve()), "split_file": str(split_path.resolve()),
+        "split_hash": data.split_hash, "seed": config.seed, "world_size": ctx.world_size, "device": str(device),
+        "images": {part: int(len(rows)) for part, rows in data.parts.items()},
+    }
+    say = tqdm.write if ctx.is_main else (lambda _: None)
+    if ctx.is_main:
+        counts = " / ".join(f"{n} {part}" for part, n in training["images"].items())
+        say(f"training {config.variant} at {config.size}px on {counts} images "
+            f"({ctx.world_size} x {device.type}, batch {config.batch_size}), epochs {done + 1}..{config.epochs}")
+
+    for epoch in range(done + 1, config.epochs + 1):
+        lr = optimizer.param_groups[0]["lr"]
+        order = epoch_order(data.parts["train"], config.seed, epoch, ctx.rank, ctx.world_size)
+        generator = torch.Generator().manual_seed(_augment_seed(config.seed, epoch, ctx.rank))
+        with tqdm(total=math.ceil(len(order) / config.batch_size), desc=f"epoch {epoch}/{config.epochs}",
+                  unit="batch", leave=False, disable=not (config.progress and ctx.is_main)) as bar:
+            stats = train_epoch(model, optimizer, scaler, data.cached, order, config.batch_size, device,
+                                generator, amp_dtype, bar)
+        scheduler.step()
+        loss_sum, images = distributed.all_reduce_sum(
+            ctx, torch.tensor([stats.loss_sum, stats.images], dtype=torch.float32, device=device)).tolist()
+        if ctx.is_main:
+            val = evaluate_rows(model_predictor(net), data.cached, data.parts["val"], 2 * config.batch_size, device)
+            is_best = val["miou"] > best_miou
+            if is_best:
+                best_miou, best_epoch = val["miou"], epoch
+                save_checkpoint(best_path, net, config.size, training=training, metrics=val, epoch=epoch)
+            history.append(epoch_row(epoch, lr, loss_sum / images, val, stats.seconds, int(images), stats.data_wait, is_best))
+            save_checkpoint(last_path, net, config.size, training=training, metrics=val, epoch=epoch,
+                            resume=resume_section(optimizer, scheduler, scaler, epoch, best_miou, best_epoch, history))
+            write_log(run_dir, history)
+            row = history[-1]
+            say(f"epoch {epoch}/{config.epochs}  loss {row['train_loss']:.4f}  lr {lr:.2e}  val mIoU {val['miou']:.4f}  "
+                f"DSC {val['dsc']:.4f}  {row['images_per_s']:.1f} img/s  data wait {row['data_wait']:.0%}"
+                + ("  best" if is_best else ""))
+        distributed.barrier(ctx)
+
+    test = _test(config, data, best_path, best_epoch, device, run_dir) if ctx.is_main else None
+    seconds = time.perf_counter() - start
+    if ctx.is_main:
+        tested = (f"test mIoU {test['miou']:.4f} DSC {test['dsc']:.4f} on {test['images']} images; "
+                  if test else "no test images; ")
+        say(f"done: best val mIoU {best_miou:.4f} at epoch {best_epoch}/{config.epochs}; {tested}"
+            f"{seconds / 60:.1f} min; files in {run_dir} (best.pt, last.pt, log.csv, log.json, split.json"
+            + (", test_metrics.json)" if test else ")"))
+    distributed.barrier(ctx)
+    return RunResult(run_dir, best_path, last_path, best_epoch, best_miou, test, seconds, net)
+
+
+def _test(config: TrainConfig, data: SplitData, best_path: Path, best_epoch: int, device: torch.device,
+          run_dir: Path) -> dict[str, Any] | None:
+    """Score best.pt once on the test split (never used for selection) and write test_metrics.json."""
+    if not len(data.parts["test"]):
+        return None
+    from egeunet.benchmark.runners import open_runner
+
+    runner = open_runner(best_path, device=str(device))
+    metrics = evaluate_rows(runner_predictor(runner), data.cached, data.parts["test"], 2 * config.batch_size,
+                            device, desc="test" if config.progress else None)
+    report = {"model": str(best_path.resolve()), "epoch": best_epoch, "split": "test",
+              "split_file": str((run_dir / "split.json").resolve()), **metrics}
+    atomic_write(run_dir / "test_metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(report, indent=1) + "\n"))
+    return metrics
