@@ -10,9 +10,9 @@ Bad files (corrupt or truncated JPEG/PNG, 16-bit or RGBA image, mask of another 
 image without a mask) are collected while building: an EGEUNetError names the first and counts them
 all, or with `skip_bad=True` they are left out and counted in one warning.
 
-Order of operations: the deployed contract (`egeunet.preprocess`) min-max stretches the original
-image, then resizes. Training batches from this cache stretch after the resize, which gives
-slightly different numbers near the extremes; the min and max of a resized image can only shrink.
+Order of operations: the paper's contract min-max stretches the original image, then resizes;
+batches from this cache stretch after the resize (as `egeunet.preprocess` does for deployment).
+The two differ only where the resize drops the single darkest or brightest pixel.
 """
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ class CachedSplit:
         stop = n - n % batch_size if drop_last else n
         for start in range(0, stop, batch_size):
             index = order[start : start + batch_size]
-            images = torch.from_numpy(self.images[index]).to(device).permute(0, 3, 1, 2)
+            images = torch.from_numpy(self.images[index]).to(device).permute(0, 3, 1, 2).float()
             masks = torch.from_numpy(self.masks[index]).to(device).unsqueeze(1)
             yield minmax_stretch(images), mask_targets(masks)
 

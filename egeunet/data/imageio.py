@@ -6,7 +6,8 @@ Policy for unusual files (applied the same way to images and masks):
   unless `strict=True`, where both are errors: dataset validation uses strict mode, so a 16-bit or
   RGBA training file is reported as bad, while prediction on a user's picture converts it;
 - a JPEG without its end-of-image marker (FF D9) or a PNG without its IEND chunk is "truncated",
-  even when the decoder would return a partly grey picture.
+  even when the decoder would return a partly grey picture;
+- EXIF orientation is ignored: pixels are used as stored, so an image and its mask stay aligned.
 """
 from __future__ import annotations
 

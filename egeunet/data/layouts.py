@@ -100,7 +100,8 @@ def find_samples(
     parts = tuple(parts) if parts is not None else chosen.paper_parts
     unknown = [p for p in parts if p not in chosen.parts]
     if unknown:
-        raise EGEUNetError(f"{root}: layout {chosen.name} has no part {unknown[0]!r} (parts: {', '.join(chosen.parts)})")
+        known = ", ".join(chosen.parts)
+        raise EGEUNetError(f"{root}: layout {chosen.name} has no part {unknown[0]!r} (parts: {known})")
     samples: dict[str, Sample] = {}
     orphans: list[Path] = []
     for part in parts:

@@ -94,7 +94,7 @@ def select(
 
 
 def _part_size(n: int, fraction: float) -> int:
-    """round(n * fraction) half up, at least 1 when fraction > 0 and n > 1."""
+    """round(n * fraction) half up, and at least 1 when fraction > 0."""
     if fraction == 0.0 or n == 0:
         return 0
-    return max(1, math.floor(n * fraction + 0.5)) if n > 1 else 0
+    return max(1, math.floor(n * fraction + 0.5))

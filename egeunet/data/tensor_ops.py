@@ -1,19 +1,16 @@
-"""Small tensor functions shared by the training batches: the per-image min-max stretch and mask targets."""
+"""Tensor functions of the training batches: the per-image min-max stretch and binary mask targets.
+
+`minmax_stretch` is the deployed preprocessing's own function (one implementation, in
+`egeunet.preprocess`), so training on cached, already resized images matches the deployed order:
+resize, then stretch.
+"""
 from __future__ import annotations
 
 import torch
 
+from egeunet.preprocess import minmax_stretch
 
-def minmax_stretch(x: torch.Tensor) -> torch.Tensor:
-    """Rescale each image of an N x C x H x W batch to [0, 255] over all its channels; a constant image maps to 0.
-
-    Computes exactly (x - min) / (max - min) * 255 with min and max over C, H and W of each image.
-    """
-    x = x.float()
-    low = x.amin(dim=(-3, -2, -1), keepdim=True)
-    span = x.amax(dim=(-3, -2, -1), keepdim=True) - low
-    span = torch.where(span > 0, span, torch.ones_like(span))
-    return (x - low) / span * 255
+__all__ = ["mask_targets", "minmax_stretch"]
 
 
 def mask_targets(masks: torch.Tensor) -> torch.Tensor:
