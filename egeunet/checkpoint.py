@@ -5,16 +5,15 @@ strings, lists and dicts, never code.
 """
 from __future__ import annotations
 
-import os
 import pickle
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from egeunet.atomic import atomic_write
 from egeunet.errors import EGEUNetError
 from egeunet.model import EGEUNet, EGEUNetConfig
 from egeunet.model.official import from_official, is_official_state_dict, official_channels
@@ -29,20 +28,6 @@ PREPROCESSING = {
     "output": "sigmoid foreground probability, N x 1 x H x W",
     "threshold": 0.5,
 }
-
-
-def atomic_write(path: str | Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``, so a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def checkpoint_dict(model: EGEUNet, input_size: int = 256, **extra: Any) -> dict:

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from egeunet import EGEUNet, EGEUNetError, load_model, save_checkpoint, variant_config
-from egeunet.checkpoint import atomic_write, read_checkpoint
+from egeunet.atomic import atomic_write
+from egeunet.checkpoint import read_checkpoint
 from tests.conftest import perturb_
 
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from egeunet.data.atomic import atomic_folder, write_bytes_atomic
+from egeunet.atomic import atomic_folder, write_bytes_atomic
 from egeunet.data.imageio import read_image, read_mask
 from egeunet.data.layouts import Sample
 from egeunet.data.tensor_ops import mask_targets, minmax_stretch

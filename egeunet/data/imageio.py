@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from egeunet.data.atomic import write_bytes_atomic
+from egeunet.atomic import write_bytes_atomic
 from egeunet.errors import EGEUNetError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})

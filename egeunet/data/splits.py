@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from egeunet.data.atomic import write_bytes_atomic
+from egeunet.atomic import write_bytes_atomic
 from egeunet.data.layouts import Sample
 from egeunet.errors import EGEUNetError
 

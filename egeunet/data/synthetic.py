@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from egeunet.data.atomic import atomic_folder
+from egeunet.atomic import atomic_folder
 from egeunet.data.imageio import write_jpeg_atomic, write_png_atomic
 from egeunet.errors import EGEUNetError
 

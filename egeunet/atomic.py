@@ -5,7 +5,7 @@ import contextlib
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -42,6 +42,12 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> None:
+    """Call ``write(tmp_path)`` then rename onto ``path``, so a crash never leaves half a file."""
+    with atomic_path(path) as tmp:
+        write(tmp)
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
