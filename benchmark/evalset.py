@@ -1,6 +1,7 @@
 """The images a benchmark measures accuracy on: one split of a dataset, preprocessed by the deployed contract.
 
-Inputs go through ``egeunet.preprocess`` exactly as an app would; masks are resized nearest-neighbour
+Inputs go through ``egeunet.preprocess`` from the original files, exactly as an app would (``egeunet
+evaluate`` scores from the training cache, resized before the stretch, so its last digits can differ); masks are resized nearest-neighbour
 to the model size and binarised by the paper's rule (mask / 255 >= 0.5). A dataset without masks
 keeps ``masks = None``: drift against PyTorch still runs, ground-truth metrics do not.
 """
@@ -26,22 +27,23 @@ class EvalSet:
     split_source: str
 
 
-def choose_samples(data: str | Path, split: str, split_file: str | Path | None = None) -> tuple[list, str]:
-    """The samples of ``split``: from ``split_file`` when given, else the paper's seeded split (seed 0).
+def choose_samples(data: str | Path, split: str | None, split_file: str | Path | None = None) -> tuple[list, str]:
+    """The samples of ``split`` (default test) of ``split_file``; without a split file, every image (``all``).
 
-    Returns (samples, a line saying where the split came from). A dataset without masks is used whole.
+    Same rule as ``egeunet evaluate``. Returns (samples, a line saying where they came from).
     """
-    from egeunet.data import find_samples, load_split, make_split, select
+    from egeunet.data import find_samples, load_split, select
 
     samples = find_samples(data)
     if split_file:
-        return select(samples, load_split(split_file), split, str(split_file)), f"{split} part of {split_file}"
-    if split == "all" or any(s.mask is None for s in samples):
-        return samples, f"all {len(samples)} images of {data}"
-    return select(samples, make_split([s.id for s in samples], seed=0), split), f"{split} part of the seed-0 7:3 split"
+        part = split or "test"
+        return select(samples, load_split(split_file), part, str(split_file)), f"{part} part of {split_file}"
+    if split not in (None, "all"):
+        raise EGEUNetError(f"--split {split} needs a split: pass --split-file (a run's split.json), or use --split all")
+    return samples, f"all {len(samples)} images (no split file given or recorded)"
 
 
-def load_eval_set(data: str | Path, split: str, size: int, split_file: str | Path | None = None,
+def load_eval_set(data: str | Path, split: str | None, size: int, split_file: str | Path | None = None,
                   limit: int | None = None) -> EvalSet:
     """Read, preprocess and keep in memory the images (and masks, if every image has one) of a split."""
     import cv2
@@ -53,7 +55,7 @@ def load_eval_set(data: str | Path, split: str, size: int, split_file: str | Pat
     samples, source = choose_samples(data, split, split_file)
     samples = samples[:limit] if limit else samples
     if not samples:
-        raise EGEUNetError(f"{data}: the {split} split is empty")
+        raise EGEUNetError(f"{data}: no images in the {source}")
     with_masks = all(s.mask is not None for s in samples)
     inputs = np.empty((len(samples), 3, size, size), np.float32)
     masks = np.empty((len(samples), size, size), bool) if with_masks else None

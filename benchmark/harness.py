@@ -26,7 +26,7 @@ class BenchmarkConfig:
     runs: int = 100
     warmup: int = 10
     batch: int = 1
-    split: str = "test"
+    split: str | None = None
     split_file: str | None = None
     limit: int | None = None
     worst: int = 4
@@ -34,9 +34,11 @@ class BenchmarkConfig:
     sensitivity: bool = True
 
 
-def _one_line(exc: BaseException) -> str:
+def _one_line(exc: BaseException, path: Path | None = None) -> str:
+    """First line of an error, without a leading "PATH: " (the row already names the file)."""
     text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
+    line = text[0][:300] if text else type(exc).__name__
+    return line.removeprefix(f"{path}: ") if path else line
 
 
 def predict_all(runner, inputs: np.ndarray, batch: int = 8) -> np.ndarray:
@@ -109,10 +111,10 @@ class Sweep:
             del runner
         except EGEUNetError as exc:
             status = "not runnable" if NOT_RUNNABLE in str(exc) else "failed"
-            row.update(status=status, note=_one_line(exc))
+            row.update(status=status, note=_one_line(exc, target.path))
             return row
         except Exception as exc:  # noqa: BLE001 - any runtime crash is this artifact's row, not the sweep's end
-            row.update(status="failed", note=f"{type(exc).__name__}: {_one_line(exc)}")
+            row.update(status="failed", note=f"{type(exc).__name__}: {_one_line(exc, target.path)}")
             return row
         result = compare(None if is_reference else self.reference_probs, probs, self.evalset.masks,
                          self.reference_metrics)
@@ -145,8 +147,8 @@ def run_benchmark(model_or_dir: str | Path, data: str | Path, config: BenchmarkC
     targets = [t for t in targets if ref is None or t.path.resolve() != ref.path.resolve()]
     if runtimes:
         targets = [t for t in targets if t.runtime in runtimes or t.problem]
-    size = _input_size(ref)
-    evalset = load_eval_set(data, config.split, size, config.split_file, config.limit)
+    size, recorded = _reference_facts(ref)
+    evalset = load_eval_set(data, config.split, size, config.split_file or recorded, config.limit)
     sweep = Sweep(evalset, config)
     rows = []
     queue = ([(ref, True)] if ref else []) + [(t, False) for t in targets]
@@ -163,16 +165,17 @@ def run_benchmark(model_or_dir: str | Path, data: str | Path, config: BenchmarkC
             "worst": sweep.worst, "evalset": evalset, "reference_probs": sweep.reference_probs, "sensitivity": sensitivity, "manifest": manifest}
 
 
-def _input_size(ref: Target | None) -> int:
-    """The model's input size from the reference checkpoint (256 when there is no readable reference)."""
+def _reference_facts(ref: Target | None) -> tuple[int, str | None]:
+    """Input size and recorded split file of the reference checkpoint (256 and None when unreadable)."""
     if ref is None or ref.problem:
-        return 256
+        return 256, None
     from egeunet.checkpoint import read_checkpoint
+    from egeunet.commands.evaluate import recorded_split
 
     try:
-        return int(read_checkpoint(ref.path).get("input_size", 256))
+        return int(read_checkpoint(ref.path).get("input_size", 256)), recorded_split(str(ref.path))
     except EGEUNetError:
-        return 256
+        return 256, None
 
 
 def _config_dict(config: BenchmarkConfig) -> dict:

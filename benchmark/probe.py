@@ -16,23 +16,26 @@ import time
 from pathlib import Path
 
 
-def _rss_mb() -> float:
-    """Current resident set of this process in MiB (Linux /proc; 0 where unavailable)."""
+def _status_mb(key: str) -> float | None:
+    """A memory line of /proc/self/status (VmRSS, VmHWM) in MiB; None where there is no /proc."""
     try:
-        import os
-
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
     except (OSError, ValueError, IndexError):
-        return 0.0
+        pass
+    return None
 
 
 def _peak_rss_mb() -> float:
-    """High-water resident set of this process in MiB (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    """High-water resident set of this process in MiB.
+
+    Linux: VmHWM, not ru_maxrss, which execve carries over from the forking parent. macOS: ru_maxrss (bytes).
+    """
     import resource
 
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+    hwm = _status_mb("VmHWM")
+    return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def probe(spec: dict) -> dict:
@@ -45,7 +48,7 @@ def probe(spec: dict) -> dict:
     from egeunet.preprocess import preprocess
 
     image_path = spec["image"]
-    base = _rss_mb()
+    base = _status_mb("VmRSS")
     rows = []
     for threads in spec["threads"]:
         start = time.perf_counter()

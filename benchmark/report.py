@@ -27,8 +27,7 @@ def flat_rows(rows: list[dict]) -> list[dict]:
     flat = []
     for row in rows:
         base = {k: v for k, v in row.items() if k in CSV_COLUMNS}
-        if row.get("latency_error"):
-            base["note"] = "; ".join(filter(None, [base.get("note"), row["latency_error"]]))
+        base["note"] = "; ".join(filter(None, [row.get("note"), row.get("size_note"), row.get("latency_error")]))
         for t in row.get("by_threads") or [{}]:
             extra = {"threads": t.get("threads"), "load_ms": t.get("load_ms")}
             for part, prefix in (("model", "model"), ("end_to_end", "e2e")):
@@ -97,11 +96,8 @@ def _plots(results: dict, out: Path) -> dict[str, str]:
     if sized:
         plots.size_bars(sized, out / "sizes.png")
         files["sizes"] = "sizes.png"
-    evalset, ref_row = results["evalset"], results["rows"][0] if results["rows"] else None
-    ref_worst = results["worst"].get(ref_row["name"]) if ref_row and ref_row.get("reference") else None
+    evalset = results["evalset"]
     for name, worst in results["worst"].items():
-        if ref_worst is None or name == ref_row["name"]:
-            continue
         index = worst["index"]
         images = np.clip(evalset.inputs[index].transpose(0, 2, 3, 1), 0, 255).astype(np.uint8)
         columns = {"PyTorch": results["reference_probs"][index] >= 0.5, name: worst["probs"] >= 0.5,
@@ -132,7 +128,7 @@ def _markdown(results: dict, files: dict[str, str]) -> str:
     ]
     if "figure1" in files:
         parts += [f"![latency vs mIoU]({files['figure1']})", ""]
-    parts += ["## Size", "", "Weights: ONNX initializers, TFLite buffers, CoreML weight files, checkpoint tensors; "
+    parts += ["## Size", "", "Weights: ONNX initializers and Constant tensors, TFLite buffers, CoreML weight files, checkpoint tensors; "
               "graph: the rest of the bytes.", "",
               _md_table(["artifact", "bytes", "gzip bytes", "weight bytes", "graph bytes", "status"],
                         [[_label(r), _fmt(r.get("bytes"), ","), _fmt(r.get("gzip_bytes"), ","),
@@ -162,8 +158,9 @@ def _markdown(results: dict, files: dict[str, str]) -> str:
         if "ranking" in sens:
             parts += [f"Each of {len(sens['ranking'])} layers quantized alone (ORT static QDQ, per-channel) in "
                       f"{sens['source']}, scored on {sens['images']} images against PyTorch. {sens['note']}", "",
-                      _md_table(["layer", "agreement %", "mean abs Δprob", "max abs Δprob"],
-                                [[f"`{s['layer']}`", _fmt(s["agreement"], ".3f", 100), _fmt(s["mean_abs_dprob"], ".3g"),
+                      _md_table(["layer", "weights", "agreement %", "mean abs Δprob", "max abs Δprob"],
+                                [[f"`{s['layer']}`", s["weights"], _fmt(s["agreement"], ".3f", 100),
+                                  _fmt(s["mean_abs_dprob"], ".3g"),
                                   _fmt(s["max_abs_dprob"], ".3g")] for s in sens["ranking"][:15]]), ""]
         else:
             parts += [sens["note"], ""]

@@ -51,21 +51,50 @@ def keep_float_until(ranked: Sequence[str], quantize_excluding: Callable[[list[s
             "artifact": artifact}
 
 
-def onnx_quantized_nodes(int8_path: str | Path) -> list[str]:
-    """Names of the weight layers (Conv, MatMul, Gemm) of a QDQ model that read a DequantizeLinear output."""
+def quantized_op_types(int8_path: str | Path) -> set[str]:
+    """Op types of the weight layers (Conv, MatMul, Gemm) a QDQ model runs on dequantized int8 tensors."""
     import onnx
 
     graph = onnx.load(str(int8_path), load_external_data=False).graph
     dq_outputs = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
-    return [n.name for n in graph.node if n.op_type in WEIGHT_OPS and any(i in dq_outputs for i in n.input)]
+    return {n.op_type for n in graph.node if n.op_type in WEIGHT_OPS and any(i in dq_outputs for i in n.input)}
+
+
+def name_layers(fp32_path: str | Path, out: str | Path, op_types: set[str]) -> list[dict]:
+    """Copy an fp32 ONNX with every node named (exports drop names); returns its layers of ``op_types``.
+
+    A layer is ``{"layer": node name, "weights": "OxIxKxK"}``; unnamed nodes become ``<op>_<index>``.
+    """
+    import onnx
+
+    model = onnx.load(str(fp32_path))
+    shapes = {init.name: "x".join(map(str, init.dims)) for init in model.graph.initializer}
+    layers = []
+    for i, node in enumerate(model.graph.node):
+        node.name = node.name or f"{node.op_type}_{i}"
+        if node.op_type in op_types:
+            layers.append({"layer": node.name, "weights": next((shapes[n] for n in node.input[1:] if n in shapes), "")})
+    onnx.save(model, str(out))
+    return layers
 
 
 class OnnxQuantizer:
-    """ORT static QDQ quantization of one fp32 ONNX, calibrated once (cached ranges), per-channel int8 weights."""
+    """ORT static QDQ quantization of one fp32 ONNX, calibrated once (cached ranges), per-channel int8 weights.
+
+    ``calibration``: canonical inputs N x 3 x S x S, fed as the artifact's contract says (layout, baked).
+    """
 
     def __init__(self, fp32_path: str | Path, calibration: np.ndarray, workdir: str | Path) -> None:
+        import onnx
+
+        from egeunet.export.base import CONTRACT_KEY
+        from egeunet.export.io import ArtifactIO
+
+        model = onnx.load(str(fp32_path), load_external_data=False)
+        contract = {p.key: p.value for p in model.metadata_props}.get(CONTRACT_KEY)
         self.fp32_path = Path(fp32_path)
-        self.calibration = calibration
+        self.input_name = model.graph.input[0].name
+        self.calibration = ArtifactIO.from_contract(contract).canonical_input(calibration)
         self.workdir = Path(workdir)
         self.cache = self.workdir / "calibration.json"
         self.count = 0
@@ -74,7 +103,7 @@ class OnnxQuantizer:
         """Write a QDQ model quantizing only ``nodes_to_quantize`` (None: all) minus ``nodes_to_exclude``."""
         from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-        batches = iter([{self._input_name(): self.calibration[i:i + 1]} for i in range(len(self.calibration))])
+        batches = iter([{self.input_name: x[None]} for x in self.calibration])
 
         class Reader(CalibrationDataReader):
             def get_next(self):
@@ -86,18 +115,13 @@ class OnnxQuantizer:
         level = root.level
         root.setLevel(logging.ERROR)  # ORT logs one warning per bias on the root logger
         try:
-                quantize_static(str(self.fp32_path), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+            quantize_static(str(self.fp32_path), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                             nodes_to_quantize=nodes_to_quantize, nodes_to_exclude=nodes_to_exclude,
                             calibration_cache_path=str(self.cache))
         finally:
             root.setLevel(level)
         return out
-
-    def _input_name(self) -> str:
-        import onnx
-
-        return onnx.load(str(self.fp32_path), load_external_data=False).graph.input[0].name
 
 
 def onnx_evaluator(inputs: np.ndarray, reference: np.ndarray) -> Callable[[Path], dict]:
@@ -130,23 +154,25 @@ def onnx_sensitivity_for(targets: list, evalset, reference_probs: np.ndarray) ->
 
 def onnx_sensitivity(fp32_path: Path, int8_path: Path, inputs: np.ndarray, reference: np.ndarray,
                      name: str) -> dict:
-    """Rank the layers quantized in ``int8_path`` by re-quantizing them one at a time in ``fp32_path``.
+    """Rank the layers of the op types quantized in ``int8_path`` by quantizing each alone in ``fp32_path``.
 
     Calibration uses the last images of the set and scoring the first ``EVAL_IMAGES`` (disjoint when the
     set holds at least 2 x EVAL_IMAGES images).
     """
-    import onnx
-
-    fp32_nodes = {n.name for n in onnx.load(str(fp32_path), load_external_data=False).graph.node}
-    layers = [n for n in onnx_quantized_nodes(int8_path) if n in fp32_nodes]
-    base = {"artifact": name, "source": fp32_path.name, "layers_quantized": len(layers)}
-    if not layers:
-        return {**base, "note": "no quantized layer of the int8 file is found by name in the fp32 file"}
     n = min(EVAL_IMAGES, len(inputs))
     calibration = inputs[max(n, len(inputs) - 2 * EVAL_IMAGES):] if len(inputs) > n else inputs
     with tempfile.TemporaryDirectory(prefix="egeunet-sensitivity-") as tmp:
-        quantizer = OnnxQuantizer(fp32_path, calibration, tmp)
+        named = Path(tmp) / "named.onnx"
+        layers = name_layers(fp32_path, named, quantized_op_types(int8_path))
+        base = {"artifact": name, "source": fp32_path.name, "layers": len(layers)}
+        if not layers:
+            return {**base, "note": "the int8 file has no quantized Conv/MatMul/Gemm layer"}
+        weights = {layer["layer"]: layer["weights"] for layer in layers}
+        quantizer = OnnxQuantizer(named, calibration, tmp)
         evaluate = onnx_evaluator(inputs[:n], reference[:n])
-        ranked = rank_layers(layers[:MAX_LAYERS], lambda layer: quantizer.quantize([layer]), evaluate)
+        ranked = rank_layers([layer["layer"] for layer in layers[:MAX_LAYERS]],
+                             lambda layer: quantizer.quantize([layer]), evaluate)
+    for row in ranked:
+        row["weights"] = weights[row["layer"]]
     note = f"first {MAX_LAYERS} of {len(layers)} layers" if len(layers) > MAX_LAYERS else ""
     return {**base, "images": n, "calibration_images": len(calibration), "ranking": ranked, "note": note}

@@ -1,6 +1,6 @@
 """Bytes on disk, gzip bytes, and weights versus graph bytes of one artifact, by format.
 
-Weights are: ONNX initializers; TFLite buffers (inline or appended); CoreML `weights/` files of an
+Weights are: ONNX initializers and Constant-node tensors; TFLite buffers (inline or appended); CoreML `weights/` files of an
 .mlpackage; the tensors of a PyTorch checkpoint. Graph is everything else in the file(s).
 """
 from __future__ import annotations
@@ -18,10 +18,9 @@ def _onnx_weight_bytes(path: Path) -> int:
     from onnx import numpy_helper
 
     model = onnx.load(str(path), load_external_data=False)
-    total = 0
-    for init in model.graph.initializer:
-        total += len(init.raw_data) if init.raw_data else numpy_helper.to_array(init).nbytes
-    return total
+    tensors = list(model.graph.initializer)
+    tensors += [a.t for n in model.graph.node if n.op_type == "Constant" for a in n.attribute if a.name == "value"]
+    return sum(len(t.raw_data) if t.raw_data else numpy_helper.to_array(t).nbytes for t in tensors)
 
 
 def _tflite_weight_bytes(path: Path) -> int:

@@ -21,10 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL_OR_EXPORT_DIR",
                         help="a model file (.pt, .onnx, .tflite, .mlpackage) or an export folder with manifest.json")
     parser.add_argument("--data", required=True, metavar="DIR", help="dataset folder (with or without masks)")
-    parser.add_argument("--split", default="test", choices=("train", "val", "test", "all"),
-                        help="part of the dataset to measure accuracy on (default test)")
-    parser.add_argument("--split-file", metavar="JSON", help="split file written by `egeunet train` "
-                        "(default: the paper's seeded 7:3 split with seed 0)")
+    parser.add_argument("--split", choices=("train", "val", "test", "all"),
+                        help="part of the dataset to measure accuracy on (default: test when a split is known, else all)")
+    parser.add_argument("--split-file", metavar="JSON", help="split.json written by `egeunet train` (default: the one "
+                        "recorded in the reference checkpoint, when it still exists)")
     parser.add_argument("--reference", metavar="CKPT", help="fp32 PyTorch checkpoint to compare with "
                         "(default: the export manifest's source checkpoint)")
     parser.add_argument("--threads", type=_threads, default=[1], help="thread counts to sweep, e.g. 1,2 (default 1)")

@@ -1,0 +1,226 @@
+"""The benchmark harness on real artifacts: every runtime, the gate, marked rows, the report files."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from egeunet import EGEUNet, save_checkpoint
+from egeunet.benchmark.artifacts import sha256_file
+from egeunet.benchmark.gate import Budget, check
+from egeunet.benchmark.latency import latency_stats, time_calls
+from egeunet.benchmark.report import CSV_COLUMNS
+from egeunet.benchmark.runners import list_runtimes
+from egeunet.benchmark.sizes import artifact_sizes
+from egeunet.cli import main
+from egeunet.errors import EGEUNetError
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _onnx(model: torch.nn.Module, path: Path, size: int = 256) -> Path:
+    """Plain fp32 ONNX (no contract metadata: runners read it as NCHW float32 at 256)."""
+    torch.onnx.export(model, (torch.rand(1, 3, size, size) * 255,), str(path), dynamo=False, opset_version=17,
+                      input_names=["image"], output_names=["prob"],
+                      dynamic_axes={"image": {0: "batch"}, "prob": {0: "batch"}})
+    return path
+
+
+def _break_final_bias(src: Path, dst: Path) -> Path:
+    """A deliberately broken artifact: the last convolution's bias pushed to -50, so every pixel says background."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(src))
+    final = [n for n in model.graph.node if n.op_type == "Conv"][-1]
+    model.graph.initializer.append(numpy_helper.from_array(np.full(1, -50.0, np.float32), "broken_bias"))
+    final.input[2] = "broken_bias"
+    onnx.save(model, str(dst))
+    return dst
+
+
+def _tiny_tflite(path: Path) -> Path:
+    """A real LiteRT file with the canonical I/O (1x3x256x256 -> 1x1x256x256), small enough to convert fast."""
+    import litert_torch
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 1, 1), torch.nn.Sigmoid()).eval()
+    litert_torch.convert(net, (torch.rand(1, 3, 256, 256) * 255,)).export(str(path))
+    return path
+
+
+def _fake_mlpackage(path: Path) -> Path:
+    """An .mlpackage folder layout (weights file plus spec); on Linux its runner must say "needs macOS"."""
+    (path / "Data" / "com.apple.CoreML" / "weights").mkdir(parents=True)
+    (path / "Data" / "com.apple.CoreML" / "weights" / "weight.bin").write_bytes(b"\0" * 1000)
+    (path / "Data" / "com.apple.CoreML" / "model.mlmodel").write_bytes(b"spec" * 100)
+    (path / "Manifest.json").write_text("{}")
+    return path
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory) -> SimpleNamespace:
+    """A checkpoint, an export folder with a manifest (good, broken, tampered, LiteRT, CoreML, unknown), data."""
+    from egeunet.data import write_sample_dataset
+
+    root = tmp_path_factory.mktemp("bench")
+    torch.manual_seed(0)
+    model = EGEUNet().eval()
+    ckpt = root / "model.pt"
+    save_checkpoint(ckpt, model)
+    exp = root / "export"
+    exp.mkdir()
+    _onnx(model, exp / "model.onnx")
+    _break_final_bias(exp / "model.onnx", exp / "broken.onnx")
+    shutil.copy(exp / "model.onnx", exp / "tampered.onnx")
+    _tiny_tflite(exp / "tiny.tflite")
+    _fake_mlpackage(exp / "model.mlpackage")
+    (exp / "model.engine").write_bytes(b"not a model")
+    entries = [("model.onnx", "onnx", "fp32"), ("broken.onnx", "onnx", "fp32"), ("tampered.onnx", "onnx", "fp32"),
+               ("tiny.tflite", "tflite", "fp32"), ("model.mlpackage", "coreml", "fp16"), ("model.engine", "tensorrt", "fp16")]
+    artifacts = [{"file": f, "format": fmt, "precision": p, "sha256": sha256_file(exp / f)} for f, fmt, p in entries]
+    artifacts[2]["sha256"] = "0" * 64
+    (exp / "manifest.json").write_text(json.dumps({"source": {"path": str(ckpt), "sha256": sha256_file(ckpt)},
+                                                   "artifacts": artifacts}))
+    data = write_sample_dataset(root / "data", 4, seed=3)
+    nomask = root / "nomask"
+    nomask.mkdir()
+    for jpg in sorted((data / "ISIC2018_Task1-2_Training_Input").glob("*.jpg"))[:2]:
+        shutil.copy(jpg, nomask / jpg.name)
+    return SimpleNamespace(root=root, ckpt=ckpt, exp=exp, data=data, nomask=nomask)
+
+
+@pytest.fixture(scope="module")
+def sweep(bench) -> SimpleNamespace:
+    """One CLI run over the export folder with a gate: exit code and the files it wrote."""
+    out = bench.root / "report"
+    rc = main(["benchmark", str(bench.exp), "--data", str(bench.data), "--split", "all", "--limit", "2",
+               "--runs", "3", "--warmup", "1", "--threads", "1", "--max-miou-drop", "0.5", "--min-agreement", "0.99",
+               "--no-sensitivity", "--out", str(out)])
+    results = json.loads((out / "results.json").read_text())
+    return SimpleNamespace(rc=rc, out=out, results=results, rows={r["name"]: r for r in results["rows"]})
+
+
+def test_latency_stats_on_synthetic_timings():
+    stats = latency_stats([0.001 * v for v in range(1, 101)])  # 1..100 ms
+    assert stats["runs"] == 100
+    assert stats["min_ms"] == pytest.approx(1.0)
+    assert stats["p50_ms"] == pytest.approx(50.5)
+    assert stats["p90_ms"] == pytest.approx(90.1)
+    assert stats["mean_ms"] == pytest.approx(50.5)
+    with pytest.raises(EGEUNetError):
+        latency_stats([])
+
+
+def test_time_calls_warms_up_then_times_each_run():
+    calls = []
+    times = time_calls(lambda: calls.append(1), runs=5, warmup=3)
+    assert len(calls) == 8 and len(times) == 5 and all(t >= 0 for t in times)
+
+
+def test_gate_units_points_and_fraction():
+    budget = Budget(max_miou_drop=0.5, min_agreement=0.99)
+    row = {"status": "ok", "delta_miou_points": -0.4, "agreement": 0.995}
+    assert check(row, budget) == ("pass", [])
+    assert check({**row, "delta_miou_points": -0.6}, budget)[0] == "fail"  # 0.6 points > 0.5 points
+    assert check({**row, "agreement": 0.98}, budget)[0] == "fail"
+    assert check({"status": "not runnable"}, budget)[0] == "not checked"
+    assert check({"status": "failed", "note": "sha256 mismatch"}, budget)[0] == "fail"
+    assert check({"status": "ok", "agreement": 1.0}, budget)[0] == "not checked"  # no masks: mIoU not checkable
+    assert check(row, Budget()) == ("", [])
+
+
+def test_every_registered_runtime_gets_a_row(sweep):
+    runtimes = {r["runtime"] for r in sweep.results["rows"]}
+    assert set(list_runtimes()) <= runtimes
+
+
+def test_runners_measure_accuracy_drift_and_latency(sweep):
+    ref, onnx_row, tflite = sweep.rows["model.pt (reference)"], sweep.rows["model.onnx"], sweep.rows["tiny.tflite"]
+    for row in (ref, onnx_row, tflite):
+        assert row["status"] == "ok", row
+        timing = row["by_threads"][0]
+        assert timing["threads"] == 1 and timing["model"]["runs"] == 3
+        assert 0 < timing["model"]["min_ms"] <= timing["model"]["p50_ms"] <= timing["model"]["p90_ms"]
+        assert timing["end_to_end"]["p50_ms"] > 0 and timing["load_ms"] > 0
+        assert row["peak_rss_mb"] >= row["rss_base_mb"] > 0
+        assert 0 <= row["miou"] <= 1
+    assert tflite["runtime"] == "litert" and onnx_row["runtime"] == "onnxruntime"
+    assert onnx_row["agreement"] > 0.999 and onnx_row["max_abs_dprob"] < 1e-3
+    assert abs(onnx_row["delta_miou_points"]) < 0.05
+    assert onnx_row["gate"] == "pass"
+
+
+def test_broken_artifact_fails_the_gate_with_nonzero_exit(sweep):
+    broken = sweep.rows["broken.onnx"]
+    assert broken["status"] == "ok" and broken["gate"] == "fail"
+    assert broken["agreement"] < 0.99
+    assert sweep.rc == 1
+
+
+def test_bad_artifacts_are_marked_rows(sweep):
+    assert sweep.rows["tampered.onnx"]["status"] == "failed"
+    assert "sha256 mismatch" in sweep.rows["tampered.onnx"]["note"]
+    coreml = sweep.rows["model.mlpackage"]
+    assert coreml["status"] == "not runnable" and "needs macOS" in coreml["note"]
+    assert coreml["gate"] == "not checked"
+    assert coreml["weight_bytes"] == 1000 and coreml["bytes"] > 1000  # sizes still measured
+    assert "unknown runtime" in sweep.rows["model.engine"]["note"]
+
+
+def test_report_files_exist_and_parse(sweep):
+    with open(sweep.out / "results.csv") as f:
+        reader = csv.DictReader(f)
+        assert tuple(reader.fieldnames) == CSV_COLUMNS
+        rows = list(reader)
+    assert {r["name"] for r in rows} == set(sweep.rows)
+    assert sweep.results["environment"]["cores_logical"] >= 1
+    assert sweep.results["environment"]["libraries"]["torch"]
+    pngs = sorted(p.name for p in sweep.out.glob("*.png"))
+    assert "latency_vs_miou.png" in pngs and "sizes.png" in pngs and "worst_broken.onnx.png" in pngs
+    for png in sweep.out.glob("*.png"):
+        assert png.read_bytes()[:8] == PNG_MAGIC
+    report = (sweep.out / "report.md").read_text()
+    assert "![latency vs mIoU](latency_vs_miou.png)" in report
+    assert "needs macOS" in report and "sha256 mismatch" in report
+    assert "percentage points" in report or "points" in report
+
+
+def test_sizes_split_weights_from_graph(bench):
+    for name in ("model.onnx", "tiny.tflite"):
+        sizes = artifact_sizes(bench.exp / name)
+        assert sizes["weight_bytes"] > 0 and sizes["graph_bytes"] > 0
+        assert sizes["weight_bytes"] + sizes["graph_bytes"] == sizes["bytes"] == (bench.exp / name).stat().st_size
+        assert 0 < sizes["gzip_bytes"]
+    assert artifact_sizes(bench.exp / "model.onnx")["weight_bytes"] > 150_000  # most of 53,374 fp32 parameters
+
+
+def test_dataset_without_masks_still_measures_drift(bench, tmp_path, capsys):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    shutil.copy(bench.exp / "model.onnx", folder / "model.onnx")  # no manifest: every model file in the folder
+    rc = main(["benchmark", str(folder), "--data", str(bench.nomask), "--reference", str(bench.ckpt), "--runs", "2",
+               "--warmup", "0", "--min-agreement", "0.99", "--max-miou-drop", "0.5", "--out", str(tmp_path / "out")])
+    assert rc == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["masks"] is False
+    row = {r["name"]: r for r in results["rows"]}["model.onnx"]
+    assert row["agreement"] > 0.999 and "miou" not in row
+    assert row["gate"] == "not checked"
+    assert "no masks" in (tmp_path / "out" / "report.md").read_text()
+    assert "no masks" in capsys.readouterr().out
+
+
+def test_unknown_runtime_and_missing_model_are_one_line_errors(bench, tmp_path, capsys):
+    args = ["--data", str(bench.data), "--out", str(tmp_path / "o")]
+    assert main(["benchmark", str(bench.ckpt), "--runtimes", "tensorrt", *args]) == 1
+    assert main(["benchmark", str(tmp_path / "missing.onnx"), *args]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2
+    assert "unknown runtime 'tensorrt'" in err[0] and "onnxruntime" in err[0]
+    assert "no such file" in err[1]
