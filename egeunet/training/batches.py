@@ -24,8 +24,10 @@ def epoch_order(index: np.ndarray, seed: int, epoch: int, rank: int = 0, world_s
 
 def load_batch(cached: CachedSplit, rows: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Images N x 3 x S x S (float, per-image min-max to [0, 255]) and uint8 masks N x 1 x S x S on ``device``."""
-    images = torch.from_numpy(cached.images[rows]).to(device, non_blocking=True)
-    masks = torch.from_numpy(cached.masks[rows]).to(device, non_blocking=True)
+    images, masks = torch.from_numpy(cached.images[rows]), torch.from_numpy(cached.masks[rows])
+    if device.type == "cuda":  # pinned pages let the copy overlap the previous step's kernels
+        images, masks = images.pin_memory(), masks.pin_memory()
+    images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
     return minmax_stretch(images.permute(0, 3, 1, 2).float()), masks.unsqueeze(1)
 
 
