@@ -5,7 +5,6 @@ mismatch, unknown format) that the report shows as a marked row instead of measu
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,16 +28,10 @@ class Target:
 
 
 def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, or of a folder's files (relative names and contents, in sorted order)."""
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for p in files:
-        if path.is_dir():
-            digest.update(str(p.relative_to(path)).encode())
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
+    """Hex sha256 of a file or package folder, computed as the exporter's manifest computes it."""
+    from egeunet.export.manifest import file_digest
+
+    return file_digest(path)[1]
 
 
 def _runtime(path: Path) -> str | None:
@@ -60,8 +53,8 @@ def target_for_file(path: Path, entry: dict | None = None) -> Target:
         target.problem = "file missing"
     elif runtime is None:
         target.problem = f"unknown runtime for {path.suffix or 'a file without extension'!r}"
-    elif entry.get("sha256") and entry["sha256"] != sha256_file(path):
-        target.problem = f"sha256 mismatch: manifest {entry['sha256'][:12]}..., file {sha256_file(path)[:12]}..."
+    elif entry.get("sha256") and entry["sha256"] != (actual := sha256_file(path)):
+        target.problem = f"sha256 mismatch: manifest {entry['sha256'][:12]}..., file {actual[:12]}..."
     return target
 
 
@@ -77,15 +70,14 @@ def read_manifest(folder: Path) -> dict:
 
 
 def manifest_source(manifest: dict, folder: Path) -> tuple[Path | None, str | None]:
-    """The source checkpoint (path, sha256) an export manifest records, resolved against its folder."""
-    source = manifest.get("source") or {}
-    if isinstance(source, str):
-        source = {"path": source}
-    path = source.get("path") or source.get("checkpoint")
-    if not path:
+    """The source checkpoint (path, sha256 when recorded) of an export manifest (``model.path``), resolved against it."""
+    source = manifest.get("model") or {}
+    if not source.get("path"):
         return None, None
-    path = Path(path)
-    return (path if path.is_absolute() else folder / path), source.get("sha256")
+    path = Path(source["path"])
+    if not path.is_absolute() and not path.exists():
+        path = folder / path
+    return path, source.get("sha256")
 
 
 def collect_targets(model_or_dir: str | Path) -> tuple[list[Target], dict | None]:
@@ -103,11 +95,14 @@ def collect_targets(model_or_dir: str | Path) -> tuple[list[Target], dict | None
     manifest = read_manifest(root)
     targets = []
     for entry in manifest["artifacts"]:
-        name = entry.get("file") or entry.get("path")
-        if not name:
-            targets.append(Target(str(entry.get("name", "?")), root, problem="manifest entry without a file"))
+        if not entry.get("file"):
+            targets.append(Target(str(entry.get("variant", "?")), root, problem="manifest entry without a file"))
             continue
-        targets.append(target_for_file(root / name, entry))
+        targets.append(target_for_file(root / entry["file"], entry))
+    for entry in manifest.get("failed") or []:  # listed by the exporter but not kept: a row, not a silence
+        name = entry.get("file") or str(entry.get("variant", "?"))
+        targets.append(Target(name, root / name, format=entry.get("format", ""), precision=entry.get("precision", ""),
+                              entry=entry, problem=f"not exported: {entry.get('error', 'failed')}"))
     return targets, manifest
 
 

@@ -24,14 +24,9 @@ def _onnx_weight_bytes(path: Path) -> int:
 
 
 def _tflite_weight_bytes(path: Path) -> int:
-    from ai_edge_litert.schema_py_generated import Model
+    from egeunet.export.tflite_flatbuffer import size_breakdown
 
-    model = Model.GetRootAs(path.read_bytes(), 0)
-    total = 0
-    for i in range(model.BuffersLength()):
-        buffer = model.Buffers(i)
-        total += buffer.DataLength() or int(buffer.Size())  # Size(): data stored after the flatbuffer
-    return total
+    return size_breakdown(path.read_bytes())["constant_data_bytes"]
 
 
 def _coreml_weight_bytes(path: Path) -> int | None:

@@ -85,8 +85,10 @@ def bench(tmp_path_factory) -> SimpleNamespace:
                ("tiny.tflite", "tflite", "fp32"), ("model.mlpackage", "coreml", "fp16"), ("model.engine", "tensorrt", "fp16")]
     artifacts = [{"file": f, "format": fmt, "precision": p, "sha256": sha256_file(exp / f)} for f, fmt, p in entries]
     artifacts[2]["sha256"] = "0" * 64
-    (exp / "manifest.json").write_text(json.dumps({"source": {"path": str(ckpt), "sha256": sha256_file(ckpt)},
-                                                   "artifacts": artifacts}))
+    failed = [{"file": "egeunet_int8.tflite", "format": "tflite", "precision": "int8", "kept": False,
+               "error": "gate failed: mask agreement >= 0.99"}]
+    (exp / "manifest.json").write_text(json.dumps({"model": {"path": str(ckpt), "sha256": sha256_file(ckpt)},
+                                                   "artifacts": artifacts, "failed": failed}))
     data = write_sample_dataset(root / "data", 4, seed=3)
     nomask = root / "nomask"
     nomask.mkdir()
@@ -171,6 +173,7 @@ def test_bad_artifacts_are_marked_rows(sweep):
     assert coreml["gate"] == "not checked"
     assert coreml["weight_bytes"] == 1000 and coreml["bytes"] > 1000  # sizes still measured
     assert "unknown runtime" in sweep.rows["model.engine"]["note"]
+    assert sweep.rows["egeunet_int8.tflite"]["note"].startswith("not exported: gate failed")
 
 
 def test_report_files_exist_and_parse(sweep):

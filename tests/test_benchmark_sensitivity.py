@@ -1,0 +1,68 @@
+"""Per-layer int8 sensitivity and the keep-in-float search, on a real small ONNX model quantized by ORT."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from egeunet.benchmark.harness import predict_all
+from egeunet.benchmark.runners import open_runner
+from egeunet.benchmark.sensitivity import (OnnxQuantizer, keep_float_until, name_layers, onnx_evaluator,
+                                           onnx_sensitivity, quantized_op_types, rank_layers)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A three-convolution segmentation net in ONNX (canonical I/O at 256), its int8 QDQ copy, inputs, fp32 output."""
+    root = tmp_path_factory.mktemp("sens")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3, padding=1),
+                              torch.nn.ReLU(), torch.nn.Conv2d(8, 1, 1), torch.nn.Sigmoid()).eval()
+    with torch.no_grad():
+        net[0].weight.mul_(0.02)
+    fp32 = root / "tiny.onnx"
+    torch.onnx.export(net, (torch.rand(1, 3, 256, 256) * 255,), str(fp32), dynamo=False, opset_version=17,
+                      input_names=["image"], output_names=["prob"], dynamic_axes={"image": {0: "n"}, "prob": {0: "n"}})
+    inputs = (np.random.default_rng(0).random((6, 3, 256, 256)) * 255).astype(np.float32)
+    reference = predict_all(open_runner(fp32), inputs)
+    int8 = OnnxQuantizer(fp32, inputs[3:], root).quantize()
+    return fp32, int8, inputs, reference, root
+
+
+def test_sensitivity_ranks_every_quantized_layer(tiny):
+    fp32, int8, inputs, reference, _ = tiny
+    assert quantized_op_types(int8) == {"Conv"}
+    report = onnx_sensitivity(fp32, int8, inputs, reference, "tiny-int8")
+    ranking = report["ranking"]
+    assert report["layers"] == 3 and len(ranking) == 3
+    assert [r["agreement"] for r in ranking] == sorted(r["agreement"] for r in ranking)
+    assert all(0 <= r["agreement"] <= 1 and r["mean_abs_dprob"] >= 0 for r in ranking)
+    assert {r["weights"] for r in ranking} == {"8x3x3x3", "8x8x3x3", "1x8x1x1"}
+
+
+def test_keep_float_until_stops_at_the_first_k_within_budget():
+    ranked = ["a", "b", "c", "d"]
+    choice = keep_float_until(ranked, lambda excluded: excluded, lambda ex: {"agreement": 0.9 + 0.03 * len(ex)},
+                              lambda result: result["agreement"] >= 0.95)
+    assert choice["met"] and choice["float_layers"] == ["a", "b"] and len(choice["trials"]) == 3
+    never = keep_float_until(ranked, lambda ex: ex, lambda ex: {"agreement": 0.5}, lambda r: r["agreement"] > 0.9,
+                             max_float=2)
+    assert not never["met"] and never["float_layers"] == ["a", "b"] and len(never["trials"]) == 3
+
+
+def test_keep_float_until_with_ort_meets_an_exact_budget(tiny):
+    fp32, _, inputs, reference, root = tiny
+    named = root / "named.onnx"
+    layers = [layer["layer"] for layer in name_layers(fp32, named, {"Conv"})]
+    quantizer = OnnxQuantizer(named, inputs[3:], root / "work")
+    (root / "work").mkdir(exist_ok=True)
+    evaluate = onnx_evaluator(inputs[:3], reference[:3])
+    ranked = [r["layer"] for r in rank_layers(layers, lambda layer: quantizer.quantize([layer]), evaluate)]
+
+    def quantize_excluding(excluded: list[str]):
+        rest = [layer for layer in layers if layer not in excluded]
+        return quantizer.quantize(rest) if rest else named  # every layer in float: the fp32 graph itself
+
+    choice = keep_float_until(ranked, quantize_excluding, evaluate, lambda result: result["max_abs_dprob"] < 1e-6)
+    assert choice["met"] and choice["float_layers"] == ranked  # only all-float output is exact
+    assert choice["trials"][0]["max_abs_dprob"] > 1e-6
