@@ -1,0 +1,59 @@
+"""LiteRT (TFLite) runner: ``ai_edge_litert`` Interpreter with XNNPACK, contract read from the model metadata."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from egeunet.benchmark.runners.base import Runner, register
+from egeunet.errors import EGEUNetError
+from egeunet.export.io import ArtifactIO
+
+
+@register
+class LiteRTRunner(Runner):
+    """Batch-1 graphs run image by image; int8 I/O is (de)quantised with the tensors' own scale/zero point."""
+
+    runtime = "litert"
+
+    def __init__(self, path: Path, threads: int | None = None, device: str = "cpu") -> None:
+        super().__init__(path, threads, device)
+        if device != "cpu":
+            raise EGEUNetError(f"{path}: the LiteRT runner runs on cpu only, not {device!r}")
+        from ai_edge_litert.interpreter import Interpreter
+
+        from egeunet.export.tflite_flatbuffer import read_metadata
+
+        try:
+            self.interpreter = Interpreter(model_path=str(path), num_threads=threads or None)
+            self.interpreter.allocate_tensors()
+            contract = read_metadata(Path(path).read_bytes())
+        except (ValueError, RuntimeError) as exc:
+            raise EGEUNetError(f"{path}: LiteRT cannot load it ({str(exc).splitlines()[0][:160]})") from None
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        quant = {}
+        for key, detail in (("input", self.input), ("output", self.output)):
+            if detail["dtype"] == np.int8:
+                scale, zero_point = detail["quantization"]
+                quant.update({f"{key}_scale": float(scale), f"{key}_zero_point": int(zero_point)})
+        self.io = ArtifactIO.from_contract(contract, **quant)
+        self.input_size = self.io.size
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        outs = []
+        for one in x:  # the graph has a fixed batch of 1
+            self.interpreter.set_tensor(self.input["index"], one[None])
+            self.interpreter.invoke()
+            outs.append(self.io.output(self.interpreter.get_tensor(self.output["index"])))
+        return np.concatenate(outs)
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        return self._run(self.io.canonical_input(batch))
+
+    def predict_image(self, image: np.ndarray) -> np.ndarray:
+        return self._run(self.io.image_input(image))[0, 0]
+
+    def describe(self) -> dict:
+        return {**super().describe(), "input_dtype": np.dtype(self.input["dtype"]).name,
+                "layout": self.io.layout, "baked_preprocess": self.io.baked}

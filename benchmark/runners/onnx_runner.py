@@ -1,0 +1,53 @@
+"""ONNX Runtime runner: CPU provider (CUDA when asked for and present), contract read from metadata_props."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from egeunet.benchmark.runners.base import Runner, register
+from egeunet.errors import EGEUNetError
+from egeunet.export.base import CONTRACT_KEY
+from egeunet.export.io import ArtifactIO
+
+
+@register
+class OnnxRunner(Runner):
+    """``threads`` sets intra-op threads; ``device="cuda"`` uses the CUDA provider (error if absent)."""
+
+    runtime = "onnxruntime"
+
+    def __init__(self, path: Path, threads: int | None = None, device: str = "cpu") -> None:
+        super().__init__(path, threads, device)
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        providers = ["CPUExecutionProvider"]
+        if device.startswith("cuda"):
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise EGEUNetError(f"{path}: device {device!r} requested but onnxruntime has no CUDA provider here")
+            providers.insert(0, "CUDAExecutionProvider")
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
+            raise EGEUNetError(f"{path}: onnxruntime cannot load it ({str(exc).splitlines()[0][:160]})") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.io = ArtifactIO.from_contract(meta.get(CONTRACT_KEY))
+        self.input_size = self.io.size
+        self.input_name = self.session.get_inputs()[0].name
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        return self.io.output(self.session.run(None, {self.input_name: x})[0])
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        return self._run(self.io.canonical_input(batch))
+
+    def predict_image(self, image: np.ndarray) -> np.ndarray:
+        return self._run(self.io.image_input(image))[0, 0]
+
+    def describe(self) -> dict:
+        return {**super().describe(), "providers": self.session.get_providers(), "layout": self.io.layout,
+                "baked_preprocess": self.io.baked}

@@ -1,0 +1,53 @@
+"""`egeunet export MODEL`: ONNX, TFLite and CoreML artifacts, each validated against PyTorch, with a manifest."""
+from __future__ import annotations
+
+import argparse
+
+HELP = "export a checkpoint to ONNX, TFLite and CoreML (fp32/fp16/int8), validate each, write a manifest"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options: formats, precisions, calibration and held-out images, layout, preprocessing, gates."""
+    from egeunet.export.spec import CALIBRATION_METHODS, Gates
+
+    gates = Gates()
+    parser.add_argument("model", help="checkpoint (egeunet .pt or the authors' best/latest.pth)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder for the artifacts and manifest.json")
+    parser.add_argument("--formats", default="onnx,tflite,coreml", help="comma-separated: onnx, tflite, coreml")
+    parser.add_argument("--precisions", default="fp32,fp16,int8", help="comma-separated: fp32, fp16, int8")
+    parser.add_argument("--calib", metavar="DIR", help="calibration images (a dataset layout or a plain folder); "
+                        "default: synthetic sample images, seed 0")
+    parser.add_argument("--n-calib", type=int, default=64, help="number of calibration images (default 64)")
+    parser.add_argument("--held-out", metavar="DIR", help="held-out images for validation; default: the last "
+                        "--n-held images of --calib (never used for calibration)")
+    parser.add_argument("--n-held", type=int, default=8, help="number of held-out validation images (default 8)")
+    parser.add_argument("--size", type=int, help="input size (multiple of 32); default: the checkpoint's")
+    parser.add_argument("--nhwc", action="store_true", help="NHWC input and output (mobile layout)")
+    parser.add_argument("--bake-preprocess", action="store_true",
+                        help="graph input is uint8 RGB at the model size; the graph does the min-max stretch")
+    parser.add_argument("--int8-io", action="store_true", help="full-int8 TFLite with int8 input and output")
+    parser.add_argument("--calib-method", default="minmax", choices=CALIBRATION_METHODS,
+                        help="ONNX int8 calibration (TFLite uses min-max)")
+    parser.add_argument("--fp32-tol", type=float, default=gates.fp32_max_abs, help="fp32 gate: max |dprob|")
+    parser.add_argument("--fp16-tol", type=float, default=gates.fp16_max_abs, help="fp16 gate: max |dprob|")
+    parser.add_argument("--int8-agreement", type=float, default=gates.int8_agreement, help="int8 gate: mask agreement")
+    parser.add_argument("--int8-iou-change", type=float, default=gates.int8_iou_change, help="int8 gate: IoU change")
+    parser.add_argument("--no-golden", action="store_true", help="do not write golden vectors for the demos")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export, print a summary table; exit 1 when any artifact failed (the manifest still says why)."""
+    from egeunet.export.api import ExportFailed, export_all, summary_table
+    from egeunet.export.spec import Gates
+
+    gates = Gates(args.fp32_tol, args.fp16_tol, args.int8_agreement, args.int8_iou_change)
+    try:
+        manifest = export_all(args.model, args.out, args.formats, args.precisions, args.calib, args.n_calib,
+                              args.held_out, args.n_held, args.size, args.nhwc, args.bake_preprocess, args.int8_io,
+                              args.calib_method, gates, golden=not args.no_golden)
+    except ExportFailed as exc:
+        print(summary_table(exc.manifest))
+        raise
+    print(summary_table(manifest))
+    print(f"wrote {len(manifest['artifacts'])} artifacts and manifest.json to {args.out}")
+    return 0

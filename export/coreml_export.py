@@ -1,0 +1,136 @@
+"""CoreML through coremltools: mlprogram for iOS16+ from the traced deploy form; fp32, fp16 and int8 weights.
+
+fp16 computes in float16; int8 is the fp16 program with ``linear_quantize_weights`` on every weight
+(``weight_threshold=0``: with the default threshold this tiny model keeps most weights in fp16).
+Linux can convert and inspect a package but not run it: validation is structural there (spec loads,
+inputs, outputs, op types, weight count) and the numeric part is skipped with its reason recorded.
+"""
+from __future__ import annotations
+
+import platform
+import shutil
+import tempfile
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from egeunet.export.base import CONTRACT_KEY, FORMATS, Exporter, contract_json, register
+from egeunet.export.spec import ExportSpec, FormatConfig, Variant
+
+CONFIG = FormatConfig(name="coreml", suffix=".mlpackage", runtime="coreml", precisions=("fp32", "fp16", "int8"),
+                      uint8_input=False, notes="mlprogram, iOS16 deployment target")
+NEEDS_MACOS = "CoreML prediction needs macOS"
+
+
+def _convert(deploy, spec: ExportSpec, variant: Variant):
+    import coremltools as ct
+    import torch
+
+    example = deploy.example_input().float()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # torch.export keeps every size static (jit.trace leaves int ops coremltools cannot convert);
+        # a baked form's stretch casts to float, so float pixel values export the same graph
+        traced = torch.export.export(deploy, (example,)).run_decompositions({})
+        precision = ct.precision.FLOAT32 if variant.precision == "fp32" else ct.precision.FLOAT16
+        model = ct.convert(traced, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
+                           inputs=[ct.TensorType(name=CONFIG.input_name, shape=example.shape, dtype=np.float32)],
+                           outputs=[ct.TensorType(name=CONFIG.output_name, dtype=np.float32)],
+                           compute_precision=precision)
+        if variant.precision == "int8":
+            import coremltools.optimize.coreml as cto
+
+            config = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(
+                mode="linear_symmetric", dtype="int8", granularity="per_channel", weight_threshold=0))
+            model = cto.linear_quantize_weights(model, config)
+    model.user_defined_metadata[CONTRACT_KEY] = contract_json(spec, CONFIG, variant)
+    model.short_description = "EGE-UNet skin-lesion segmentation (egeunet export)"
+    return model
+
+
+def _program(path: Path):
+    """The package's MIL program proto (spec loads without macOS)."""
+    import coremltools as ct
+
+    return ct.utils.load_spec(str(path))
+
+
+@register
+class CoreMLExporter(Exporter):
+    """CoreML exporter (mlpackage folders, written to a temporary name and renamed)."""
+
+    config = CONFIG
+
+    def variants(self, precision: str, spec: ExportSpec) -> list[Variant]:
+        method = {"fp32": "mlprogram iOS16, float32 compute", "fp16": "mlprogram iOS16, float16 compute",
+                  "int8": "mlprogram iOS16, float16 compute, int8 per-channel weights (linear_quantize_weights, threshold 0)"}
+        return [Variant(precision, precision, method[precision])]
+
+    def export(self, deploy, spec: ExportSpec, out_path: Path, variant: Variant) -> Path:
+        out_path = Path(out_path)
+        model = _convert(deploy, spec, variant)
+        work = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.", dir=out_path.parent))
+        try:
+            model.save(str(work / out_path.name))
+            if out_path.exists():
+                shutil.rmtree(out_path)
+            (work / out_path.name).rename(out_path)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return out_path
+
+    def describe(self, path: Path) -> dict:
+        spec = _program(path)
+
+        def io(features) -> list[dict]:
+            from coremltools.proto import FeatureTypes_pb2 as ft
+
+            return [{"name": f.name, "dtype": ft.ArrayFeatureType.ArrayDataType.Name(f.type.multiArrayType.dataType).lower(),
+                     "shape": list(f.type.multiArrayType.shape)} for f in features]
+
+        ops: Counter = Counter()
+        for function in spec.mlProgram.functions.values():
+            for block in function.block_specializations.values():
+                for op in block.operations:
+                    ops[op.type] += 1
+        weights = ops.get("const", 0) + ops.get("constexpr_affine_dequantize", 0) + ops.get("constexpr_blockwise_shift_scale", 0)
+        int8 = {k: v for k, v in ops.items() if k.startswith("constexpr")}
+        return {"inputs": io(spec.description.input), "outputs": io(spec.description.output),
+                "spec_version": spec.specificationVersion, "ops": sum(ops.values()), "op_counts": dict(ops.most_common()),
+                "weight_tensors": weights,
+                "quantization": {"int8_weight_ops": int8} if int8 else None,
+                "contract": _contract(spec)}
+
+    def validate(self, path: Path, reference: np.ndarray, held_out, spec: ExportSpec, variant: Variant) -> dict:
+        """Structural checks everywhere; numbers through the CoreML runner on macOS, else skipped with the reason."""
+        info = self.describe(path)
+        problems = []
+        if [i["name"] for i in info["inputs"]] != [CONFIG.input_name] or [o["name"] for o in info["outputs"]] != [CONFIG.output_name]:
+            problems.append(f"inputs/outputs are {info['inputs']} / {info['outputs']}")
+        if info["inputs"] and info["inputs"][0]["shape"] != spec.input_shape:
+            problems.append(f"input shape {info['inputs'][0]['shape']} != {spec.input_shape}")
+        if info["contract"] is None:
+            problems.append("no egeunet contract in user_defined_metadata")
+        if variant.precision == "int8" and not info["quantization"]:
+            problems.append("no int8 weights in the program")
+        if not info["op_counts"].get("conv"):
+            problems.append("no conv ops in the program")
+        structural = {"ops": info["ops"], "weight_tensors": info["weight_tensors"], "problems": problems}
+        if problems:
+            return {"passed": False, "gate": "structural: " + "; ".join(problems), "structural": structural}
+        if platform.system() != "Darwin":
+            return {"passed": True, "gate": "structural only", "structural": structural, "numeric": "skipped",
+                    "skipped_reason": NEEDS_MACOS}
+        return {**super().validate(path, reference, held_out, spec, variant), "structural": structural}
+
+
+def _contract(spec) -> dict | None:
+    import json
+
+    text = spec.description.metadata.userDefined.get(CONTRACT_KEY)
+    return json.loads(text) if text else None
+
+
+export, validate, describe = FORMATS[CONFIG.name].export, FORMATS[CONFIG.name].validate, FORMATS[CONFIG.name].describe

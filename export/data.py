@@ -1,0 +1,104 @@
+"""Calibration and held-out images for export: uint8 RGB at the model size, never overlapping.
+
+Images are resized once (bilinear, as ``egeunet.preprocess``) and rounded to uint8, which is what an
+app with baked preprocessing feeds; for such an image ``preprocess`` is exactly cast + stretch, so
+every artifact (baked or not) is compared on the same numbers.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from egeunet.errors import EGEUNetError
+from egeunet.preprocess import preprocess, resize_float
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """N uint8 images N x S x S x 3, optional ground-truth masks N x S x S (bool), ids and their source."""
+
+    images: np.ndarray
+    masks: np.ndarray | None
+    ids: tuple[str, ...]
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the id list (one id per line), so a manifest names the exact images used."""
+        return hashlib.sha256("\n".join(self.ids).encode()).hexdigest()
+
+    def canonical(self) -> np.ndarray:
+        """The network input N x 3 x S x S float32 (``egeunet.preprocess`` of the uint8 images)."""
+        return preprocess(self.images, self.images.shape[1])
+
+    def take(self, n: int) -> "ImageSet":
+        """The first ``n`` images."""
+        return ImageSet(self.images[:n], None if self.masks is None else self.masks[:n], self.ids[:n], self.source)
+
+    def describe(self) -> dict:
+        """Manifest record: source, count, sha256 of the id list."""
+        return {"source": self.source, "count": len(self), "sha256_of_ids": self.sha256}
+
+
+def to_model_size(image: np.ndarray, size: int) -> np.ndarray:
+    """uint8 RGB resized to size x size like ``preprocess`` (bilinear, float), then rounded."""
+    return np.clip(np.rint(resize_float(image, size)), 0, 255).astype(np.uint8)
+
+
+def _mask_to_size(mask: np.ndarray, size: int) -> np.ndarray:
+    return resize_float(mask.astype(np.float32) / 255.0, size) >= 0.5
+
+
+def synthetic_sets(size: int, n_calib: int, n_held: int, seed: int = 0) -> tuple[ImageSet, ImageSet]:
+    """Calibration images 0..n_calib-1 and held-out images after them, from the synthetic generator."""
+    from egeunet.data.synthetic import generate_sample
+
+    def make(indices: range, role: str) -> ImageSet:
+        pairs = [generate_sample(seed, i) for i in indices]
+        return ImageSet(np.stack([to_model_size(im, size) for im, _ in pairs]),
+                        np.stack([_mask_to_size(m, size) for _, m in pairs]),
+                        tuple(f"synthetic:{seed}:{i}" for i in indices), f"synthetic sample, seed {seed} ({role})")
+
+    return make(range(n_calib), "calibration"), make(range(n_calib, n_calib + n_held), "held-out")
+
+
+def _read_folder(folder: Path, size: int, role: str) -> ImageSet:
+    from egeunet.data.imageio import read_image, read_mask
+    from egeunet.data.layouts import find_samples
+
+    try:
+        samples = find_samples(folder)
+    except EGEUNetError as exc:
+        raise EGEUNetError(f"no {role} images: {exc}") from None
+    images = np.stack([to_model_size(read_image(s.image), size) for s in samples])
+    masks = None
+    if all(s.mask is not None for s in samples):
+        masks = np.stack([_mask_to_size(read_mask(s.mask), size) for s in samples])
+    return ImageSet(images, masks, tuple(s.id for s in samples), str(folder))
+
+
+def folder_sets(calib_dir: str | Path, size: int, n_calib: int, n_held: int,
+                held_dir: str | Path | None = None) -> tuple[ImageSet, ImageSet]:
+    """Calibration from ``calib_dir``; held-out from ``held_dir`` or else the last n_held images of calib_dir."""
+    calib = _read_folder(Path(calib_dir), size, "calibration")
+    if held_dir is not None:
+        held = _read_folder(Path(held_dir), size, "held-out").take(n_held)
+        overlap = set(held.ids) & set(calib.ids[:n_calib])
+        if overlap:
+            raise EGEUNetError(f"held-out images are also calibration images: {sorted(overlap)[:3]}")
+        return calib.take(n_calib), held
+    if len(calib) <= n_held:
+        raise EGEUNetError(f"{calib_dir}: {len(calib)} images; need more than {n_held} so that {n_held} can be held out "
+                           "from calibration (or pass --held-out DIR)")
+    cut = len(calib) - n_held
+    held = ImageSet(calib.images[cut:], None if calib.masks is None else calib.masks[cut:], calib.ids[cut:],
+                    f"{calib.source} (held-out: last {n_held} by id)")
+    first = min(n_calib, cut)
+    return ImageSet(calib.images[:first], None if calib.masks is None else calib.masks[:first], calib.ids[:first],
+                    f"{calib.source} (calibration: first {first} by id)"), held

@@ -1,0 +1,138 @@
+"""The deploy form: EGE-UNet as one fixed-size, eval-only function that converters and quantizers map cleanly.
+
+Same numbers as ``EGEUNet.forward`` (to float rounding) at one input size, rewritten for export:
+- only the final probability map is computed (deep-supervision heads stay only where GAB needs them);
+- each GHPA's weight-only attention maps are folded into constant buffers, one multiply per group;
+- LayerNorm is ``(x - mean) * rsqrt(var + eps)``: an int8 DIV crashes the TFLite interpreter;
+- optional front and back: baked preprocessing (uint8 RGB in, min-max stretch in the graph) and NHWC I/O.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from egeunet.model import GHPA, EGEUNet, LayerNorm2d, check_input_size
+from egeunet.model.layers import upsample_to
+
+
+class RsqrtLayerNorm(nn.Module):
+    """Channels-first LayerNorm with a multiply by rsqrt instead of a divide; affine as (1,C,1,1) constants."""
+
+    def __init__(self, norm: LayerNorm2d) -> None:
+        super().__init__()
+        self.register_buffer("weight", norm.weight.detach().clone().view(1, -1, 1, 1))
+        self.register_buffer("bias", norm.bias.detach().clone().view(1, -1, 1, 1))
+        self.eps = norm.eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        centred = x - x.mean(1, keepdim=True)
+        var = (centred * centred).mean(1, keepdim=True)
+        return centred * torch.rsqrt(var + self.eps) * self.weight + self.bias
+
+
+class FoldedGHPA(nn.Module):
+    """GHPA at a fixed spatial size: its attention maps are constants, each applied by one multiply."""
+
+    def __init__(self, ghpa: GHPA, height: int, width: int) -> None:
+        super().__init__()
+        with torch.no_grad():
+            maps = [m.detach().clone() for m in ghpa.attention_maps(height, width)]
+        self.multi_axis = ghpa.multi_axis
+        self.group = ghpa.norm1.weight.numel() // 4
+        for i, m in enumerate(maps):
+            self.register_buffer(f"map{i}", m)
+        self.norm1 = RsqrtLayerNorm(ghpa.norm1)
+        self.norm2 = RsqrtLayerNorm(ghpa.norm2)
+        self.dw = copy.deepcopy(ghpa.dw) if self.multi_axis else None
+        self.ldw = copy.deepcopy(ghpa.ldw)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.norm1(x)
+        if not self.multi_axis:
+            x = x * self.map0
+        else:
+            g1, g2, g3, g4 = torch.split(x, self.group, dim=1)
+            x = torch.cat([g1 * self.map0, g2 * self.map1, g3 * self.map2, self.dw(g4)], dim=1)
+        return self.ldw(self.norm2(x))
+
+
+def _ghpa_sizes(model: EGEUNet, size: int) -> dict[GHPA, tuple[int, int]]:
+    """Spatial size each GHPA sees for a size x size input (found by one forward pass)."""
+    sizes: dict[GHPA, tuple[int, int]] = {}
+
+    def record(module: nn.Module, args: tuple) -> None:
+        sizes[module] = tuple(args[0].shape[2:])
+
+    hooks = [m.register_forward_pre_hook(record) for m in model.modules() if isinstance(m, GHPA)]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, model.config.in_channels, size, size, dtype=model.final.weight.dtype))
+    finally:
+        for h in hooks:
+            h.remove()
+    return sizes
+
+
+def _swap_modules(root: nn.Module, make: dict[type, object]) -> None:
+    """Replace, depth first, every child whose type is in ``make`` by ``make[type](child)``."""
+    for name, child in root.named_children():
+        factory = make.get(type(child))
+        if factory is not None:
+            setattr(root, name, factory(child))
+        else:
+            _swap_modules(child, make)
+
+
+class DeployEGEUNet(nn.Module):
+    """``EGEUNet`` at ``size`` x ``size``: float N x 3 x S x S in [0, 255] -> probabilities N x 1 x S x S.
+
+    ``bake_preprocess``: the input is uint8 RGB at the model size and the graph applies the min-max
+    stretch of ``egeunet.preprocess``. ``nhwc``: input N x S x S x 3 and output N x S x S x 1.
+    """
+
+    def __init__(self, model: EGEUNet, size: int, bake_preprocess: bool = False, nhwc: bool = False) -> None:
+        super().__init__()
+        check_input_size(size, size)
+        self.size, self.bake_preprocess, self.nhwc = int(size), bool(bake_preprocess), bool(nhwc)
+        model = copy.deepcopy(model).eval()
+        sizes = _ghpa_sizes(model, size)
+        _swap_modules(model, {GHPA: lambda g: FoldedGHPA(g, *sizes[g]), LayerNorm2d: RsqrtLayerNorm})
+        self.net = model
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int]:
+        """Example (batch 1) input shape in this form's layout."""
+        s = self.size
+        return (1, s, s, 3) if self.nhwc else (1, 3, s, s)
+
+    def example_input(self, batch: int = 1) -> torch.Tensor:
+        """A deterministic example input of the right dtype (for tracing)."""
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randint(0, 256, (batch,) + self.input_shape[1:], generator=gen, dtype=torch.uint8)
+        return x if self.bake_preprocess else x.float()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.nhwc:
+            x = x.permute(0, 3, 1, 2)
+        if self.bake_preprocess:
+            x = stretch_uint8(x)
+        final, _ = self.net._features(x)
+        prob = torch.sigmoid(upsample_to(final, (self.size, self.size)))
+        return prob.reshape(-1, self.size, self.size, 1) if self.nhwc else prob
+
+
+def stretch_uint8(x: torch.Tensor) -> torch.Tensor:
+    """``minmax_stretch`` for integer pixels: a span below 1 means a constant image, which maps to 0."""
+    x = x.float()
+    lo = x.amin(dim=(1, 2, 3), keepdim=True)
+    span = torch.clamp(x.amax(dim=(1, 2, 3), keepdim=True) - lo, min=1.0)
+    return (x - lo) / span * 255.0
+
+
+def deploy_form(model: EGEUNet, size: int = 256, bake_preprocess: bool = False, nhwc: bool = False) -> DeployEGEUNet:
+    """Build the deploy form of ``model`` for ``size`` x ``size`` inputs (eval mode, no gradients)."""
+    return DeployEGEUNet(model, size, bake_preprocess, nhwc).eval()

@@ -1,0 +1,54 @@
+"""The export manifest: one record per artifact (file, hash, I/O, quantisation, validation) plus library versions."""
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import metadata
+from pathlib import Path
+
+from egeunet.atomic import atomic_write
+
+LIBRARIES = ("egeunet", "torch", "numpy", "onnx", "onnxruntime", "onnxsim", "litert-torch", "ai-edge-litert",
+             "ai-edge-quantizer", "coremltools")
+GOLDEN_FILES = {
+    "index.json": "size, threshold, photos, and per artifact its I/O contract (layout, dtypes, int8 scale/zero point)",
+    "NAME.png": "the raw RGB photo at its own size",
+    "NAME.input.npy": "egeunet.preprocess of the photo: float32 1 x 3 x S x S",
+    "ARTIFACT/NAME.in.npy": "the artifact's input tensor exactly as fed (layout, dtype, quantised)",
+    "ARTIFACT/NAME.out.npy": "the artifact's raw output tensor",
+    "ARTIFACT/NAME.prob.npy": "probabilities float32 S x S",
+    "ARTIFACT/NAME.mask.png": "0/255 mask at the photo's size (threshold 0.5)",
+    "ARTIFACT/NAME.overlay.png": "the mask drawn over the photo",
+}
+
+
+def file_digest(path: Path) -> tuple[int, str]:
+    """(bytes, sha256) of a file, or of a package folder (every file, sorted by relative path, name and content)."""
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    digest, total = hashlib.sha256(), 0
+    for f in files:
+        if path.is_dir():
+            digest.update(str(f.relative_to(path)).encode() + b"\0")
+        data = f.read_bytes()
+        digest.update(data)
+        total += len(data)
+    return total, digest.hexdigest()
+
+
+def versions() -> dict[str, str | None]:
+    """Installed versions of the libraries an artifact depends on (None: not installed)."""
+    found = {}
+    for name in LIBRARIES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def write_manifest(out: Path, manifest: dict) -> Path:
+    """Write ``out/manifest.json`` atomically."""
+    path = Path(out) / "manifest.json"
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=1) + "\n"))
+    return path

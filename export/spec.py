@@ -1,0 +1,98 @@
+"""What an export is asked to produce: per-format config, validation gates, the user's options, variants."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from egeunet.errors import EGEUNetError
+
+if TYPE_CHECKING:
+    from egeunet.export.data import ImageSet
+
+PRECISIONS = ("fp32", "fp16", "int8")
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+
+
+@dataclass(frozen=True)
+class FormatConfig:
+    """One format's fixed facts: names, file suffix, runtime, opset and the precisions it supports."""
+
+    name: str
+    suffix: str
+    runtime: str
+    precisions: tuple[str, ...]
+    input_name: str = "image"
+    output_name: str = "prob"
+    opset: int | None = None
+    uint8_input: bool = True  # False: a baked graph takes float32 pixel values (CoreML has no uint8 input)
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class Gates:
+    """Validation thresholds against fp32 PyTorch on held-out images (configurable from the CLI)."""
+
+    fp32_max_abs: float = 1e-4
+    fp16_max_abs: float = 2e-3
+    int8_agreement: float = 0.99
+    int8_iou_change: float = 0.005
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One artifact of a format: a name used in the file name, its precision and how it is built."""
+
+    name: str  # e.g. "fp32", "int8", "int8-dynamic", "int8-io"
+    precision: str  # the gate family: fp32, fp16 or int8
+    method: str  # human-readable build recipe, recorded in the manifest
+    int8_io: bool = False
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    """Everything one export run was asked for, shared by every format."""
+
+    size: int = 256
+    nhwc: bool = False
+    bake_preprocess: bool = False
+    int8_io: bool = False
+    calib_method: str = "minmax"
+    gates: Gates = field(default_factory=Gates)
+    calibration: "ImageSet | None" = None
+
+    def __post_init__(self) -> None:
+        if self.size % 32 or self.size < 32:
+            fix = max(32, round(self.size / 32) * 32)
+            raise EGEUNetError(f"size {self.size} is not a multiple of 32: use {fix} (the paper uses 256)")
+        if self.calib_method not in CALIBRATION_METHODS:
+            raise EGEUNetError(f"unknown calibration method {self.calib_method!r}; choose from {', '.join(CALIBRATION_METHODS)}")
+
+    @property
+    def layout(self) -> str:
+        """Tensor layout of the artifact's input and output."""
+        return "NHWC" if self.nhwc else "NCHW"
+
+    @property
+    def input_shape(self) -> list[int]:
+        """Input shape with batch 1 (graphs with a dynamic batch report -1 themselves)."""
+        s = self.size
+        return [1, s, s, 3] if self.nhwc else [1, 3, s, s]
+
+    @property
+    def output_shape(self) -> list[int]:
+        """Output shape with batch 1."""
+        s = self.size
+        return [1, s, s, 1] if self.nhwc else [1, 1, s, s]
+
+    def with_(self, **changes) -> "ExportSpec":
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+
+def parse_list(text: str | list[str], valid: tuple[str, ...], what: str) -> list[str]:
+    """Comma-separated names -> list, one-line error naming the valid choices for an unknown one."""
+    names = [n.strip().lower() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
+    bad = [n for n in names if n not in valid]
+    if bad or not names:
+        raise EGEUNetError(f"unknown {what} {bad[0] if bad else '(none given)'!r}; choose from {', '.join(valid)}")
+    return list(dict.fromkeys(names))

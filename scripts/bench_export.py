@@ -1,0 +1,138 @@
+"""Measure the export targets (issue 4): file sizes, where the int8 TFLite bytes go, agreement, 1-thread latency.
+
+    .venv/bin/python scripts/bench_export.py [--model CKPT] [--out DIR] [--size 256]
+
+Without --model a model is trained briefly on synthetic images (seed 100; the export calibrates and
+validates on seed 0). Latency: batch 1, one thread, median of --runs after warm-up, every runtime in
+this one process; the fp32 ONNX deploy form is compared with a plain ``torch.onnx.export`` of the
+same weights in the same run. Prints a markdown table and writes DIR/bench.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def quick_train(size: int, steps: int, seed: int = 0):
+    """AdamW on synthetic images at ``size`` (BCE on the final logit): a lightly trained model."""
+    from egeunet import EGEUNet
+    from egeunet.export.data import synthetic_sets
+
+    torch.manual_seed(seed)
+    data, _ = synthetic_sets(size, 64, 1, seed=100)
+    x, y = torch.from_numpy(data.canonical()), torch.from_numpy(data.masks[:, None].astype(np.float32))
+    model = EGEUNet()
+    opt = torch.optim.AdamW(model.parameters(), 3e-3)
+    for _ in range(steps):
+        idx = torch.randint(0, len(x), (8,))
+        loss = F.binary_cross_entropy_with_logits(model.forward_logits(x[idx])[0], y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+def latency_ms(predict, x: np.ndarray, runs: int) -> float:
+    """Median wall time of ``predict(x)`` in milliseconds after 5 warm-up calls."""
+    for _ in range(5):
+        predict(x)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        predict(x)
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def plain_onnx(model, size: int, path: Path) -> None:
+    """``torch.onnx.export`` of the unmodified EGEUNet (TorchScript, opset 17), the latency baseline."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(1, 3, size, size),), str(path), dynamo=False, opset_version=17,
+                          input_names=["image"], output_names=["prob"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="checkpoint; default: train briefly on synthetic images")
+    parser.add_argument("--out", default="bench-export", help="output folder (default bench-export)")
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=150, help="training steps without --model")
+    parser.add_argument("--n-calib", type=int, default=32)
+    parser.add_argument("--n-held", type=int, default=16)
+    parser.add_argument("--formats", default="onnx,tflite")
+    parser.add_argument("--runs", type=int, default=30)
+    args = parser.parse_args()
+
+    from egeunet import load_model, save_checkpoint
+    from egeunet.benchmark.runners import open_runner
+    from egeunet.export import ExportFailed, export_all
+    from egeunet.export.data import synthetic_sets
+    from egeunet.export.tflite_flatbuffer import size_breakdown
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model_path = Path(args.model) if args.model else out / "trained.pt"
+    if not args.model:
+        start = time.perf_counter()
+        save_checkpoint(model_path, quick_train(args.size, args.steps), args.size)
+        print(f"trained {args.steps} steps in {time.perf_counter() - start:.0f} s")
+    try:
+        manifest = export_all(model_path, out / "artifacts", args.formats, "fp32,fp16,int8", n_calib=args.n_calib,
+                              n_held=args.n_held, size=args.size)
+    except ExportFailed as exc:
+        manifest = exc.manifest
+        print(f"some artifacts failed: {exc}")
+
+    torch.set_num_threads(1)
+    model = load_model(model_path)
+    x = synthetic_sets(args.size, 1, 1)[1].canonical()
+    plain = out / "plain.onnx"
+    plain_onnx(model, args.size, plain)
+    rows = [{"file": "PyTorch eager (reference)", "bytes": None,
+             "ms_1thread": latency_ms(lambda b: model(torch.from_numpy(b)), x, args.runs)}]
+    with torch.no_grad():
+        rows.append({"file": "plain torch.onnx.export (baseline)", "bytes": plain.stat().st_size,
+                     "ms_1thread": latency_ms(open_runner(plain, threads=1).predict, x, args.runs)})
+        for record in manifest["artifacts"] + manifest["failed"]:
+            path = out / "artifacts" / record["file"]
+            row = {"file": record["file"], "kept": record["kept"], "bytes": record.get("bytes"),
+                   **{k: record.get("validation", {}).get(k) for k in ("max_abs_diff", "mask_agreement", "iou_change",
+                                                                     "iou_pytorch", "iou_artifact")}}
+            if path.exists() and path.suffix != ".mlpackage":
+                row["ms_1thread"] = latency_ms(open_runner(path, threads=1).predict, x, args.runs)
+            if path.suffix == ".tflite" and path.exists():
+                row["size_breakdown"] = size_breakdown(path.read_bytes())
+            rows.append(row)
+    deploy_ms = next((r["ms_1thread"] for r in rows if r["file"] == "egeunet_fp32.onnx"), None)
+    ratio = deploy_ms / rows[1]["ms_1thread"] if deploy_ms else None
+    result = {"size": args.size, "rows": rows, "deploy_vs_plain_onnx_latency": ratio, "versions": manifest["versions"]}
+    (out / "bench.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
+
+    print(f"\n| artifact | bytes | max abs diff | mask agreement | IoU change | 1-thread ms ({args.size}^2) |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        cells = [f"{r['bytes']:,}" if r.get("bytes") else "-"]
+        cells += [f"{r[k]:.2e}" if k == "max_abs_diff" and r.get(k) is not None else
+                  f"{r[k]:.4f}" if r.get(k) is not None else "-" for k in ("max_abs_diff", "mask_agreement", "iou_change")]
+        cells.append(f"{r['ms_1thread']:.2f}" if r.get("ms_1thread") else "-")
+        print(f"| {r['file']} | " + " | ".join(cells) + " |")
+    if ratio:
+        print(f"\nfp32 ONNX deploy form / plain torch.onnx.export latency (1 thread, same run): {ratio:.2f}x")
+    for r in rows:
+        if "size_breakdown" in r:
+            b = r["size_breakdown"]
+            print(f"{r['file']}: {b['bytes']:,} B = constants {b['constant_data_bytes']:,}, names {b['tensor_name_bytes']:,}, "
+                  f"{b['tensors']} tensors ({b['quantized_tensors']} quantised, {b['quant_scale_values']} scales), {b['ops']} ops")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,307 @@
+"""Exporters end to end: real conversions of a lightly trained EGE-UNet, run through their runners, gated.
+
+One export of every format x precision (NCHW float I/O) and one of ONNX/TFLite with NHWC, baked
+preprocessing and int8 I/O are shared by the tests of this module (64 x 64 inputs keep it fast).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from egeunet import EGEUNet, save_checkpoint
+from egeunet.errors import EGEUNetError
+from egeunet.export import FORMATS, ExportFailed, deploy_form, export_all, get_format
+from egeunet.export import tflite_flatbuffer as fb
+from egeunet.export.api import reference_probs
+from egeunet.export.data import synthetic_sets
+from egeunet.export.manifest import file_digest
+from egeunet.export.deploy import stretch_uint8
+from egeunet.preprocess import preprocess
+
+SIZE = 64
+N_CALIB, N_HELD = 16, 6
+# the macOS workflow exports CoreML only (EGEUNET_TEST_FORMATS=coreml); everywhere else every format
+FORMATS_UNDER_TEST = os.environ.get("EGEUNET_TEST_FORMATS", ",".join(FORMATS)).split(",")
+# every artifact an all-precision export builds, per format (the int8 I/O run replaces TFLite "int8")
+EXPECTED = {"onnx": ["fp32", "fp16", "int8"], "tflite": ["fp32", "fp16", "int8-dynamic", "int8"],
+            "coreml": ["fp32", "fp16", "int8"]}
+
+
+def light_training(steps: int = 120, seed: int = 0) -> EGEUNet:
+    """A few AdamW steps on synthetic images (seed 100, never the export's seed 0), so int8 gates mean something."""
+    torch.manual_seed(seed)
+    data, _ = synthetic_sets(SIZE, 48, 1, seed=100)
+    x = torch.from_numpy(data.canonical())
+    y = torch.from_numpy(data.masks[:, None].astype(np.float32))
+    model = EGEUNet()
+    opt = torch.optim.AdamW(model.parameters(), 3e-3)
+    for _ in range(steps):
+        idx = torch.randint(0, len(x), (8,))
+        logit, _ = model.forward_logits(x[idx])
+        loss = F.binary_cross_entropy_with_logits(logit, y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("model") / "model.pt"
+    save_checkpoint(path, light_training(), SIZE)
+    return path
+
+
+@pytest.fixture(scope="module")
+def full_export(checkpoint, tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("export")
+    return out, export_all(checkpoint, out, FORMATS_UNDER_TEST, n_calib=N_CALIB, n_held=N_HELD, progress=False)
+
+
+@pytest.fixture(scope="module")
+def mobile_export(checkpoint, tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("mobile")
+    return out, export_all(checkpoint, out, "onnx,tflite", "fp32,int8", n_calib=N_CALIB, n_held=N_HELD,
+                           nhwc=True, bake_preprocess=True, int8_io=True, golden=False, progress=False)
+
+
+def held_out() -> tuple[np.ndarray, np.ndarray]:
+    """The export's held-out images (uint8 at the model size) and their canonical tensors."""
+    _, held = synthetic_sets(SIZE, N_CALIB, N_HELD)
+    return held.images, held.canonical()
+
+
+def perturbed(seed: int = 0, scale: float = 0.03) -> EGEUNet:
+    torch.manual_seed(seed)
+    model = EGEUNet().eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * scale)
+    return model
+
+
+# ---- deploy form -------------------------------------------------------------------------------
+
+def test_deploy_form_is_the_same_function():
+    """In float64 the deploy form equals EGEUNet to 1e-10; in float32 it differs only by rounding."""
+    model = perturbed()
+    x = torch.rand(2, 3, SIZE, SIZE, dtype=torch.float64) * 255
+    with torch.no_grad():
+        exact = (deploy_form(model.double(), SIZE)(x) - model(x)).abs().max().item()
+        model.float()
+        rounding = (deploy_form(model, SIZE)(x.float()) - model(x.float())).abs().max().item()
+    assert exact <= 1e-10
+    assert rounding <= 1e-4
+
+
+def test_deploy_form_folds_ghpa_and_uses_rsqrt():
+    deploy = deploy_form(perturbed(), SIZE)
+    names = {type(m).__name__ for m in deploy.modules()}
+    assert "FoldedGHPA" in names and "GHPA" not in names and "LayerNorm2d" not in names
+    assert not any(p.requires_grad for p in deploy.parameters())
+    graph = torch.jit.trace(deploy, deploy.example_input()).inlined_graph
+    kinds = {n.kind() for n in graph.nodes()}
+    assert "aten::rsqrt" in kinds and "aten::div" not in kinds and "aten::permute" not in kinds
+
+
+def test_baked_and_nhwc_forms_equal_preprocess_then_model():
+    model = perturbed()
+    images, canonical = held_out()
+    baked = deploy_form(model, SIZE, bake_preprocess=True, nhwc=True)
+    with torch.no_grad():
+        want = model(torch.from_numpy(canonical))
+        got = baked(torch.from_numpy(images)).permute(0, 3, 1, 2)
+    # the stretch itself is exact; the network differs by float rounding of another memory layout
+    assert torch.equal(stretch_uint8(torch.from_numpy(images).permute(0, 3, 1, 2)),
+                       torch.from_numpy(preprocess(images, SIZE)))
+    assert (got - want).abs().max().item() <= 1e-4
+
+
+# ---- every format x precision ------------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_every_registered_format_is_exported_and_tested(fmt, full_export):
+    """Fails when a format is registered without being listed (and so tested) here."""
+    assert fmt in EXPECTED, f"format {fmt} has no test: add its variants to EXPECTED"
+    if fmt not in FORMATS_UNDER_TEST:
+        pytest.skip(f"EGEUNET_TEST_FORMATS={','.join(FORMATS_UNDER_TEST)}")
+    _, manifest = full_export
+    built = [a["variant"] for a in manifest["artifacts"] if a["format"] == fmt]
+    assert built == EXPECTED[fmt]
+
+
+@pytest.mark.parametrize("fmt,variant", [(f, v) for f, vs in EXPECTED.items() for v in vs])
+def test_artifact_meets_its_gate_through_its_runner(fmt, variant, full_export):
+    from egeunet.benchmark.runners import open_runner
+
+    if fmt not in FORMATS_UNDER_TEST:
+        pytest.skip(f"EGEUNET_TEST_FORMATS={','.join(FORMATS_UNDER_TEST)}")
+    out, manifest = full_export
+    record = next(a for a in manifest["artifacts"] if a["format"] == fmt and a["variant"] == variant)
+    assert record["validation"]["passed"], record["validation"]
+    assert record["contract"]["input_size"] == SIZE and record["contract"]["variant"] == variant
+    if fmt == "coreml" and platform.system() != "Darwin":
+        assert record["validation"]["skipped_reason"] == "CoreML prediction needs macOS"
+        assert not record["validation"]["structural"]["problems"]
+        pytest.skip("CoreML prediction needs macOS")
+    images, canonical = held_out()
+    runner = open_runner(out / record["file"], threads=1)
+    probs = runner.predict(canonical)[:, 0]
+    reference = reference_probs(_model(out), images)
+    agreement = float(np.mean((probs >= 0.5) == (reference >= 0.5)))
+    if record["precision"] == "int8":
+        assert agreement >= manifest["gates"]["int8_agreement"]
+    else:
+        assert np.abs(probs - reference).max() <= manifest["gates"][f"{record['precision']}_max_abs"]
+
+
+def _model(out: Path) -> EGEUNet:
+    from egeunet import load_model
+
+    return load_model(json.loads((out / "manifest.json").read_text())["model"]["path"])
+
+
+def test_int8_artifacts_are_really_int8(full_export):
+    _, manifest = full_export
+    by_name = {(a["format"], a["variant"]): a for a in manifest["artifacts"]}
+    assert "Conv" in by_name["onnx", "int8"]["quantization"]["int8_ops"]
+    tflite = by_name["tflite", "int8"]["quantization"]
+    assert {"CONV_2D", "DEPTHWISE_CONV_2D"} <= set(tflite["int8_ops"]) and "RSQRT" in tflite["float_fallback_ops"]
+    assert by_name["coreml", "int8"]["quantization"]["int8_weight_ops"]
+    assert by_name["tflite", "fp32"]["quantization"] is None
+
+
+def test_manifest_matches_the_files(full_export):
+    out, manifest = full_export
+    on_disk = json.loads((out / "manifest.json").read_text())
+    assert on_disk == json.loads(json.dumps(manifest))
+    assert manifest["calibration"]["source"].startswith("synthetic sample, seed 0")
+    assert manifest["calibration"]["count"] == N_CALIB and manifest["held_out"]["count"] == N_HELD
+    assert not manifest["held_out"]["images_overlap_calibration"] and not manifest["failed"]
+    assert {"torch", "onnx", "onnxruntime", "litert-torch", "ai-edge-litert", "coremltools"} <= set(manifest["versions"])
+    for record in manifest["artifacts"]:
+        assert file_digest(out / record["file"]) == (record["bytes"], record["sha256"])
+        assert record["inputs"][0]["name"] == "image" and record["outputs"][0]["name"] == "prob"
+    assert not list(out.glob(".*")), "temporary files left behind"
+
+
+def test_golden_vectors_are_written_and_documented(full_export):
+    out, manifest = full_export
+    golden = manifest["golden"]
+    if not golden["written"]:
+        pytest.skip(golden["reason"])
+    index = json.loads((out / golden["index"]).read_text())
+    files = {a["file"] for a in index["artifacts"]}
+    assert files == {a["file"] for a in manifest["artifacts"] if not a["file"].endswith(".mlpackage")}
+    assert "ARTIFACT/NAME.prob.npy" in golden["files"]
+
+
+# ---- NHWC, baked preprocessing, int8 I/O -------------------------------------------------------
+
+def test_mobile_variants_pass_and_declare_their_io(mobile_export):
+    _, manifest = mobile_export
+    by_name = {(a["format"], a["variant"]): a for a in manifest["artifacts"]}
+    assert set(by_name) == {("onnx", "fp32"), ("onnx", "int8"), ("tflite", "fp32"), ("tflite", "int8-dynamic"),
+                            ("tflite", "int8-io")}
+    io = by_name["tflite", "int8-io"]
+    assert io["inputs"][0]["dtype"] == "uint8" and io["inputs"][0]["shape"] == [1, SIZE, SIZE, 3]
+    assert io["outputs"][0]["dtype"] == "int8" and io["outputs"][0]["shape"] == [1, SIZE, SIZE, 1]
+    assert by_name["onnx", "fp32"]["contract"]["baked_preprocess"] is True
+
+
+def test_baked_nhwc_artifacts_equal_nchw_ones(full_export, mobile_export):
+    """Same image in, same probabilities out: raw uint8 NHWC pixels vs preprocess + NCHW float."""
+    from egeunet.benchmark.runners import open_runner
+
+    images, _ = held_out()
+    for name in ("egeunet_fp32.onnx", "egeunet_fp32.tflite"):
+        nchw = open_runner(full_export[0] / name)
+        baked = open_runner(mobile_export[0] / name)
+        for image in images[:3]:
+            assert np.abs(nchw.predict_image(image) - baked.predict_image(image)).max() <= 1e-4
+
+
+# ---- failures ----------------------------------------------------------------------------------
+
+def test_broken_artifact_fails_its_gate_and_is_not_kept(checkpoint, tmp_path, monkeypatch, capsys):
+    from egeunet.cli import main
+    from egeunet.export import onnx_export
+
+    real = onnx_export._to_onnx
+
+    def broken(deploy, spec, path):
+        with torch.no_grad():
+            deploy.net.final.bias.add_(0.5)  # a wrong number inside the graph
+        try:
+            real(deploy, spec, path)
+        finally:
+            with torch.no_grad():
+                deploy.net.final.bias.sub_(0.5)
+
+    monkeypatch.setattr(onnx_export, "_to_onnx", broken)
+    with pytest.raises(ExportFailed) as info:
+        export_all(checkpoint, tmp_path / "a", "onnx", "fp32", n_calib=4, n_held=2, golden=False, progress=False)
+    assert not (tmp_path / "a" / "egeunet_fp32.onnx").exists()
+    assert info.value.manifest["failed"][0]["error"].startswith("gate failed")
+    assert json.loads((tmp_path / "a" / "manifest.json").read_text())["artifacts"] == []
+    code = main(["export", str(checkpoint), "--formats", "onnx", "--precisions", "fp32", "--n-calib", "4",
+                 "--n-held", "2", "--no-golden", "--out", str(tmp_path / "b")])
+    assert code == 1 and "gate failed" in capsys.readouterr().err
+
+
+def test_flex_and_custom_ops_are_rejected(full_export):
+    from ai_edge_litert import schema_py_generated as schema
+
+    out, _ = full_export
+    model = fb.load((out / "egeunet_int8.tflite").read_bytes())
+    names = fb.op_names(model)
+    assert "CONV_2D" in names
+    fb.reject_unsupported_ops(names)  # a clean file passes
+    code = model.operatorCodes[model.subgraphs[0].operators[0].opcodeIndex]
+    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.CUSTOM
+    code.customCode = b"FlexErf"
+    flex = fb.op_names(fb.load(fb.dump(model)))
+    with pytest.raises(EGEUNetError, match="FLEX:FlexErf"):
+        fb.reject_unsupported_ops(flex)
+    code.customCode = b"MyOp"
+    with pytest.raises(EGEUNetError, match="CUSTOM:MyOp"):
+        fb.reject_unsupported_ops(fb.op_names(model))
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--formats", "onnx,foo"], "unknown format 'foo'; choose from onnx, tflite, coreml"),
+    (["--precisions", "int4"], "unknown precision 'int4'; choose from fp32, fp16, int8"),
+    (["--size", "100"], "size 100 is not a multiple of 32: use 96"),
+    (["--calib", "EMPTY"], "no calibration images"),
+    (["--n-calib", "0"], "--n-calib must be at least 1"),
+])
+def test_bad_input_gives_one_line_errors(args, message, checkpoint, tmp_path, capsys):
+    from egeunet.cli import main
+
+    (tmp_path / "empty").mkdir()
+    args = [str(tmp_path / "empty") if a == "EMPTY" else a for a in args]
+    assert main(["export", str(checkpoint), "--out", str(tmp_path / "o"), *args]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_not_a_model_gives_a_one_line_error(tmp_path, capsys):
+    from egeunet.cli import main
+
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not a checkpoint")
+    assert main(["export", str(junk), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "not a" in err and err.count("\n") == 1
+
+
+def test_unknown_format_lists_valid_names():
+    with pytest.raises(EGEUNetError, match="choose from onnx, tflite, coreml"):
+        get_format("tensorrt")
