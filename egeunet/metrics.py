@@ -49,7 +49,7 @@ def image_counts(pred: Any, target: Any, threshold: float = THRESHOLD) -> np.nda
     if type(p) is not type(t):  # one torch tensor, one numpy array: count in torch
         import torch
 
-        p, t = (torch.as_tensor(np.asarray(a)) if isinstance(a, np.ndarray) else a for a in (p, t))
+        p, t = (torch.as_tensor(a) if isinstance(a, np.ndarray) else a for a in (p, t))
         t = t.to(p.device)
     if tuple(p.shape) != tuple(t.shape):
         raise ValueError(f"prediction {tuple(p.shape)} and target {tuple(t.shape)} differ in shape")

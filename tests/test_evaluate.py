@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -82,6 +83,16 @@ def test_evaluate_split_choice_and_errors(dataset, tmp_path, capsys):
     out = _json(capsys, ["evaluate", model, "--data", str(dataset), "--split-file", str(tmp_path / "split.json"),
                          "--json", "--cache-dir", str(tmp_path / "cache")])
     assert out["split"] == "test" and [w["id"] for w in out["worst"]] == ["ISIC_0000004"]
+    recorded = tmp_path / "trained.pt"  # a training checkpoint records its data folder and split file
+    save_checkpoint(recorded, EGEUNet(channels=NARROW), input_size=64,
+                    training={"data": str(dataset.resolve()), "split_file": str(tmp_path / "split.json")})
+    out = _json(capsys, ["evaluate", str(recorded), "--data", str(dataset), "--json", "--split", "val",
+                         "--cache-dir", str(tmp_path / "cache")])
+    assert out["images"] == 1 and "recorded in the checkpoint" in out["split_source"]
+    other = tmp_path / "other"
+    shutil.copytree(dataset, other)  # another folder: the recorded split does not apply
+    out = _json(capsys, ["evaluate", str(recorded), "--data", str(other), "--json", "--cache-dir", str(tmp_path / "cache")])
+    assert out["split"] == "all" and out["images"] == 6
     for args, message in [
         ([model, "--data", str(dataset), "--split", "test"], "needs a split"),
         ([str(tmp_path / "missing.pt"), "--data", str(dataset)], "no such file"),

@@ -138,6 +138,7 @@ def test_user_errors_are_one_line(straight, dataset, tmp_path, capsys):
         (["--resume"], tmp_path / "empty", "last.pt not found"),
         (["--size", "70"], tmp_path / "a", "multiples of 32"),
         (["--amp"], tmp_path / "b", "--amp needs --device cuda"),
+        (["--variant", "tiny"], tmp_path / "c", "unknown variant 'tiny'"),
     ]
     for extra, out, message in cases:
         args = ["train", "--data", str(dataset), "--out", str(out), "--cache-dir", str(dataset.parent / "cache"),
@@ -146,5 +147,25 @@ def test_user_errors_are_one_line(straight, dataset, tmp_path, capsys):
         assert main(args) == 1, extra
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err
-    assert main(["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "c"), *TINY]) == 1
+    assert main(["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "d"), *TINY]) == 1
     assert "dataset folder not found" in capsys.readouterr().err
+
+
+def test_bad_file_stops_before_epoch_one_or_is_skipped(straight, dataset, tmp_path, capsys):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(dataset, data)
+    victim = json.loads((straight / "split.json").read_text())["train"][0]  # same seed, same split
+    bad = data / "ISIC2018_Task1-2_Training_Input" / f"{victim}.jpg"
+    bad.write_bytes(bad.read_bytes()[:400])
+    capsys.readouterr()
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"),
+                 "--epochs", "1", *TINY]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"{victim}.jpg: truncated JPEG" in err and "--skip-bad" in err
+    assert not (tmp_path / "run" / "last.pt").exists()
+    with pytest.warns(UserWarning, match="skipped 1 bad files"):
+        assert main(["train", "--data", str(data), "--out", str(tmp_path / "run"), "--cache-dir",
+                     str(tmp_path / "cache"), "--epochs", "1", "--skip-bad", *TINY]) == 0
+    assert read_checkpoint(tmp_path / "run" / "last.pt")["training"]["images"]["train"] == 6

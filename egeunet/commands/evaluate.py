@@ -1,7 +1,8 @@
 """`egeunet evaluate MODEL --data DIR`: the paper's metrics for any model `open_runner` opens (.pt, .onnx, ...).
 
 Which images: the part named by --split of --split-file if given; else of the split recorded in a
-training checkpoint (if that file still exists); else every image of the dataset (--split all).
+training checkpoint (when --data is the folder it was trained on and the file still exists); else
+every image of the dataset (--split all).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", choices=("train", "val", "test", "all"),
                         help="part to score (default: test when a split is known, else all)")
     parser.add_argument("--split-file", metavar="FILE", help="split.json to take --split from (default: the one "
-                        "recorded in the checkpoint, when it still exists)")
+                        "recorded in the checkpoint, when --data is its training data)")
     parser.add_argument("--size", type=int, help="input size (default: the model's, 256 for the paper)")
     parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
     parser.add_argument("--runtime", help="runtime to use instead of the one the file extension implies")
@@ -31,14 +32,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON (metrics as fractions) instead of a table")
 
 
-def recorded_split(model: str) -> str | None:
-    """The split file a training checkpoint recorded, if the model is one and the file still exists."""
+def recorded_split(model: str, data: str) -> str | None:
+    """The split file a training checkpoint recorded, if it was trained on ``data`` and the file still exists."""
     from egeunet.checkpoint import read_checkpoint
 
     if Path(model).suffix.lower() not in (".pt", ".pth"):
         return None
-    path = read_checkpoint(model).get("training", {}).get("split_file")
-    return path if path and Path(path).is_file() else None
+    training = read_checkpoint(model).get("training", {})
+    path = training.get("split_file")
+    same_data = training.get("data") == str(Path(data).resolve())
+    return path if same_data and path and Path(path).is_file() else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
     runner = open_runner(args.model, runtime=args.runtime, threads=args.threads, device=args.device)
     size = args.size or runner.input_size
-    split_file = args.split_file or recorded_split(args.model)
+    split_file = args.split_file or recorded_split(args.model, args.data)
     cache = dict(cache_dir=args.cache_dir, skip_bad=args.skip_bad)
     if split_file:
         part = args.split or "test"

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from egeunet.checkpoint import atomic_write, save_checkpoint
 from egeunet.data.splits import save_split
 from egeunet.errors import EGEUNetError
-from egeunet.model import EGEUNet, check_input_size, variant_config
+from egeunet.model import EGEUNet, EGEUNetConfig, check_input_size, variant_config
 from egeunet.training import distributed
 from egeunet.training.batches import epoch_order
 from egeunet.training.dataset import SplitData, check_parts, choose_split, open_split_data, split_hash
@@ -76,16 +76,21 @@ def _augment_seed(seed: int, epoch: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
 
 
-def _build_model(config: TrainConfig) -> EGEUNet:
-    """The seeded, freshly initialised network of the chosen variant (and widths)."""
+def _architecture(config: TrainConfig) -> EGEUNetConfig:
+    """The variant's architecture (with ``channels`` overridden), checked before any data is read."""
+    try:
+        options = {"channels": tuple(config.channels)} if config.channels else {}
+        return variant_config(config.variant, **options)
+    except ValueError as exc:
+        raise EGEUNetError(f"--variant/--channels: {exc}") from None
+
+
+def _build_model(config: TrainConfig, arch: EGEUNetConfig) -> EGEUNet:
+    """The seeded, freshly initialised network."""
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
-    try:
-        options = {"channels": tuple(config.channels)} if config.channels else {}
-        return EGEUNet(variant_config(config.variant, **options))
-    except ValueError as exc:
-        raise EGEUNetError(str(exc)) from None
+    return EGEUNet(arch)
 
 
 def _open_data(config: TrainConfig, ctx: distributed.DistContext, split: dict, source: str) -> SplitData:
@@ -101,6 +106,7 @@ def _open_data(config: TrainConfig, ctx: distributed.DistContext, split: dict, s
 def _run(config: TrainConfig, ctx: distributed.DistContext, device: torch.device) -> RunResult:
     start = time.perf_counter()
     amp_dtype = _check(config, device)
+    arch = _architecture(config)
     if config.threads:
         torch.set_num_threads(config.threads)
     run_dir = Path(config.out)
@@ -122,7 +128,7 @@ def _run(config: TrainConfig, ctx: distributed.DistContext, device: torch.device
     data = _open_data(config, ctx, split, source or "split")
     check_parts(data, source or config.data)
 
-    net = _build_model(config).to(device)
+    net = _build_model(config, arch).to(device)
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, betas=tuple(config.betas),
                                   weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.t_max, eta_min=config.eta_min)
