@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Install what the phone/browser demo tests need, skipping whatever is already present:
+#   - a JDK (javac) and JUnit 4 + Hamcrest jars  -> tests/test_android_core.py
+#   - Debian's Chromium                          -> tests/test_web_demo.py
+#   - web_demo's npm packages (onnxruntime-web, playwright-core), and ORT's browser files copied
+#     into web_demo/vendor/ (about 12 MB of wasm: generated, not committed)
+# Idempotent and quiet. A failed install is reported and the script goes on: the tests then skip
+# with the reason, which is written to .demo-tools-missing.txt beside this script's repository.
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+missing_log="$root/web_demo/.demo-tools-missing.txt"
+: > "$missing_log"
+
+need=()
+command -v javac >/dev/null || need+=(default-jdk-headless)
+[ -f /usr/share/java/junit4.jar ] || need+=(junit4)
+[ -f /usr/share/java/hamcrest-core.jar ] || [ -f /usr/share/java/hamcrest.jar ] || need+=(libhamcrest-java)
+command -v chromium >/dev/null || need+=(chromium)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "[setup_demo_tools] apt-get install ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! { apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; } 2>"$missing_log.apt"; then
+    echo "apt-get install ${need[*]} failed: $(tail -n 3 "$missing_log.apt" | tr '\n' ' ')" >> "$missing_log"
+    echo "[setup_demo_tools] apt-get failed; see $missing_log"
+  fi
+  rm -f "$missing_log.apt"
+fi
+
+web="$root/web_demo"
+stamp="$web/node_modules/.package-lock-installed"
+if [ ! -f "$stamp" ] || ! cmp -s "$web/package-lock.json" "$stamp"; then
+  echo "[setup_demo_tools] npm ci in web_demo"
+  if (cd "$web" && npm ci --no-audit --no-fund --loglevel=error >/dev/null 2>"$web/.npm-error.log"); then
+    cp "$web/package-lock.json" "$stamp"
+  else
+    echo "npm ci in web_demo failed: $(tail -n 3 "$web/.npm-error.log" | tr '\n' ' ')" >> "$missing_log"
+  fi
+  rm -f "$web/.npm-error.log"
+fi
+if [ -d "$web/node_modules/onnxruntime-web/dist" ]; then
+  mkdir -p "$web/vendor"
+  for f in ort.wasm.min.js ort-wasm-simd-threaded.mjs ort-wasm-simd-threaded.wasm; do
+    cmp -s "$web/node_modules/onnxruntime-web/dist/$f" "$web/vendor/$f" ||
+      cp "$web/node_modules/onnxruntime-web/dist/$f" "$web/vendor/$f"
+  done
+fi
+[ -s "$missing_log" ] || rm -f "$missing_log"
+exit 0

@@ -1,0 +1,60 @@
+"""The Android app's pure-Java core (android_demo/lesioncore) compiled here with javac and run with JUnit 4
+against golden vectors of freshly exported TFLite models: preprocessing, packing (NHWC, int8 I/O),
+probabilities, mask at the photo's size and overlay must match the Python pipeline."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from demo_artifacts import ROOT, golden_index, require_tool, run
+
+CORE = ROOT / "android_demo" / "lesioncore" / "src"
+JARS = [Path("/usr/share/java/junit4.jar"), Path("/usr/share/java/hamcrest-core.jar")]
+
+
+def _cases_file(path: Path) -> list[str]:
+    """Write the properties file GoldenTest reads: one case per (photo, TFLite artifact)."""
+    golden, index = golden_index()
+    lines, keys = [], []
+    for art in (a for a in index["artifacts"] if a["file"].endswith(".tflite")):
+        for image in index["images"]:
+            key = f"{image['name']}@{art['file']}"
+            keys.append(key)
+            folder = golden / art["folder"]
+            files = {"image": golden / image["image"], "input": golden / image["input"]}
+            files.update({kind: folder / f"{image['name']}.{kind}.{ext}" for kind, ext in
+                          (("in", "npy"), ("out", "npy"), ("prob", "npy"), ("mask", "png"), ("overlay", "png"))})
+            lines += [f"{key}.{name}={value}" for name, value in files.items()]
+            for field in ("size", "layout", "input_dtype", "input_scale", "input_zero_point",
+                          "output_dtype", "output_scale", "output_zero_point"):
+                if art[field] is not None:
+                    lines.append(f"{key}.{field}={art[field]}")
+            lines.append(f"{key}.baked={str(art['baked_preprocess']).lower()}")
+    path.write_text("\n".join([f"cases={','.join(keys)}", *lines]) + "\n")
+    return keys
+
+
+def test_lesioncore_junit_against_golden(tmp_path):
+    javac, java = require_tool("javac"), require_tool("java")
+    missing = [str(j) for j in JARS if not j.exists()]
+    if missing:
+        pytest.skip(f"JUnit 4 not installable here: missing {', '.join(missing)} (see scripts/setup_demo_tools.sh)")
+    keys = _cases_file(tmp_path / "cases.properties")
+    assert any("int8" in k for k in keys), "the export should include a full-int8 TFLite model"
+    classes = tmp_path / "classes"
+    sources = sorted(str(p) for p in CORE.rglob("*.java"))
+    classpath = ":".join(map(str, JARS))
+    # --release 8: the core must stay within what Android (minSdk 24, desugared) accepts.
+    run([javac, "--release", "8", "-Xlint:all", "-Xlint:-options", "-Werror", "-d", str(classes),
+         "-cp", classpath, *sources], timeout=120)
+    proc = run([java, f"-Dgolden.cases={tmp_path / 'cases.properties'}", "-cp", f"{classes}:{classpath}",
+                "org.junit.runner.JUnitCore", "org.egeunet.lesion.GoldenTest"], timeout=120)
+    assert re.search(r"^OK \(4 tests\)", proc.stdout, re.M), proc.stdout[-2000:]
+    measured = re.findall(r"^GOLDEN (\S+) (\S+) (\S+)$", proc.stdout, re.M)
+    assert {k for k, _, _ in measured} == set(keys)
+    worst: dict[str, float] = {}
+    for _, metric, value in measured:
+        worst[metric] = max(worst.get(metric, float("-inf")), float(value))
+    print("Java vs Python, worst case over photos and models:", worst)
