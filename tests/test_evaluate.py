@@ -115,7 +115,7 @@ def test_predict_writes_masks_and_overlays_at_image_size(dataset, tmp_path, caps
         assert mask.shape == image.shape[:2] and over.shape == image.shape
         assert set(np.unique(mask)) == {255}  # all lesion
         assert not np.array_equal(over, image)
-    assert "wrote 6 masks and overlays" in capsys.readouterr().out
+    assert "wrote the mask and overlay of 6 of 6 images" in capsys.readouterr().out
 
 
 def test_predict_bad_image_is_one_line_or_skipped(dataset, tmp_path, capsys):

@@ -98,6 +98,6 @@ def run(args: argparse.Namespace) -> int:
         write_png_atomic(out / f"{path.stem}_overlay.png", overlay(image, mask))
     if skipped:
         warnings.warn(f"skipped {len(skipped)} of {len(files)} images; first: {skipped[0]}", stacklevel=1)
-    print(f"wrote {len(files) - len(skipped)} masks and overlays to {out}"
+    print(f"wrote the mask and overlay of {len(files) - len(skipped)} of {len(files)} images to {out}"
           + (f" ({len(skipped)} skipped)" if skipped else ""))
     return 0

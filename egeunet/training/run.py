@@ -198,7 +198,7 @@ def _test(config: TrainConfig, data: SplitData, best_path: Path, best_epoch: int
 
     runner = open_runner(best_path, device=str(device))
     metrics = evaluate_rows(runner_predictor(runner), data.cached, data.parts["test"], 2 * config.batch_size,
-                            device, desc="test" if config.progress else None)
+                            desc="test" if config.progress else None)  # the runner moves batches to its device
     report = {"model": str(best_path.resolve()), "epoch": best_epoch, "split": "test",
               "split_file": str((run_dir / "split.json").resolve()), **metrics}
     atomic_write(run_dir / "test_metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(report, indent=1) + "\n"))
