@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     from egeunet.training.dataset import open_split_data
     from egeunet.training.evaluate import evaluate_rows, runner_predictor
 
+    if args.batch_size < 1:
+        raise EGEUNetError(f"--batch-size must be at least 1, got {args.batch_size}")
     runner = open_runner(args.model, runtime=args.runtime, threads=args.threads, device=args.device)
     size = args.size or runner.input_size
     split_file = args.split_file or recorded_split(args.model, args.data)

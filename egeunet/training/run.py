@@ -6,7 +6,6 @@ main process writes files or prints; under torchrun every process trains its sha
 """
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
@@ -18,7 +17,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from egeunet.checkpoint import atomic_write, save_checkpoint
 from egeunet.data.splits import save_split
 from egeunet.errors import EGEUNetError
 from egeunet.model import EGEUNet, EGEUNetConfig, check_input_size, variant_config
@@ -26,10 +24,10 @@ from egeunet.training import distributed
 from egeunet.training.batches import epoch_order
 from egeunet.training.dataset import SplitData, check_parts, choose_split, open_split_data, split_hash
 from egeunet.training.evaluate import evaluate_rows, model_predictor, runner_predictor
-from egeunet.training.log import epoch_row, write_log
 from egeunet.training.loop import LogitsModule, train_epoch
 from egeunet.training.recipe import TrainConfig
-from egeunet.training.state import load_resume, restore, resume_section
+from egeunet.training.records import RunRecords
+from egeunet.training.state import load_resume, restore
 
 
 @dataclass
@@ -57,9 +55,10 @@ def train(config: TrainConfig) -> RunResult:
 
 def _check(config: TrainConfig, device: torch.device) -> torch.dtype | None:
     """Reject impossible settings early; returns the autocast dtype (None without --amp)."""
-    for name in ("epochs", "batch_size", "t_max"):
-        if getattr(config, name) < 1:
-            raise EGEUNetError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
+    for name in ("epochs", "batch_size", "t_max", "workers", "threads"):
+        value = getattr(config, name)
+        if value is not None and value < 1:
+            raise EGEUNetError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     try:
         check_input_size(config.size, config.size)
     except ValueError as exc:
@@ -95,12 +94,25 @@ def _build_model(config: TrainConfig, arch: EGEUNetConfig) -> EGEUNet:
 
 def _open_data(config: TrainConfig, ctx: distributed.DistContext, split: dict, source: str) -> SplitData:
     """Decode and validate the dataset (the main process first, so the others find the cache built)."""
-    data = None
     kwargs = dict(cache_dir=config.cache_dir, skip_bad=config.skip_bad, workers=config.workers)
     if ctx.is_main:
         data = open_split_data(config.data, split, config.size, source, **kwargs)
     distributed.barrier(ctx)
-    return data or open_split_data(config.data, split, config.size, source, **kwargs)
+    if not ctx.is_main:
+        data = open_split_data(config.data, split, config.size, source, **kwargs)
+    return data
+
+
+def _resume_checkpoint(config: TrainConfig, run_dir: Path) -> dict | None:
+    """last.pt when resuming; refuses to start over a run that exists, or to resume one that does not."""
+    last = run_dir / "last.pt"
+    if config.resume:
+        if not last.is_file():
+            raise EGEUNetError(f"--resume: {last} not found (start without --resume)")
+        return load_resume(last, config)
+    if last.exists():
+        raise EGEUNetError(f"{run_dir} already holds a run (last.pt): pass --resume to continue it, or another --out")
+    return None
 
 
 def _run(config: TrainConfig, ctx: distributed.DistContext, device: torch.device) -> RunResult:
@@ -110,19 +122,12 @@ def _run(config: TrainConfig, ctx: distributed.DistContext, device: torch.device
     if config.threads:
         torch.set_num_threads(config.threads)
     run_dir = Path(config.out)
-    last_path, best_path, split_path = run_dir / "last.pt", run_dir / "best.pt", run_dir / "split.json"
-    ckpt = None
-    if config.resume:
-        if not last_path.is_file():
-            raise EGEUNetError(f"--resume: {last_path} not found (start without --resume)")
-        ckpt = load_resume(last_path, config)
-    elif last_path.exists():
-        raise EGEUNetError(f"{run_dir} already holds a run (last.pt): pass --resume to continue it, or another --out")
-
+    split_path = run_dir / "split.json"
+    ckpt = _resume_checkpoint(config, run_dir)
     source = config.split_file or (str(split_path) if ckpt else None)
     split = choose_split(config.data, source, config.seed)
     if ckpt and split_hash(split) != ckpt["training"]["split_hash"]:
-        raise EGEUNetError(f"--resume: the split in {source} is not the one {last_path} was trained on")
+        raise EGEUNetError(f"--resume: the split in {source} is not the one {run_dir / 'last.pt'} was trained on")
     if ctx.is_main:
         save_split(split_path, split)
     data = _open_data(config, ctx, split, source or "split")
@@ -133,22 +138,17 @@ def _run(config: TrainConfig, ctx: distributed.DistContext, device: torch.device
                                   weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.t_max, eta_min=config.eta_min)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    history: list[dict] = []
-    best_miou, best_epoch, done = -1.0, 0, 0
-    if ckpt:
-        state = restore(ckpt, net, optimizer, scheduler, scaler)
-        history, best_miou, best_epoch, done = state["history"], state["best_miou"], state["best_epoch"], state["epoch"]
-    model = distributed.wrap(LogitsModule(net), ctx, device)
-    training = {
+    records = RunRecords(run_dir, config.size, training={
         "settings": config.to_dict(), "data": str(Path(config.data).resolve()), "split_file": str(split_path.resolve()),
         "split_hash": data.split_hash, "seed": config.seed, "world_size": ctx.world_size, "device": str(device),
         "images": {part: int(len(rows)) for part, rows in data.parts.items()},
-    }
+    })
+    done = records.resume_from(restore(ckpt, net, optimizer, scheduler, scaler)) if ckpt else 0
+    model = distributed.wrap(LogitsModule(net), ctx, device)
     say = tqdm.write if ctx.is_main else (lambda _: None)
-    if ctx.is_main:
-        counts = " / ".join(f"{n} {part}" for part, n in training["images"].items())
-        say(f"training {config.variant} at {config.size}px on {counts} images "
-            f"({ctx.world_size} x {device.type}, batch {config.batch_size}), epochs {done + 1}..{config.epochs}")
+    counts = " / ".join(f"{n} {part}" for part, n in records.training["images"].items())
+    say(f"training {config.variant} at {config.size}px on {counts} images "
+        f"({ctx.world_size} x {device.type}, batch {config.batch_size}), epochs {done + 1}..{config.epochs}")
 
     for epoch in range(done + 1, config.epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
@@ -163,43 +163,32 @@ def _run(config: TrainConfig, ctx: distributed.DistContext, device: torch.device
             ctx, torch.tensor([stats.loss_sum, stats.images], dtype=torch.float32, device=device)).tolist()
         if ctx.is_main:
             val = evaluate_rows(model_predictor(net), data.cached, data.parts["val"], 2 * config.batch_size, device)
-            is_best = val["miou"] > best_miou
-            if is_best:
-                best_miou, best_epoch = val["miou"], epoch
-                save_checkpoint(best_path, net, config.size, training=training, metrics=val, epoch=epoch)
-            history.append(epoch_row(epoch, lr, loss_sum / images, val, stats.seconds, int(images), stats.data_wait, is_best))
-            save_checkpoint(last_path, net, config.size, training=training, metrics=val, epoch=epoch,
-                            resume=resume_section(optimizer, scheduler, scaler, epoch, best_miou, best_epoch, history))
-            write_log(run_dir, history)
-            row = history[-1]
+            row = records.end_epoch(epoch, lr, loss_sum / images, int(images), stats, val, net, optimizer, scheduler,
+                                    scaler)
             say(f"epoch {epoch}/{config.epochs}  loss {row['train_loss']:.4f}  lr {lr:.2e}  val mIoU {val['miou']:.4f}  "
                 f"DSC {val['dsc']:.4f}  {row['images_per_s']:.1f} img/s  data wait {row['data_wait']:.0%}"
-                + ("  best" if is_best else ""))
+                + ("  best" if row["best"] else ""))
         distributed.barrier(ctx)
 
-    test = _test(config, data, best_path, best_epoch, device, run_dir) if ctx.is_main else None
+    test = _test(config, data, records) if ctx.is_main else None
     seconds = time.perf_counter() - start
-    if ctx.is_main:
-        tested = (f"test mIoU {test['miou']:.4f} DSC {test['dsc']:.4f} on {test['images']} images; "
-                  if test else "no test images; ")
-        say(f"done: best val mIoU {best_miou:.4f} at epoch {best_epoch}/{config.epochs}; {tested}"
-            f"{seconds / 60:.1f} min; files in {run_dir} (best.pt, last.pt, log.csv, log.json, split.json"
-            + (", test_metrics.json)" if test else ")"))
+    tested = f"test mIoU {test['miou']:.4f} DSC {test['dsc']:.4f} on {test['images']} images; " if test else "no test images; "
+    say(f"done: best val mIoU {records.best_miou:.4f} at epoch {records.best_epoch}/{config.epochs}; {tested}"
+        f"{seconds / 60:.1f} min; files in {run_dir} (best.pt, last.pt, log.csv, log.json, split.json"
+        + (", test_metrics.json)" if test else ")"))
     distributed.barrier(ctx)
-    return RunResult(run_dir, best_path, last_path, best_epoch, best_miou, test, seconds, net)
+    return RunResult(run_dir, records.best_path, records.last_path, records.best_epoch, records.best_miou, test,
+                     seconds, net)
 
 
-def _test(config: TrainConfig, data: SplitData, best_path: Path, best_epoch: int, device: torch.device,
-          run_dir: Path) -> dict[str, Any] | None:
+def _test(config: TrainConfig, data: SplitData, records: RunRecords) -> dict[str, Any] | None:
     """Score best.pt once on the test split (never used for selection) and write test_metrics.json."""
     if not len(data.parts["test"]):
         return None
     from egeunet.benchmark.runners import open_runner
 
-    runner = open_runner(best_path, device=str(device))
+    runner = open_runner(records.best_path, device=records.training["device"])
     metrics = evaluate_rows(runner_predictor(runner), data.cached, data.parts["test"], 2 * config.batch_size,
                             desc="test" if config.progress else None)  # the runner moves batches to its device
-    report = {"model": str(best_path.resolve()), "epoch": best_epoch, "split": "test",
-              "split_file": str((run_dir / "split.json").resolve()), **metrics}
-    atomic_write(run_dir / "test_metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(report, indent=1) + "\n"))
+    records.write_test(metrics)
     return metrics
