@@ -6,7 +6,7 @@ mismatch, unknown format) that the report shows as a marked row instead of measu
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from egeunet.errors import EGEUNetError
@@ -16,14 +16,14 @@ MANIFEST = "manifest.json"
 
 @dataclass
 class Target:
-    """One model file to benchmark, with its manifest entry (empty when there is none)."""
+    """One model file to benchmark; ``method`` is how the manifest says it was built (empty without one)."""
 
     name: str
     path: Path
     runtime: str | None = None
     format: str = ""
     precision: str = ""
-    entry: dict = field(default_factory=dict)
+    method: str = ""
     problem: str | None = None
 
 
@@ -48,7 +48,7 @@ def target_for_file(path: Path, entry: dict | None = None) -> Target:
     entry = entry or {}
     runtime = _runtime(path)
     target = Target(path.name, path, runtime, entry.get("format") or (runtime or path.suffix.lstrip(".")),
-                    entry.get("precision", ""), entry)
+                    entry.get("precision", ""), entry.get("method", ""))
     if not path.exists():
         target.problem = "file missing"
     elif runtime is None:
@@ -102,7 +102,7 @@ def collect_targets(model_or_dir: str | Path) -> tuple[list[Target], dict | None
     for entry in manifest.get("failed") or []:  # listed by the exporter but not kept: a row, not a silence
         name = entry.get("file") or str(entry.get("variant", "?"))
         targets.append(Target(name, root / name, format=entry.get("format", ""), precision=entry.get("precision", ""),
-                              entry=entry, problem=f"not exported: {entry.get('error', 'failed')}"))
+                              method=entry.get("method", ""), problem=f"not exported: {entry.get('error', 'failed')}"))
     return targets, manifest
 
 

@@ -61,7 +61,8 @@ def resolve_reference(targets: list[Target], manifest: dict | None, root: Path,
 
 def _base_row(target: Target, is_reference: bool) -> dict:
     return {"name": target.name, "file": str(target.path), "format": target.format, "precision": target.precision,
-            "runtime": target.runtime or "", "reference": is_reference, "status": "ok", "note": ""}
+            "method": target.method, "runtime": target.runtime or "", "reference": is_reference, "status": "ok",
+            "note": ""}
 
 
 def _size_columns(target: Target) -> dict:
@@ -109,6 +110,8 @@ class Sweep:
             runner = open_runner(target.path, target.runtime, threads=max(self.config.threads))
             probs = predict_all(runner, self.evalset.inputs)
             del runner
+            result = compare(None if is_reference else self.reference_probs, probs, self.evalset.masks,
+                             self.reference_metrics)
         except EGEUNetError as exc:
             status = "not runnable" if NOT_RUNNABLE in str(exc) else "failed"
             row.update(status=status, note=_one_line(exc, target.path))
@@ -116,8 +119,6 @@ class Sweep:
         except Exception as exc:  # noqa: BLE001 - any runtime crash is this artifact's row, not the sweep's end
             row.update(status="failed", note=f"{type(exc).__name__}: {_one_line(exc, target.path)}")
             return row
-        result = compare(None if is_reference else self.reference_probs, probs, self.evalset.masks,
-                         self.reference_metrics)
         if is_reference:
             self.reference_probs, self.reference_metrics = probs, result.get("metrics")
         per_image = result.pop("per_image_agreement", None)
@@ -147,7 +148,7 @@ def run_benchmark(model_or_dir: str | Path, data: str | Path, config: BenchmarkC
     targets = [t for t in targets if ref is None or t.path.resolve() != ref.path.resolve()]
     if runtimes:
         targets = [t for t in targets if t.runtime in runtimes or t.problem]
-    size, recorded = _reference_facts(ref)
+    size, recorded = _reference_facts(ref, data)
     evalset = load_eval_set(data, config.split, size, config.split_file or recorded, config.limit)
     sweep = Sweep(evalset, config)
     rows = []
@@ -165,15 +166,15 @@ def run_benchmark(model_or_dir: str | Path, data: str | Path, config: BenchmarkC
             "worst": sweep.worst, "evalset": evalset, "reference_probs": sweep.reference_probs, "sensitivity": sensitivity, "manifest": manifest}
 
 
-def _reference_facts(ref: Target | None) -> tuple[int, str | None]:
-    """Input size and recorded split file of the reference checkpoint (256 and None when unreadable)."""
+def _reference_facts(ref: Target | None, data: str | Path) -> tuple[int, str | None]:
+    """Input size and split file the reference checkpoint recorded for ``data`` (256 and None when unreadable)."""
     if ref is None or ref.problem:
         return 256, None
     from egeunet.checkpoint import read_checkpoint
     from egeunet.commands.evaluate import recorded_split
 
     try:
-        return int(read_checkpoint(ref.path).get("input_size", 256)), recorded_split(str(ref.path))
+        return int(read_checkpoint(ref.path).get("input_size", 256)), recorded_split(str(ref.path), str(data))
     except EGEUNetError:
         return 256, None
 

@@ -20,9 +20,11 @@ def latency_vs_accuracy(points: list[dict], path: Path, ylabel: str) -> None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 5))
     biggest = max(p["bytes"] for p in points)
-    for p in points:
+    for i, p in enumerate(sorted(points, key=lambda p: (p["score"], p["latency_ms"]))):
         ax.scatter(p["latency_ms"], p["score"], s=60 + 900 * p["bytes"] / biggest, alpha=0.55)
-        ax.annotate(p["label"], (p["latency_ms"], p["score"]), fontsize=8, xytext=(6, 4), textcoords="offset points")
+        ax.annotate(p["label"], (p["latency_ms"], p["score"]), fontsize=8, xytext=(8, 14 * (i % 3) - 14),
+                    textcoords="offset points", arrowprops={"arrowstyle": "-", "alpha": 0.4})  # staggered: ties overlap
+    ax.margins(x=0.25, y=0.2)
     ax.set_xlabel("model latency, p50 (ms, batch 1)")
     ax.set_ylabel(ylabel)
     ax.set_title("latency vs accuracy (marker area ~ file size)")

@@ -18,7 +18,7 @@ CSV_COLUMNS = (
     "name", "format", "precision", "runtime", "reference", "status", "note", "threads", "load_ms",
     "model_p50_ms", "model_p90_ms", "model_min_ms", "e2e_p50_ms", "e2e_p90_ms", "e2e_min_ms", "rss_base_mb",
     "peak_rss_mb", "bytes", "gzip_bytes", "weight_bytes", "graph_bytes", *GT_KEYS, "delta_miou_points",
-    "delta_dsc_points", "agreement", "iou_vs_reference", "max_abs_dprob", "mean_abs_dprob", "gate", "file",
+    "delta_dsc_points", "agreement", "iou_vs_reference", "max_abs_dprob", "mean_abs_dprob", "gate", "method", "file",
 )
 
 
@@ -44,7 +44,10 @@ def _fmt(value, spec: str = ".2f", scale: float = 1.0, empty: str = "-") -> str:
 
 
 def _status(row: dict) -> str:
-    return row["status"] if row["status"] == "ok" else f"{row['status']}: {row['note']}"
+    """"ok", or the status with its reason (just the reason when it already says the status)."""
+    if row["status"] == "ok" or not row.get("note"):
+        return row["status"]
+    return row["note"] if row["note"].startswith(row["status"]) else f"{row['status']}: {row['note']}"
 
 
 def _label(row: dict) -> str:
@@ -125,14 +128,16 @@ def _markdown(results: dict, files: dict[str, str]) -> str:
         "preprocess + model + threshold. Each artifact is timed in its own process (peak RSS is that process's "
         "high-water mark; base is before the runtime and model load).", "",
         "## Summary", "", "```", table(results), "```", "",
+        "results.csv and results.json keep metrics and agreement as fractions and Δ mIoU / Δ DSC in points.", "",
     ]
     if "figure1" in files:
         parts += [f"![latency vs mIoU]({files['figure1']})", ""]
     parts += ["## Size", "", "Weights: ONNX initializers and Constant tensors, TFLite buffers, CoreML weight files, checkpoint tensors; "
               "graph: the rest of the bytes.", "",
-              _md_table(["artifact", "bytes", "gzip bytes", "weight bytes", "graph bytes", "status"],
+              _md_table(["artifact", "bytes", "gzip bytes", "weight bytes", "graph bytes", "built as", "status"],
                         [[_label(r), _fmt(r.get("bytes"), ","), _fmt(r.get("gzip_bytes"), ","),
-                          _fmt(r.get("weight_bytes"), ","), _fmt(r.get("graph_bytes"), ","), _status(r)] for r in rows]), ""]
+                          _fmt(r.get("weight_bytes"), ","), _fmt(r.get("graph_bytes"), ","), r.get("method") or "-",
+                          _status(r)] for r in rows]), ""]
     if "sizes" in files:
         parts += [f"![sizes]({files['sizes']})", ""]
     parts += ["## Accuracy and drift versus fp32 PyTorch", "",

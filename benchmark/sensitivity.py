@@ -63,7 +63,8 @@ def quantized_op_types(int8_path: str | Path) -> set[str]:
 def name_layers(fp32_path: str | Path, out: str | Path, op_types: set[str]) -> list[dict]:
     """Copy an fp32 ONNX with every node named (exports drop names); returns its layers of ``op_types``.
 
-    A layer is ``{"layer": node name, "weights": "OxIxKxK"}``; unnamed nodes become ``<op>_<index>``.
+    A layer is ``{"layer": node name, "weights": "OxIxKxK"}`` ("computed" when the weight is not a
+    stored tensor, e.g. folded in the graph); unnamed nodes become ``<op>_<index>``.
     """
     import onnx
 
@@ -73,7 +74,7 @@ def name_layers(fp32_path: str | Path, out: str | Path, op_types: set[str]) -> l
     for i, node in enumerate(model.graph.node):
         node.name = node.name or f"{node.op_type}_{i}"
         if node.op_type in op_types:
-            layers.append({"layer": node.name, "weights": next((shapes[n] for n in node.input[1:] if n in shapes), "")})
+            layers.append({"layer": node.name, "weights": shapes.get(node.input[1], "computed")})
     onnx.save(model, str(out))
     return layers
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 HELP = "the whole pipeline on the bundled synthetic sample: data, CPU training, export, benchmark, report"
 STAGES = ("data", "run", "export", "report")
-FULL = {"n": 200, "epochs": 20, "n_calib": 32, "runs": 50, "threads": "1,2"}
+FULL = {"n": 200, "epochs": 12, "n_calib": 32, "runs": 30, "threads": "1"}
 QUICK = {"n": 40, "epochs": 2, "n_calib": 8, "runs": 10, "threads": "1"}
 
 
@@ -32,7 +32,7 @@ def _settings(args: argparse.Namespace) -> dict[str, dict]:
     """Per-stage settings; a stage is rebuilt when its own or an earlier stage's settings change."""
     base = QUICK if args.quick else FULL
     n, epochs = args.n or base["n"], args.epochs or base["epochs"]
-    return {"data": {"n": n, "seed": 0}, "run": {"epochs": epochs, "batch_size": 8, "seed": 0},
+    return {"data": {"n": n, "seed": 0}, "run": {"epochs": epochs, "seed": 0, "recipe": "training.demo_config"},
             "export": {"formats": args.formats, "precisions": args.precisions, "n_calib": base["n_calib"]},
             "report": {"runs": base["runs"], "threads": base["threads"], "split": "test"}}
 
@@ -70,10 +70,10 @@ def _stage_data(out: Path, s: dict) -> None:
 
 
 def _stage_run(out: Path, s: dict) -> None:
-    from egeunet.training import TrainConfig, train
+    from egeunet.training import demo_config, train
 
-    train(TrainConfig(data=str(out / "data"), out=str(out / "run"), epochs=s["epochs"], batch_size=s["batch_size"],
-                      seed=s["seed"], cache_dir=str(out / "cache")))
+    train(demo_config(str(out / "data"), str(out / "run"), epochs=s["epochs"], seed=s["seed"],
+                      cache_dir=str(out / "cache")))
 
 
 def _stage_export(out: Path, s: dict) -> None:
