@@ -24,6 +24,7 @@ from egeunet.data.layouts import find_samples
 from egeunet.data.synthetic import write_sample_dataset
 from egeunet.training.batches import iterate
 from egeunet.training.loop import LogitsModule, train_epoch
+from egeunet.training.recipe import TrainConfig, build_optimizer
 
 
 def _sync(device: torch.device) -> None:
@@ -47,7 +48,7 @@ def training_rate(cached, rows: np.ndarray, batch: int, device: torch.device, am
     torch.manual_seed(0)
     net = EGEUNet().to(device)
     model = LogitsModule(net)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3, betas=(0.9, 0.999), weight_decay=1e-2)
+    optimizer, _ = build_optimizer(TrainConfig(data="", out=""), net, device)
     dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if amp else None
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     generator = torch.Generator().manual_seed(0)

@@ -169,3 +169,9 @@ def test_bad_file_stops_before_epoch_one_or_is_skipped(straight, dataset, tmp_pa
         assert main(["train", "--data", str(data), "--out", str(tmp_path / "run"), "--cache-dir",
                      str(tmp_path / "cache"), "--epochs", "1", "--skip-bad", *TINY]) == 0
     assert read_checkpoint(tmp_path / "run" / "last.pt")["training"]["images"]["train"] == 6
+
+
+def test_variant_without_heads_trains_on_the_final_loss(dataset, tmp_path):
+    assert _train(dataset, tmp_path / "baseline", "--epochs", "1", "--variant", "baseline") == 0
+    model = load_model(tmp_path / "baseline" / "best.pt")
+    assert model.heads is None and model.config.bridge == "skip"

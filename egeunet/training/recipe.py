@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import torch
+
 # Settings a resumed run must share with the run it continues (only --epochs may change).
 RESUME_KEYS = ("size", "batch_size", "lr", "betas", "weight_decay", "t_max", "eta_min", "seed",
                "variant", "channels", "amp")
@@ -44,6 +46,15 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (tuples as lists) for checkpoints and logs."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def build_optimizer(config: TrainConfig, model: torch.nn.Module, device: torch.device
+                    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """AdamW and its cosine schedule (stepped once per epoch) as the recipe says; fused AdamW on CUDA."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=tuple(config.betas),
+                                  weight_decay=config.weight_decay, fused=device.type == "cuda" or None)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.t_max, eta_min=config.eta_min)
+    return optimizer, scheduler
 
 
 def demo_config(data: str, out: str, **overrides: Any) -> TrainConfig:

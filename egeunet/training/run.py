@@ -25,7 +25,7 @@ from egeunet.training.batches import epoch_order
 from egeunet.training.dataset import SplitData, check_parts, choose_split, open_split_data, split_hash
 from egeunet.training.evaluate import evaluate_rows, model_predictor, runner_predictor
 from egeunet.training.loop import LogitsModule, train_epoch
-from egeunet.training.recipe import TrainConfig
+from egeunet.training.recipe import TrainConfig, build_optimizer
 from egeunet.training.records import RunRecords
 from egeunet.training.state import load_resume, restore
 
@@ -134,9 +134,7 @@ def _run(config: TrainConfig, ctx: distributed.DistContext, device: torch.device
     check_parts(data, source or config.data)
 
     net = _build_model(config, arch).to(device)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, betas=tuple(config.betas),
-                                  weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.t_max, eta_min=config.eta_min)
+    optimizer, scheduler = build_optimizer(config, net, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     records = RunRecords(run_dir, config.size, training={
         "settings": config.to_dict(), "data": str(Path(config.data).resolve()), "split_file": str(split_path.resolve()),

@@ -2,8 +2,9 @@
 
 last.pt holds the model like any egeunet checkpoint plus a ``resume`` section: optimizer, scheduler
 and GradScaler states, the global random states (python, numpy, torch CPU and CUDA), the epoch,
-the best validation mIoU so far and the log history. Shuffling and augmentation are seeded from
-(seed, epoch, rank) at each epoch start, so their state is a function of the epoch.
+the best validation mIoU so far and the log history. The epoch's shuffle is seeded by (seed, epoch)
+and each process's augmentation generator by (seed, epoch, rank) at the epoch's start, so neither
+needs storing: a resumed run, on every DDP rank, draws exactly what the uninterrupted run would.
 """
 from __future__ import annotations
 
