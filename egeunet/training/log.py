@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from egeunet.checkpoint import atomic_write
+from egeunet.atomic import write_bytes_atomic
 
 COLUMNS = ("epoch", "lr", "train_loss", "val_miou", "val_dsc", "val_accuracy", "val_sensitivity",
            "val_specificity", "val_image_iou_mean", "seconds", "images_per_s", "data_wait", "best")
@@ -19,8 +19,8 @@ def write_log(run_dir: Path, rows: list[dict[str, Any]]) -> None:
     writer = csv.DictWriter(text, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write(run_dir / "log.csv", lambda tmp: Path(tmp).write_text(text.getvalue()))
-    atomic_write(run_dir / "log.json", lambda tmp: Path(tmp).write_text(json.dumps(rows, indent=1) + "\n"))
+    write_bytes_atomic(run_dir / "log.csv", text.getvalue().encode())
+    write_bytes_atomic(run_dir / "log.json", (json.dumps(rows, indent=1) + "\n").encode())
 
 
 def epoch_row(epoch: int, lr: float, loss: float, val: dict[str, Any], seconds: float, images: int,

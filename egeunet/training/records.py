@@ -12,7 +12,8 @@ from typing import Any
 
 import torch
 
-from egeunet.checkpoint import atomic_write, save_checkpoint
+from egeunet.atomic import write_bytes_atomic
+from egeunet.checkpoint import save_checkpoint
 from egeunet.training.log import epoch_row, write_log
 from egeunet.training.loop import EpochStats
 from egeunet.training.state import resume_section
@@ -60,5 +61,4 @@ class RunRecords:
         """test_metrics.json: best.pt scored once on the test split."""
         report = {"model": str(self.best_path.resolve()), "epoch": self.best_epoch, "split": "test",
                   "split_file": self.training["split_file"], **metrics}
-        atomic_write(self.run_dir / "test_metrics.json",
-                     lambda tmp: Path(tmp).write_text(json.dumps(report, indent=1) + "\n"))
+        write_bytes_atomic(self.run_dir / "test_metrics.json", (json.dumps(report, indent=1) + "\n").encode())
