@@ -172,7 +172,7 @@ def _run(config: TrainConfig, ctx: distributed.DistContext, device: torch.device
     seconds = time.perf_counter() - start
     tested = f"test mIoU {test['miou']:.4f} DSC {test['dsc']:.4f} on {test['images']} images; " if test else "no test images; "
     say(f"done: best val mIoU {records.best_miou:.4f} at epoch {records.best_epoch}/{config.epochs}; {tested}"
-        f"{seconds / 60:.1f} min; files in {run_dir} (best.pt, last.pt, log.csv, log.json, split.json"
+        f"{f'{seconds:.0f} s' if seconds < 90 else f'{seconds / 60:.1f} min'}; files in {run_dir} (best.pt, last.pt, log.csv, log.json, split.json"
         + (", test_metrics.json)" if test else ")"))
     distributed.barrier(ctx)
     return RunResult(run_dir, records.best_path, records.last_path, records.best_epoch, records.best_miou, test,
