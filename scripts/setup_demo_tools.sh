@@ -2,10 +2,10 @@
 # Install what the phone/browser demo tests need, skipping whatever is already present:
 #   - a JDK (javac) and JUnit 4 + Hamcrest jars  -> tests/test_android_core.py
 #   - Debian's Chromium                          -> tests/test_web_demo.py
-#   - web_demo's npm packages (onnxruntime-web, playwright-core), and ORT's browser files copied
-#     into web_demo/vendor/ (about 12 MB of wasm: generated, not committed)
-# Idempotent and quiet. A failed install is reported and the script goes on: the tests then skip
-# with the reason, which is written to .demo-tools-missing.txt beside this script's repository.
+#   - web_demo's npm packages (onnxruntime-web, playwright-core; `npm ci` from the committed lock file),
+#     and onnxruntime-web's browser files copied into web_demo/vendor/ (14 MB of wasm: not committed)
+# Idempotent and quiet. A failed install is reported and the script goes on: the tests then skip,
+# quoting the reason this script writes to web_demo/.demo-tools-missing.txt.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 missing_log="$root/web_demo/.demo-tools-missing.txt"
@@ -14,7 +14,7 @@ missing_log="$root/web_demo/.demo-tools-missing.txt"
 need=()
 command -v javac >/dev/null || need+=(default-jdk-headless)
 [ -f /usr/share/java/junit4.jar ] || need+=(junit4)
-[ -f /usr/share/java/hamcrest-core.jar ] || [ -f /usr/share/java/hamcrest.jar ] || need+=(libhamcrest-java)
+[ -f /usr/share/java/hamcrest-core.jar ] || need+=(libhamcrest-java)
 command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "[setup_demo_tools] apt-get install ${need[*]}"

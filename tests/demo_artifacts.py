@@ -32,9 +32,22 @@ def require_tool(name: str) -> str:
     return path
 
 
-@functools.lru_cache(maxsize=None)
+_FAILURES: list[str] = []  # a failed export is reported once, not re-run by every test that needs it
+
+
 def exported() -> Path:
     """Folder holding the fresh artifacts, manifest.json and golden/ (removed when the test session ends)."""
+    if _FAILURES:
+        pytest.fail(f"the shared demo export failed earlier in this session: {_FAILURES[0]}")
+    try:
+        return _export()
+    except Exception as exc:
+        _FAILURES.append(f"{type(exc).__name__}: {exc}"[:300])
+        raise
+
+
+@functools.lru_cache(maxsize=None)
+def _export() -> Path:
     from egeunet.cli import main
 
     if importlib.util.find_spec("egeunet.commands.export") is None:
