@@ -12,6 +12,7 @@ from egeunet.data.cache import open_cache
 from egeunet.data.imageio import read_image
 from egeunet.data.layouts import find_samples
 from egeunet.errors import EGEUNetError
+from egeunet.training.batches import epoch_order, iterate
 
 IMAGES, MASKS = "ISIC2018_Task1-2_Training_Input", "ISIC2018_Task1_Training_GroundTruth"
 SIZE = 16
@@ -139,17 +140,15 @@ def test_many_bad_files_counted(tmp_path: Path) -> None:
 
 def test_batches(tmp_path: Path) -> None:
     cached = open_cache(find_samples(_dataset(tmp_path / "data", n=7)), SIZE, tmp_path / "cache")
-    batches = list(cached.batches(3))
-    assert [b[0].shape[0] for b in batches] == [3, 3, 1]
-    images, masks = batches[0]
+    batches = list(iterate(cached, np.arange(7), 3, torch.device("cpu")))
+    assert [b[1].shape[0] for b in batches] == [3, 3, 1]
+    rows, images, masks = batches[0]
     assert images.shape == (3, 3, SIZE, SIZE) and images.dtype == torch.float32
     assert masks.shape == (3, 1, SIZE, SIZE) and set(masks.unique().tolist()) == {0.0, 1.0}
     assert torch.equal(images.amin(dim=(1, 2, 3)), torch.zeros(3))
     assert torch.equal(images.amax(dim=(1, 2, 3)), torch.full((3,), 255.0))
-    raw = torch.from_numpy(np.array(cached.masks[:3])).unsqueeze(1)
+    raw = torch.from_numpy(np.array(cached.masks[rows])).unsqueeze(1)
     assert torch.equal(masks, (raw >= 128).float())
-    assert len(list(cached.batches(3, drop_last=True))) == 2
-    first = [m.sum().item() for _, m in cached.batches(2, shuffle=True, seed=5)]
-    assert first == [m.sum().item() for _, m in cached.batches(2, shuffle=True, seed=5)]
-    total = sum(m.sum().item() for _, m in cached.batches(2, shuffle=True, seed=6))
-    assert total == sum(m.sum().item() for _, m in cached.batches(2))
+    order = epoch_order(np.arange(7), seed=5, epoch=0)
+    assert np.array_equal(order, epoch_order(np.arange(7), seed=5, epoch=0))
+    assert sorted(order) == list(range(7)) and not np.array_equal(order, epoch_order(np.arange(7), seed=5, epoch=1))

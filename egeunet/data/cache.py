@@ -20,20 +20,18 @@ import hashlib
 import json
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from egeunet.atomic import atomic_folder, write_bytes_atomic
 from egeunet.data.imageio import read_image, read_mask
 from egeunet.data.layouts import Sample
-from egeunet.data.tensor_ops import mask_targets, minmax_stretch
 from egeunet.errors import EGEUNetError
 
 CACHE_FORMAT = 1
@@ -50,27 +48,6 @@ class CachedSplit:
 
     def __len__(self) -> int:
         return len(self.ids)
-
-    def batches(
-        self,
-        batch_size: int,
-        shuffle: bool = False,
-        seed: int = 0,
-        device: str | torch.device = "cpu",
-        drop_last: bool = False,
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yield (images N x 3 x S x S float in [0, 255] after per-image min-max, masks N x 1 x S x S in {0, 1}).
-
-        With `shuffle`, the order is a permutation seeded by `seed` (pass a new seed each epoch).
-        """
-        n = len(self.ids)
-        order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
-        stop = n - n % batch_size if drop_last else n
-        for start in range(0, stop, batch_size):
-            index = order[start : start + batch_size]
-            images = torch.from_numpy(self.images[index]).to(device).permute(0, 3, 1, 2).float()
-            masks = torch.from_numpy(self.masks[index]).to(device).unsqueeze(1)
-            yield minmax_stretch(images), mask_targets(masks)
 
 
 def default_cache_dir() -> Path:
