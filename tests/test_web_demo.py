@@ -1,6 +1,7 @@
 """The web demo (web_demo/) in Debian's headless Chromium, served from 127.0.0.1 only: onnxruntime-web runs the
 freshly exported ONNX models on the golden photos through the page's own decode, preprocessing and
-post-processing, compared with onnxruntime in Python; then a photo goes through the real file input.
+post-processing, compared with onnxruntime in Python; then, after the page was loaded once and reloaded
+offline (service worker), a photo goes through the real file input.
 
 What is compared, and why not max |dprob| <= 1e-4 everywhere: the page's input tensor must equal
 Python's (it is bit-exact). The probabilities cannot be held to 1e-4 at every pixel: this network
@@ -96,12 +97,12 @@ def test_browser_matches_onnxruntime_python(server, tmp_path):
             art[key] = min(art.get(key, 1.0), value) if key == "mask_agreement" else max(art.get(key, 0.0), value)
     print("browser (onnxruntime-web wasm) vs Python onnxruntime, worst over photos:", worst)
 
-    # A photo through the real UI: file input -> overlay canvas -> stats line, and a screenshot.
+    # Offline, a photo through the real UI: file input -> overlay canvas -> stats line, and a screenshot.
     shot = tmp_path / "page.png"
     proc = run([node, str(WEB / "test" / "run_page.mjs"), "photo",
                 f"{server}/web_demo/index.html?model=../export/{next(a for a in onnx if 'fp32' in a['file'])['file']}",
                 str(golden / index["images"][0]["image"]), str(shot)], timeout=120, cwd=WEB)
     ui = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert "ms" in ui["stats"] and "%" in ui["stats"], ui
+    assert ui["offline"] and "ms" in ui["stats"] and "%" in ui["stats"], ui
     assert not ui["problems"], ui["problems"]
     assert shot.stat().st_size > 0

@@ -1,6 +1,8 @@
 // Drive the demo page in Debian's headless Chromium (playwright-core, no bundled browser) for the tests.
 //   node run_page.mjs golden URL OUT.json          -> waits for the golden run, writes window.goldenResults
-//   node run_page.mjs photo URL PHOTO OUT.png      -> picks PHOTO in the file input, screenshots the result
+//   node run_page.mjs photo URL PHOTO OUT.png      -> loads the page once online (the service worker caches
+//                                                     it), reloads it offline, picks PHOTO in the file
+//                                                     input and screenshots the result
 // Chromium runs with the network-quiet flags this machine needs; playwright gives it a fresh profile.
 import { writeFileSync } from 'node:fs';
 import { chromium } from 'playwright-core';
@@ -24,10 +26,16 @@ try {
     writeFileSync(rest[0], JSON.stringify({ results, problems, status: await page.textContent('#status') }));
   } else if (mode === 'photo') {
     await page.waitForSelector('#photo:not([disabled])', { timeout: 60000 });
+    await page.evaluate(() => navigator.serviceWorker.ready);
+    await page.reload(); // now through the service worker, which caches what the page fetches
+    await page.waitForSelector('#photo:not([disabled])', { timeout: 60000 });
+    await page.context().setOffline(true);
+    await page.reload();
+    await page.waitForSelector('#photo:not([disabled])', { timeout: 60000 });
     await page.setInputFiles('#photo', rest[0]);
     await page.waitForSelector('#stats[data-done]', { timeout: 60000 });
     await page.screenshot({ path: rest[1], fullPage: true });
-    console.log(JSON.stringify({ stats: await page.textContent('#stats'), problems }));
+    console.log(JSON.stringify({ stats: await page.textContent('#stats'), offline: true, problems }));
   } else {
     throw new Error(`unknown mode ${mode}`);
   }
