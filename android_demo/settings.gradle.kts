@@ -1,4 +1,4 @@
-// EGE-UNet lesion demo: the app, and the pure-Java core it shares with the tests run on a desktop JDK.
+// EGE-UNet lesion demo: the app, and the pure Kotlin core that the tests also run on a desktop JDK.
 pluginManagement {
     repositories {
         google()

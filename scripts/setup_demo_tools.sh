@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what the phone/browser demo tests need, skipping whatever is already present:
-#   - a JDK (javac) and JUnit 4 + Hamcrest jars  -> tests/test_android_core.py
+#   - a JDK (javac), Kotlin (kotlinc) and JUnit 4 + Hamcrest jars  -> tests/test_android_core.py
 #   - Debian's Chromium                          -> tests/test_web_demo.py
 #   - web_demo's npm packages (onnxruntime-web, playwright-core; `npm ci` from the committed lock file),
 #     and onnxruntime-web's browser files copied into web_demo/vendor/ (14 MB of wasm: not committed)
@@ -13,6 +13,7 @@ missing_log="$root/web_demo/.demo-tools-missing.txt"
 
 need=()
 command -v javac >/dev/null || need+=(default-jdk-headless)
+command -v kotlinc >/dev/null || need+=(kotlin)
 [ -f /usr/share/java/junit4.jar ] || need+=(junit4)
 [ -f /usr/share/java/hamcrest-core.jar ] || need+=(libhamcrest-java)
 command -v chromium >/dev/null || need+=(chromium)

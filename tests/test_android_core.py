@@ -1,6 +1,7 @@
-"""The Android app's pure-Java core (android_demo/lesioncore) compiled here with javac and run with JUnit 4
-against golden vectors of freshly exported TFLite models: preprocessing, packing (NHWC, int8 I/O),
-probabilities, mask at the photo's size and overlay must match the Python pipeline."""
+"""The Android app's pure Kotlin core (android_demo/lesioncore, no Android imports) compiled here with Debian's
+kotlinc, its JUnit 4 tests (Java) with javac, run against golden vectors of freshly exported TFLite models:
+preprocessing, packing (NHWC, int8 I/O), probabilities, mask at the photo's size and overlay must match
+the Python pipeline."""
 from __future__ import annotations
 
 import re
@@ -11,7 +12,8 @@ import pytest
 from demo_artifacts import ROOT, golden_index, require_tool, run
 
 CORE = ROOT / "android_demo" / "lesioncore" / "src"
-JARS = [Path("/usr/share/java/junit4.jar"), Path("/usr/share/java/hamcrest-core.jar")]
+JARS = [Path("/usr/share/java/junit4.jar"), Path("/usr/share/java/hamcrest-core.jar"),
+        Path("/usr/share/java/kotlin-stdlib.jar")]
 
 
 def _cases_file(path: Path) -> list[str]:
@@ -37,19 +39,20 @@ def _cases_file(path: Path) -> list[str]:
 
 
 def test_lesioncore_junit_against_golden(tmp_path):
-    javac, java = require_tool("javac"), require_tool("java")
+    kotlinc, javac, java = require_tool("kotlinc"), require_tool("javac"), require_tool("java")
     missing = [str(j) for j in JARS if not j.exists()]
     if missing:
-        pytest.skip(f"JUnit 4 not installable here: missing {', '.join(missing)} (see scripts/setup_demo_tools.sh)")
+        pytest.skip(f"JUnit 4 / Kotlin not installable here: missing {', '.join(missing)} (see scripts/setup_demo_tools.sh)")
     keys = _cases_file(tmp_path / "cases.properties")
     assert any("int8" in k for k in keys), "the export should include a full-int8 TFLite model"
-    classes = tmp_path / "classes"
-    sources = sorted(str(p) for p in CORE.rglob("*.java"))
+    main, tests = tmp_path / "main", tmp_path / "tests"
     classpath = ":".join(map(str, JARS))
-    # --release 8: the core must stay within what Android (minSdk 24, desugared) accepts.
-    run([javac, "--release", "8", "-Xlint:all", "-Xlint:-options", "-Werror", "-d", str(classes),
-         "-cp", classpath, *sources], timeout=120)
-    proc = run([java, f"-Dgolden.cases={tmp_path / 'cases.properties'}", "-cp", f"{classes}:{classpath}",
+    # JVM 1.8 bytecode and Java 8 APIs: what Android (minSdk 24, desugared) accepts.
+    run([kotlinc, "-jvm-target", "1.8", "-Werror", "-no-reflect", "-d", str(main),
+         *sorted(str(p) for p in (CORE / "main").rglob("*.kt"))], timeout=180)
+    run([javac, "--release", "8", "-Xlint:all", "-Xlint:-options", "-Werror", "-d", str(tests),
+         "-cp", f"{main}:{classpath}", *sorted(str(p) for p in (CORE / "test").rglob("*.java"))], timeout=120)
+    proc = run([java, f"-Dgolden.cases={tmp_path / 'cases.properties'}", "-cp", f"{tests}:{main}:{classpath}",
                 "org.junit.runner.JUnitCore", "org.egeunet.lesion.GoldenTest"], timeout=120)
     assert re.search(r"^OK \(4 tests\)", proc.stdout, re.M), proc.stdout[-2000:]
     measured = re.findall(r"^GOLDEN (\S+) (\S+) (\S+)$", proc.stdout, re.M)
@@ -57,4 +60,4 @@ def test_lesioncore_junit_against_golden(tmp_path):
     worst: dict[str, float] = {}
     for _, metric, value in measured:
         worst[metric] = max(worst.get(metric, float("-inf")), float(value))
-    print("Java vs Python, worst case over photos and models:", worst)
+    print("Kotlin core vs Python, worst case over photos and models:", worst)

@@ -1,12 +1,18 @@
-// Pure Java, no Android imports: the pre/post-processing that must equal egeunet's Python pipeline.
-// Tested on a desktop JDK by tests/test_android_core.py against golden vectors (see README.md).
+// Pure Kotlin, no Android imports: the pre/post-processing that must equal egeunet's Python pipeline.
+// Compiled and tested on a desktop JDK by tests/test_android_core.py against golden vectors (README.md).
 plugins {
-    `java-library`
+    alias(libs.plugins.kotlin.jvm)
 }
 
 java {
     sourceCompatibility = JavaVersion.VERSION_1_8
     targetCompatibility = JavaVersion.VERSION_1_8
+}
+
+kotlin {
+    compilerOptions {
+        jvmTarget.set(org.jetbrains.kotlin.gradle.dsl.JvmTarget.JVM_1_8)
+    }
 }
 
 dependencies {

@@ -14,7 +14,7 @@ import java.nio.ByteOrder
  * An exported EGE-UNet .tflite from the app's assets, run by the LiteRT interpreter on the CPU.
  * The artifact's contract is read from its tensors: [1,S,S,3] is NHWC and [1,3,S,S] NCHW, uint8 input
  * means baked preprocessing, int8 tensors carry their scale and zero point. Everything else is the
- * tested pure-Java core (org.egeunet.lesion).
+ * tested pure Kotlin core (org.egeunet.lesion).
  */
 class LiteRtSegmenter(context: Context, val assetName: String) : AutoCloseable {
     private val interpreter: Interpreter
@@ -27,7 +27,9 @@ class LiteRtSegmenter(context: Context, val assetName: String) : AutoCloseable {
         model.put(bytes).rewind()
         interpreter = Interpreter(model, Interpreter.Options().setNumThreads(4))
         io = contract(interpreter.getInputTensor(0), interpreter.getOutputTensor(0))
-        segmenter = Segmenter(io) { input, output -> interpreter.run(input, output) }
+        segmenter = Segmenter(io, object : Segmenter.ModelRunner {
+            override fun run(input: ByteBuffer, output: ByteBuffer) = interpreter.run(input, output)
+        })
     }
 
     /** Segment one photo: mask at the photo's size, overlay, area fraction and inference milliseconds. */
