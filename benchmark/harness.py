@@ -186,9 +186,9 @@ def _config_dict(config: BenchmarkConfig) -> dict:
 
 
 def _sensitivity(targets, manifest, root, evalset, sweep, config) -> list[dict]:
-    """Per-layer sensitivity of each int8 ONNX artifact (see ``sensitivity``); empty when disabled or not applicable."""
+    """Per-layer sensitivity of each int8 artifact (see ``sensitivity``); empty when disabled or without a reference."""
     if not config.sensitivity or sweep.reference_probs is None:
         return []
-    from egeunet.benchmark.sensitivity import onnx_sensitivity_for
+    from egeunet.benchmark.sensitivity import sensitivity_for
 
-    return onnx_sensitivity_for(targets, evalset, sweep.reference_probs)
+    return sensitivity_for(targets, evalset, sweep.reference_probs)

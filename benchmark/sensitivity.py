@@ -3,8 +3,9 @@
 ``rank_layers`` quantizes one layer at a time and measures how far the output moves from the fp32
 reference; ``keep_float_until`` keeps the k most sensitive layers in float, k = 0, 1, 2, ..., until the
 budget holds. Both take callables, so one search serves ONNX (ORT QDQ, here) and TFLite
-(ai-edge-quantizer recipes with NO_QUANTIZE overrides, in the exporter). ``onnx_sensitivity_for``
-applies the ranking to every int8 ONNX artifact of a benchmark, re-quantizing its fp32 sibling.
+(ai-edge-quantizer recipes with NO_QUANTIZE overrides, in the exporter). ``onnx_sensitivity``
+(``sensitivity_for``) applies the ranking to every int8 ONNX artifact of a benchmark, re-quantizing its
+fp32 sibling.
 """
 from __future__ import annotations
 
@@ -21,13 +22,21 @@ MAX_LAYERS = 128
 WEIGHT_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 
 
-def rank_layers(layers: Sequence[str], quantize_only: Callable[[str], object],
-                evaluate: Callable[[object], dict]) -> list[dict]:
-    """Quantize each layer alone and evaluate it; rows {layer, agreement, mean_abs_dprob, ...}, most sensitive first."""
+def _by_drift(row: dict) -> tuple[float, float]:
+    """Lowest agreement first, then largest mean |Δprob| (the keys ``drift`` returns)."""
+    return row["agreement"], -row["mean_abs_dprob"]
+
+
+def rank_layers(layers: Sequence[str], quantize_only: Callable[[str], object], evaluate: Callable[[object], dict],
+                sort_key: Callable[[dict], object] = _by_drift) -> list[dict]:
+    """Quantize each layer alone and evaluate it; rows ``{"layer", **evaluate(...)}``, most sensitive first.
+
+    ``sort_key`` orders rows (default: agreement, then mean |Δprob|); pass another for other result keys.
+    """
     rows = []
     for layer in tqdm(layers, desc="per-layer sensitivity", unit="layer", leave=False):
         rows.append({"layer": layer, **evaluate(quantize_only(layer))})
-    return sorted(rows, key=lambda r: (r["agreement"], -r["mean_abs_dprob"]))
+    return sorted(rows, key=sort_key)
 
 
 def keep_float_until(ranked: Sequence[str], quantize_excluding: Callable[[list[str]], object],
@@ -139,12 +148,16 @@ def onnx_evaluator(inputs: np.ndarray, reference: np.ndarray) -> Callable[[Path]
     return evaluate
 
 
-def onnx_sensitivity_for(targets: list, evalset, reference_probs: np.ndarray) -> list[dict]:
-    """Per-layer ranking for each int8 ONNX target that has an fp32 ONNX sibling; one report dict per target."""
+def sensitivity_for(targets: list, evalset, reference_probs: np.ndarray) -> list[dict]:
+    """One report per int8 target: a per-layer ranking for ONNX (re-quantizing its fp32 sibling), a note otherwise."""
     fp32 = [t for t in targets if t.runtime == "onnxruntime" and t.precision == "fp32" and not t.problem]
     reports = []
     for target in targets:
-        if target.runtime != "onnxruntime" or target.precision != "int8" or target.problem:
+        if target.precision != "int8" or target.problem:
+            continue
+        if target.runtime != "onnxruntime":
+            reports.append({"artifact": target.name, "note": "per-layer ranking is implemented for ONNX QDQ only; "
+                            "for TFLite pass ai-edge-quantizer recipes to rank_layers / keep_float_until"})
             continue
         if not fp32:
             reports.append({"artifact": target.name, "note": "no fp32 ONNX artifact to re-quantize"})

@@ -1,14 +1,17 @@
 """Per-layer int8 sensitivity and the keep-in-float search, on a real small ONNX model quantized by ORT."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
 
+from egeunet.benchmark.artifacts import Target
 from egeunet.benchmark.harness import predict_all
 from egeunet.benchmark.runners import open_runner
 from egeunet.benchmark.sensitivity import (OnnxQuantizer, keep_float_until, name_layers, onnx_evaluator,
-                                           onnx_sensitivity, quantized_op_types, rank_layers)
+                                           onnx_sensitivity, quantized_op_types, rank_layers, sensitivity_for)
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +69,13 @@ def test_keep_float_until_with_ort_meets_an_exact_budget(tiny):
     choice = keep_float_until(ranked, quantize_excluding, evaluate, lambda result: result["max_abs_dprob"] < 1e-6)
     assert choice["met"] and choice["float_layers"] == ranked  # only all-float output is exact
     assert choice["trials"][0]["max_abs_dprob"] > 1e-6
+
+
+def test_sensitivity_for_reports_every_int8_artifact(tiny):
+    fp32, int8, inputs, reference, root = tiny
+    targets = [Target("tiny.onnx", fp32, "onnxruntime", "onnx", "fp32"),
+               Target("tiny_int8.onnx", int8, "onnxruntime", "onnx", "int8"),
+               Target("tiny_int8.tflite", root / "tiny_int8.tflite", "litert", "tflite", "int8")]
+    reports = {r["artifact"]: r for r in sensitivity_for(targets, SimpleNamespace(inputs=inputs), reference)}
+    assert len(reports["tiny_int8.onnx"]["ranking"]) == 3 and reports["tiny_int8.onnx"]["source"] == "tiny.onnx"
+    assert "ONNX QDQ only" in reports["tiny_int8.tflite"]["note"]
