@@ -81,8 +81,9 @@ def bench(tmp_path_factory) -> SimpleNamespace:
     _tiny_tflite(exp / "tiny.tflite")
     _fake_mlpackage(exp / "model.mlpackage")
     (exp / "model.engine").write_bytes(b"not a model")
+    (exp / "corrupt.onnx").write_bytes((exp / "model.onnx").read_bytes()[:5000])  # truncated download
     entries = [("model.onnx", "onnx", "fp32"), ("broken.onnx", "onnx", "fp32"), ("tampered.onnx", "onnx", "fp32"),
-               ("tiny.tflite", "tflite", "fp32"), ("model.mlpackage", "coreml", "fp16"), ("model.engine", "tensorrt", "fp16")]
+               ("corrupt.onnx", "onnx", "fp32"), ("tiny.tflite", "tflite", "fp32"), ("model.mlpackage", "coreml", "fp16"), ("model.engine", "tensorrt", "fp16")]
     artifacts = [{"file": f, "format": fmt, "precision": p, "sha256": sha256_file(exp / f)} for f, fmt, p in entries]
     artifacts[2]["sha256"] = "0" * 64
     failed = [{"file": "egeunet_int8.tflite", "format": "tflite", "precision": "int8", "kept": False,
@@ -173,6 +174,8 @@ def test_bad_artifacts_are_marked_rows(sweep):
     assert coreml["gate"] == "not checked"
     assert coreml["weight_bytes"] == 1000 and coreml["bytes"] > 1000  # sizes still measured
     assert "unknown runtime" in sweep.rows["model.engine"]["note"]
+    corrupt = sweep.rows["corrupt.onnx"]
+    assert corrupt["status"] == "failed" and "cannot load" in corrupt["note"] and corrupt["gate"] == "fail"
     assert sweep.rows["egeunet_int8.tflite"]["note"].startswith("not exported: gate failed")
 
 
@@ -217,6 +220,20 @@ def test_dataset_without_masks_still_measures_drift(bench, tmp_path, capsys):
     assert row["gate"] == "not checked"
     assert "no masks" in (tmp_path / "out" / "report.md").read_text()
     assert "no masks" in capsys.readouterr().out
+
+
+def test_missing_reference_marks_its_row_and_still_measures_artifacts(bench, tmp_path):
+    folder = tmp_path / "export"
+    folder.mkdir()
+    shutil.copy(bench.exp / "model.onnx", folder / "model.onnx")
+    (folder / "manifest.json").write_text(json.dumps({"model": {"path": str(tmp_path / "gone.pt")},
+                                                      "artifacts": [{"file": "model.onnx", "format": "onnx"}]}))
+    assert main(["benchmark", str(folder), "--data", str(bench.data), "--split", "all", "--limit", "1", "--runs", "1",
+                 "--warmup", "0", "--out", str(tmp_path / "out")]) == 0
+    rows = json.loads((tmp_path / "out" / "results.json").read_text())["rows"]
+    assert rows[0]["reference"] and rows[0]["status"] == "failed" and rows[0]["note"] == "file missing"
+    assert rows[1]["status"] == "ok" and "miou" in rows[1] and "agreement" not in rows[1]
+    assert "the reference did not run" in rows[1]["note"]
 
 
 def test_unknown_runtime_and_missing_model_are_one_line_errors(bench, tmp_path, capsys):

@@ -47,8 +47,8 @@ def config_from_args(args: argparse.Namespace):
     from egeunet.benchmark.harness import BenchmarkConfig
     from egeunet.errors import EGEUNetError
 
-    for name in ("runs", "batch"):
-        if getattr(args, name) < 1:
+    for name in ("runs", "batch", "limit"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise EGEUNetError(f"--{name} must be at least 1, got {getattr(args, name)}")
     if args.min_agreement is not None and not 0 <= args.min_agreement <= 1:
         raise EGEUNetError(f"--min-agreement is a fraction in [0, 1] (0.99 = 99%), got {args.min_agreement}")

@@ -19,7 +19,7 @@ QUICK = {"n": 40, "epochs": 2, "n_calib": 8, "runs": 10, "threads": "1"}
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Where to write, how much data and training, which formats, --quick and --force."""
-    parser.add_argument("--out", default="egeunet-demo", metavar="DIR", help="folder for every stage (default egeunet-demo)")
+    parser.add_argument("--out", default="demo-out", metavar="DIR", help="folder for every stage (default demo-out)")
     parser.add_argument("--n", type=int, help=f"synthetic images (default {FULL['n']}, --quick {QUICK['n']})")
     parser.add_argument("--epochs", type=int, help=f"training epochs (default {FULL['epochs']}, --quick {QUICK['epochs']})")
     parser.add_argument("--formats", default="onnx,tflite,coreml", help="export formats (default onnx,tflite,coreml)")
