@@ -159,11 +159,12 @@ def run_benchmark(model_or_dir: str | Path, data: str | Path, config: BenchmarkC
     if ref is not None and rows[0]["status"] != "ok":
         for row in rows[1:]:
             row["note"] = "; ".join(filter(None, [row["note"], "no drift: the reference did not run"]))
-    sensitivity = _sensitivity(targets, manifest, root, evalset, sweep, config)
+    sensitivity = _sensitivity(targets, evalset, sweep, config)
     return {"environment": environment(), "model": str(root), "data": str(data), "split": evalset.split_source,
             "images": len(evalset.ids), "masks": evalset.masks is not None,
-            "reference": str(ref.path) if ref else None, "config": _config_dict(config), "rows": rows,
-            "worst": sweep.worst, "evalset": evalset, "reference_probs": sweep.reference_probs, "sensitivity": sensitivity, "manifest": manifest}
+            "reference": str(ref.path) if ref else None, "config": asdict(config), "rows": rows,
+            "worst": sweep.worst, "evalset": evalset, "reference_probs": sweep.reference_probs,
+            "sensitivity": sensitivity}
 
 
 def _reference_facts(ref: Target | None, data: str | Path) -> tuple[int, str | None]:
@@ -179,13 +180,7 @@ def _reference_facts(ref: Target | None, data: str | Path) -> tuple[int, str | N
         return 256, None
 
 
-def _config_dict(config: BenchmarkConfig) -> dict:
-    out = asdict(config)
-    out["budget"] = asdict(config.budget)
-    return out
-
-
-def _sensitivity(targets, manifest, root, evalset, sweep, config) -> list[dict]:
+def _sensitivity(targets: list[Target], evalset, sweep: Sweep, config: BenchmarkConfig) -> list[dict]:
     """Per-layer sensitivity of each int8 artifact (see ``sensitivity``); empty when disabled or without a reference."""
     if not config.sensitivity or sweep.reference_probs is None:
         return []

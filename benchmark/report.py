@@ -132,8 +132,8 @@ def _markdown(results: dict, files: dict[str, str]) -> str:
     ]
     if "figure1" in files:
         parts += [f"![latency vs mIoU]({files['figure1']})", ""]
-    parts += ["## Size", "", "Weights: ONNX initializers and Constant tensors, TFLite buffers, CoreML weight files, checkpoint tensors; "
-              "graph: the rest of the bytes.", "",
+    parts += ["## Size", "", "Weights: ONNX initializers and Constant tensors, TFLite buffers, CoreML weight files, "
+              "checkpoint tensors; graph: the rest of the bytes.", "",
               _md_table(["artifact", "bytes", "gzip bytes", "weight bytes", "graph bytes", "built as", "status"],
                         [[_label(r), _fmt(r.get("bytes"), ","), _fmt(r.get("gzip_bytes"), ","),
                           _fmt(r.get("weight_bytes"), ","), _fmt(r.get("graph_bytes"), ","), r.get("method") or "-",
@@ -174,7 +174,7 @@ def _markdown(results: dict, files: dict[str, str]) -> str:
 
 def _jsonable(results: dict) -> dict:
     """The results without arrays: worst images as ids and agreements."""
-    out = {k: v for k, v in results.items() if k not in ("evalset", "worst", "reference_probs", "manifest")}
+    out = {k: v for k, v in results.items() if k not in ("evalset", "worst", "reference_probs")}
     ids = results["evalset"].ids
     out["worst"] = {name: [{"id": ids[i], "agreement": a} for i, a in zip(w["index"], w["agreement"])]
                     for name, w in results["worst"].items()}

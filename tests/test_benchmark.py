@@ -83,7 +83,8 @@ def bench(tmp_path_factory) -> SimpleNamespace:
     (exp / "model.engine").write_bytes(b"not a model")
     (exp / "corrupt.onnx").write_bytes((exp / "model.onnx").read_bytes()[:5000])  # truncated download
     entries = [("model.onnx", "onnx", "fp32"), ("broken.onnx", "onnx", "fp32"), ("tampered.onnx", "onnx", "fp32"),
-               ("corrupt.onnx", "onnx", "fp32"), ("tiny.tflite", "tflite", "fp32"), ("model.mlpackage", "coreml", "fp16"), ("model.engine", "tensorrt", "fp16")]
+               ("corrupt.onnx", "onnx", "fp32"), ("tiny.tflite", "tflite", "fp32"), ("model.mlpackage", "coreml", "fp16"),
+               ("model.engine", "tensorrt", "fp16")]
     artifacts = [{"file": f, "format": fmt, "precision": p, "sha256": sha256_file(exp / f)} for f, fmt, p in entries]
     artifacts[2]["sha256"] = "0" * 64
     failed = [{"file": "egeunet_int8.tflite", "format": "tflite", "precision": "int8", "kept": False,
