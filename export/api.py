@@ -67,9 +67,11 @@ def _build_one(exporter, deploy, spec: ExportSpec, variant, pending: Path, out: 
         record["export_seconds"] = round(time.perf_counter() - start, 1)
         record["validation"] = exporter.validate(staged, reference, held, spec, variant)
         info = exporter.describe(staged)
-    except EGEUNetError as exc:
+    except Exception as exc:  # a converter crash fails this artifact, not the whole run (named in the manifest)
         _remove(staged)
-        return {**record, "kept": False, "error": str(exc)}
+        message = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        error = message if isinstance(exc, EGEUNetError) else f"conversion failed: {type(exc).__name__}: {message}"
+        return {**record, "kept": False, "error": error}
     if not record["validation"]["passed"]:
         _remove(staged)
         return {**record, "kept": False, "error": f"gate failed: {record['validation']['gate']}"}

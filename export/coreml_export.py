@@ -24,7 +24,8 @@ CONFIG = FormatConfig(name="coreml", suffix=".mlpackage", runtime="coreml", prec
 NEEDS_MACOS = "CoreML prediction needs macOS"
 
 
-def _convert(deploy, spec: ExportSpec, variant: Variant):
+def _convert(deploy, compute: str):
+    """mlprogram of the deploy form with "fp32" or "fp16" compute."""
     import coremltools as ct
     import torch
 
@@ -33,21 +34,21 @@ def _convert(deploy, spec: ExportSpec, variant: Variant):
         warnings.simplefilter("ignore")
         # torch.export keeps every size static (jit.trace leaves int ops coremltools cannot convert);
         # a baked form's stretch casts to float, so float pixel values export the same graph
-        traced = torch.export.export(deploy, (example,)).run_decompositions({})
-        precision = ct.precision.FLOAT32 if variant.precision == "fp32" else ct.precision.FLOAT16
-        model = ct.convert(traced, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
-                           inputs=[ct.TensorType(name=CONFIG.input_name, shape=example.shape, dtype=np.float32)],
-                           outputs=[ct.TensorType(name=CONFIG.output_name, dtype=np.float32)],
-                           compute_precision=precision)
-        if variant.precision == "int8":
-            import coremltools.optimize.coreml as cto
+        exported = torch.export.export(deploy, (example,)).run_decompositions({})
+        precision = ct.precision.FLOAT32 if compute == "fp32" else ct.precision.FLOAT16
+        return ct.convert(exported, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
+                          inputs=[ct.TensorType(name=CONFIG.input_name, shape=example.shape, dtype=np.float32)],
+                          outputs=[ct.TensorType(name=CONFIG.output_name, dtype=np.float32)],
+                          compute_precision=precision)
 
-            config = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(
-                mode="linear_symmetric", dtype="int8", granularity="per_channel", weight_threshold=0))
-            model = cto.linear_quantize_weights(model, config)
-    model.user_defined_metadata[CONTRACT_KEY] = contract_json(spec, CONFIG, variant)
-    model.short_description = "EGE-UNet skin-lesion segmentation (egeunet export)"
-    return model
+
+def _int8_weights(model):
+    """Per-channel symmetric int8 weights for every weight tensor (threshold 0: this model's tensors are small)."""
+    import coremltools.optimize.coreml as cto
+
+    config = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(
+        mode="linear_symmetric", dtype="int8", granularity="per_channel", weight_threshold=0))
+    return cto.linear_quantize_weights(model, config)
 
 
 def _program(path: Path):
@@ -63,6 +64,16 @@ class CoreMLExporter(Exporter):
 
     config = CONFIG
 
+    def __init__(self) -> None:
+        self._fp16: tuple[object, object] | None = None  # (deploy form, its fp16 program), shared by int8
+
+    def _program_for(self, deploy, variant: Variant):
+        if variant.precision == "fp32":
+            return _convert(deploy, "fp32")
+        if self._fp16 is None or self._fp16[0] is not deploy:
+            self._fp16 = (deploy, _convert(deploy, "fp16"))
+        return _int8_weights(self._fp16[1]) if variant.precision == "int8" else self._fp16[1]
+
     def variants(self, precision: str, spec: ExportSpec) -> list[Variant]:
         method = {"fp32": "mlprogram iOS16, float32 compute", "fp16": "mlprogram iOS16, float16 compute",
                   "int8": "mlprogram iOS16, float16 compute, int8 per-channel weights (linear_quantize_weights, threshold 0)"}
@@ -70,7 +81,9 @@ class CoreMLExporter(Exporter):
 
     def export(self, deploy, spec: ExportSpec, out_path: Path, variant: Variant) -> Path:
         out_path = Path(out_path)
-        model = _convert(deploy, spec, variant)
+        model = self._program_for(deploy, variant)
+        model.user_defined_metadata[CONTRACT_KEY] = contract_json(spec, CONFIG, variant)
+        model.short_description = "EGE-UNet skin-lesion segmentation (egeunet export)"
         work = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.", dir=out_path.parent))
         try:
             model.save(str(work / out_path.name))

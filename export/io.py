@@ -76,3 +76,20 @@ class ArtifactIO:
             out = (out.astype(np.float32) - self.output_zero_point) * self.output_scale
         out = out.astype(np.float32)
         return out.reshape(-1, 1, self.size, self.size) if self.layout == "NHWC" else out
+
+
+class ContractRunnerMixin:
+    """``predict``/``predict_image`` for a runner that sets ``self.io`` and implements ``_run(artifact_input)``."""
+
+    io: ArtifactIO
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Probabilities N x 1 x S x S for canonical N x 3 x S x S input (rounded to uint8 for a baked artifact)."""
+        return self._run(self.io.canonical_input(batch))
+
+    def predict_image(self, image: np.ndarray) -> np.ndarray:
+        """Probabilities S x S for one RGB image of any size, fed the way an app feeds this artifact."""
+        return self._run(self.io.image_input(image))[0, 0]

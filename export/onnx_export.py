@@ -35,8 +35,12 @@ def _to_onnx(deploy, spec: ExportSpec, path: str) -> None:
                           input_names=[CONFIG.input_name], output_names=[CONFIG.output_name],
                           dynamic_axes={CONFIG.input_name: {0: "batch"}, CONFIG.output_name: {0: "batch"}})
     model, ok = onnxsim.simplify(onnx.load(path))
-    if ok:
-        onnx.save(model, path)
+    if not ok:
+        model = onnx.load(path)
+    dims = model.graph.output[0].type.tensor_type.shape.dim  # onnxsim leaves generated names: state the shape
+    for dim, value in zip(dims[1:], spec.output_shape[1:]):
+        dim.dim_value = value
+    onnx.save(model, path)
 
 
 def shorten(model) -> None:

@@ -66,7 +66,7 @@ class TFLiteExporter(Exporter):
     config = CONFIG
 
     def __init__(self) -> None:
-        self._fp32: tuple[int, bytes] | None = None
+        self._fp32: tuple[object, bytes] | None = None  # (deploy form, its fp32 flatbuffer); holding it keeps ids unique
 
     def variants(self, precision: str, spec: ExportSpec) -> list[Variant]:
         if precision == "fp32":
@@ -80,11 +80,11 @@ class TFLiteExporter(Exporter):
         return [Variant("int8-dynamic", "int8", "dynamic-range int8: int8 weights, float compute")] + full
 
     def _fp32_bytes(self, deploy) -> bytes:
-        if self._fp32 is None or self._fp32[0] != id(deploy):
+        if self._fp32 is None or self._fp32[0] is not deploy:
             with tempfile.TemporaryDirectory() as work:
                 path = os.path.join(work, "fp32.tflite")
                 _convert_fp32(deploy, path)
-                self._fp32 = (id(deploy), Path(path).read_bytes())
+                self._fp32 = (deploy, Path(path).read_bytes())
         return self._fp32[1]
 
     def export(self, deploy, spec: ExportSpec, out_path: Path, variant: Variant) -> Path:

@@ -4,8 +4,8 @@
 
 Without --model a model is trained briefly on synthetic images (seed 100; the export calibrates and
 validates on seed 0). Latency: batch 1, one thread, median of --runs after warm-up, every runtime in
-this one process; the fp32 ONNX deploy form is compared with a plain ``torch.onnx.export`` of the
-same weights in the same run. Prints a markdown table and writes DIR/bench.json.
+this one process with calls interleaved (fair on a shared machine); the fp32 ONNX deploy form is
+compared with a plain ``torch.onnx.export`` of the same weights in the same run. Prints a markdown table and writes DIR/bench.json.
 """
 from __future__ import annotations
 
@@ -40,16 +40,18 @@ def quick_train(size: int, steps: int, seed: int = 0):
     return model.eval()
 
 
-def latency_ms(predict, x: np.ndarray, runs: int) -> float:
-    """Median wall time of ``predict(x)`` in milliseconds after 5 warm-up calls."""
-    for _ in range(5):
-        predict(x)
-    times = []
+def latency_ms(predictors: dict, x: np.ndarray, runs: int) -> dict[str, float]:
+    """Median wall time (ms) of each ``predict(x)``, calls interleaved so a busy machine biases none of them."""
+    for predict in predictors.values():
+        for _ in range(5):
+            predict(x)
+    times: dict[str, list[float]] = {name: [] for name in predictors}
     for _ in range(runs):
-        start = time.perf_counter()
-        predict(x)
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+        for name, predict in predictors.items():
+            start = time.perf_counter()
+            predict(x)
+            times[name].append((time.perf_counter() - start) * 1000)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def plain_onnx(model, size: int, path: Path) -> None:
@@ -97,21 +99,24 @@ def main() -> None:
     x = synthetic_sets(args.size, 1, 1)[1].canonical()
     plain = out / "plain.onnx"
     plain_onnx(model, args.size, plain)
-    rows = [{"file": "PyTorch eager (reference)", "bytes": None,
-             "ms_1thread": latency_ms(lambda b: model(torch.from_numpy(b)), x, args.runs)}]
+    rows = [{"file": "PyTorch eager (reference)", "bytes": None},
+            {"file": "plain torch.onnx.export (baseline)", "bytes": plain.stat().st_size}]
+    predictors = {rows[0]["file"]: lambda b: model(torch.from_numpy(b)),
+                  rows[1]["file"]: open_runner(plain, threads=1).predict}
+    for record in manifest["artifacts"] + manifest["failed"]:
+        path = out / "artifacts" / record["file"]
+        row = {"file": record["file"], "kept": record["kept"], "bytes": record.get("bytes"),
+               **{k: record.get("validation", {}).get(k) for k in ("max_abs_diff", "mask_agreement", "iou_change",
+                                                                 "iou_pytorch", "iou_artifact")}}
+        if path.exists() and path.suffix != ".mlpackage":
+            predictors[record["file"]] = open_runner(path, threads=1).predict
+        if path.suffix == ".tflite" and path.exists():
+            row["size_breakdown"] = size_breakdown(path.read_bytes())
+        rows.append(row)
     with torch.no_grad():
-        rows.append({"file": "plain torch.onnx.export (baseline)", "bytes": plain.stat().st_size,
-                     "ms_1thread": latency_ms(open_runner(plain, threads=1).predict, x, args.runs)})
-        for record in manifest["artifacts"] + manifest["failed"]:
-            path = out / "artifacts" / record["file"]
-            row = {"file": record["file"], "kept": record["kept"], "bytes": record.get("bytes"),
-                   **{k: record.get("validation", {}).get(k) for k in ("max_abs_diff", "mask_agreement", "iou_change",
-                                                                     "iou_pytorch", "iou_artifact")}}
-            if path.exists() and path.suffix != ".mlpackage":
-                row["ms_1thread"] = latency_ms(open_runner(path, threads=1).predict, x, args.runs)
-            if path.suffix == ".tflite" and path.exists():
-                row["size_breakdown"] = size_breakdown(path.read_bytes())
-            rows.append(row)
+        measured = latency_ms(predictors, x, args.runs)
+    for row in rows:
+        row["ms_1thread"] = measured.get(row["file"])
     deploy_ms = next((r["ms_1thread"] for r in rows if r["file"] == "egeunet_fp32.onnx"), None)
     ratio = deploy_ms / rows[1]["ms_1thread"] if deploy_ms else None
     result = {"size": args.size, "rows": rows, "deploy_vs_plain_onnx_latency": ratio, "versions": manifest["versions"]}

@@ -9,13 +9,13 @@ import numpy as np
 from egeunet.benchmark.runners.base import Runner, register
 from egeunet.errors import EGEUNetError
 from egeunet.export.base import CONTRACT_KEY
-from egeunet.export.io import ArtifactIO
+from egeunet.export.io import ArtifactIO, ContractRunnerMixin
 
 NEEDS_MACOS = "CoreML prediction needs macOS"
 
 
 @register
-class CoreMLRunner(Runner):
+class CoreMLRunner(ContractRunnerMixin, Runner):
     """``device``: "cpu" (CPU only) or "all" (CPU, GPU and Neural Engine); ``threads`` is not settable."""
 
     runtime = "coreml"
@@ -40,9 +40,3 @@ class CoreMLRunner(Runner):
     def _run(self, x: np.ndarray) -> np.ndarray:
         outs = [self.io.output(self.model.predict({self.input_name: one[None]})[self.output_name]) for one in x]
         return np.concatenate(outs)
-
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        return self._run(self.io.canonical_input(batch))
-
-    def predict_image(self, image: np.ndarray) -> np.ndarray:
-        return self._run(self.io.image_input(image))[0, 0]

@@ -7,11 +7,11 @@ import numpy as np
 
 from egeunet.benchmark.runners.base import Runner, register
 from egeunet.errors import EGEUNetError
-from egeunet.export.io import ArtifactIO
+from egeunet.export.io import ArtifactIO, ContractRunnerMixin
 
 
 @register
-class LiteRTRunner(Runner):
+class LiteRTRunner(ContractRunnerMixin, Runner):
     """Batch-1 graphs run image by image; int8 I/O is (de)quantised with the tensors' own scale/zero point."""
 
     runtime = "litert"
@@ -48,11 +48,6 @@ class LiteRTRunner(Runner):
             outs.append(self.io.output(self.interpreter.get_tensor(self.output["index"])))
         return np.concatenate(outs)
 
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        return self._run(self.io.canonical_input(batch))
-
-    def predict_image(self, image: np.ndarray) -> np.ndarray:
-        return self._run(self.io.image_input(image))[0, 0]
 
     def describe(self) -> dict:
         return {**super().describe(), "input_dtype": np.dtype(self.input["dtype"]).name,

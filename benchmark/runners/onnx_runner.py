@@ -8,11 +8,11 @@ import numpy as np
 from egeunet.benchmark.runners.base import Runner, register
 from egeunet.errors import EGEUNetError
 from egeunet.export.base import CONTRACT_KEY
-from egeunet.export.io import ArtifactIO
+from egeunet.export.io import ArtifactIO, ContractRunnerMixin
 
 
 @register
-class OnnxRunner(Runner):
+class OnnxRunner(ContractRunnerMixin, Runner):
     """``threads`` sets intra-op threads; ``device="cuda"`` uses the CUDA provider (error if absent)."""
 
     runtime = "onnxruntime"
@@ -42,11 +42,6 @@ class OnnxRunner(Runner):
     def _run(self, x: np.ndarray) -> np.ndarray:
         return self.io.output(self.session.run(None, {self.input_name: x})[0])
 
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        return self._run(self.io.canonical_input(batch))
-
-    def predict_image(self, image: np.ndarray) -> np.ndarray:
-        return self._run(self.io.image_input(image))[0, 0]
 
     def describe(self) -> dict:
         return {**super().describe(), "providers": self.session.get_providers(), "layout": self.io.layout,
