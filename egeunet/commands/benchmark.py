@@ -18,6 +18,8 @@ def _threads(text: str) -> list[int]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options: what to measure, on which data, how long, where to write, and the gate's budget."""
+    parser.epilog = ("Exit status 1 when --max-miou-drop or --min-agreement is given and an artifact breaks it, "
+                     "or fails to load or verify (CoreML rows on Linux are 'not runnable here', not failures).")
     parser.add_argument("model", metavar="MODEL_OR_EXPORT_DIR",
                         help="a model file (.pt, .onnx, .tflite, .mlpackage) or an export folder with manifest.json")
     parser.add_argument("--data", required=True, metavar="DIR", help="dataset folder (with or without masks)")

@@ -81,7 +81,7 @@ def _stage_export(out: Path, s: dict) -> None:
     from egeunet.export.api import ExportFailed, export_all, summary_table
 
     try:
-        manifest = export_all(out / "run" / "best.pt", out / "export", s["formats"], s["precisions"],
+        manifest = export_all((out / "run" / "best.pt").resolve(), out / "export", s["formats"], s["precisions"],
                               n_calib=s["n_calib"])
     except ExportFailed as exc:
         manifest = exc.manifest
