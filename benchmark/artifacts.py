@@ -52,7 +52,8 @@ def target_for_file(path: Path, entry: dict | None = None) -> Target:
     if not path.exists():
         target.problem = "file missing"
     elif runtime is None:
-        target.problem = f"unknown runtime for {path.suffix or 'a file without extension'!r}"
+        target.problem = (f"unknown runtime for format {target.format!r} ({path.suffix or 'no extension'}); "
+                          "known: .pt/.pth pytorch, .onnx onnxruntime, .tflite litert, .mlpackage coreml")
     elif entry.get("sha256") and entry["sha256"] != (actual := sha256_file(path)):
         target.problem = f"sha256 mismatch: manifest {entry['sha256'][:12]}..., file {actual[:12]}..."
     return target

@@ -156,8 +156,8 @@ def sensitivity_for(targets: list, evalset, reference_probs: np.ndarray) -> list
         if target.precision != "int8" or target.problem:
             continue
         if target.runtime != "onnxruntime":
-            reports.append({"artifact": target.name, "note": "per-layer ranking is implemented for ONNX QDQ only; "
-                            "for TFLite pass ai-edge-quantizer recipes to rank_layers / keep_float_until"})
+            reports.append({"artifact": target.name, "note": "not ranked: the per-layer ranking re-quantizes ONNX QDQ "
+                            "only; other formats plug their quantizer into rank_layers / keep_float_until"})
             continue
         if not fp32:
             reports.append({"artifact": target.name, "note": "no fp32 ONNX artifact to re-quantize"})
