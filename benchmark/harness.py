@@ -172,7 +172,7 @@ def _reference_facts(ref: Target | None, data: str | Path) -> tuple[int, str | N
     if ref is None or ref.problem:
         return 256, None
     from egeunet.checkpoint import read_checkpoint
-    from egeunet.commands.evaluate import recorded_split
+    from egeunet.training.dataset import recorded_split
 
     try:
         return int(read_checkpoint(ref.path).get("input_size", 256)), recorded_split(str(ref.path), str(data))

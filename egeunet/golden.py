@@ -46,7 +46,7 @@ def write_golden(out_dir: str | Path, n_images: int = 3, seed: int = GOLDEN_SEED
     import cv2
 
     from egeunet.benchmark.runners import open_runner
-    from egeunet.commands.predict import mask_at_size, overlay
+    from egeunet.postprocess import mask_at_size, overlay
     from egeunet.data.synthetic import generate_sample
     from egeunet.errors import EGEUNetError
     from egeunet.preprocess import preprocess

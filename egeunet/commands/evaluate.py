@@ -32,18 +32,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON (metrics as fractions) instead of a table")
 
 
-def recorded_split(model: str, data: str) -> str | None:
-    """The split file a training checkpoint recorded, if it was trained on ``data`` and the file still exists."""
-    from egeunet.checkpoint import read_checkpoint
-
-    if Path(model).suffix.lower() not in (".pt", ".pth"):
-        return None
-    training = read_checkpoint(model).get("training", {})
-    path = training.get("split_file")
-    same_data = training.get("data") == str(Path(data).resolve())
-    return path if same_data and path and Path(path).is_file() else None
-
-
 def run(args: argparse.Namespace) -> int:
     """Open the model and the data, score the chosen part, print JSON or a table."""
     import numpy as np
@@ -53,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from egeunet.data.layouts import find_samples
     from egeunet.data.splits import load_split
     from egeunet.errors import EGEUNetError
-    from egeunet.training.dataset import open_split_data
+    from egeunet.training.dataset import open_split_data, recorded_split
     from egeunet.training.evaluate import evaluate_rows, runner_predictor
 
     if args.batch_size < 1:

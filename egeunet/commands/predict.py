@@ -5,12 +5,8 @@ import argparse
 import warnings
 from pathlib import Path
 
-import numpy as np
 
 HELP = "segment images: STEM_mask.png (0/255) and STEM_overlay.png at each image's own resolution"
-TINT = np.array([255, 40, 40], np.float32)  # lesion tint (RGB)
-TINT_ALPHA = 0.35
-CONTOUR = (255, 230, 0)  # lesion outline (RGB)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,33 +46,13 @@ def expand_inputs(paths: list[str]) -> list[Path]:
     return files
 
 
-def mask_at_size(prob: np.ndarray, height: int, width: int, threshold: float) -> np.ndarray:
-    """Probability map (S x S) resized bilinearly to the image size, then thresholded to a uint8 0/255 mask."""
-    import cv2
-
-    full = cv2.resize(prob.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
-    return np.where(full >= threshold, 255, 0).astype(np.uint8)
-
-
-def overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The RGB image with the lesion tinted and its outline drawn (line width grows with the image)."""
-    import cv2
-
-    out = image.astype(np.float32)
-    inside = mask > 0
-    out[inside] = (1 - TINT_ALPHA) * out[inside] + TINT_ALPHA * TINT
-    out = out.round().astype(np.uint8)
-    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    cv2.drawContours(out, contours, -1, CONTOUR, thickness=max(1, round(max(mask.shape) / 300)))
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     """Predict every input and write its mask and overlay atomically."""
     from tqdm import tqdm
 
     from egeunet.benchmark.runners import open_runner
     from egeunet.data.imageio import read_image, write_png_atomic
+    from egeunet.postprocess import mask_at_size, overlay
     from egeunet.errors import EGEUNetError
 
     if not 0.0 <= args.threshold <= 1.0:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from egeunet.checkpoint import read_checkpoint
 from egeunet.data.cache import CachedSplit, open_cache
 from egeunet.data.layouts import find_samples
 from egeunet.data.splits import PARTS, load_split, make_split, select
@@ -63,3 +64,13 @@ def check_parts(data: SplitData, source: str | Path) -> None:
     for part in ("train", "val"):
         if not len(data.parts[part]):
             raise EGEUNetError(f"{source}: the {part} part has no usable images; use more images or another split")
+
+
+def recorded_split(model: str, data: str) -> str | None:
+    """The split file a training checkpoint recorded, if it was trained on ``data`` and the file still exists."""
+    if Path(model).suffix.lower() not in (".pt", ".pth"):
+        return None
+    training = read_checkpoint(model).get("training", {})
+    path = training.get("split_file")
+    same_data = training.get("data") == str(Path(data).resolve())
+    return path if same_data and path and Path(path).is_file() else None
