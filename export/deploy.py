@@ -100,6 +100,7 @@ class DeployEGEUNet(nn.Module):
         sizes = _ghpa_sizes(model, size)
         _swap_modules(model, {GHPA: lambda g: FoldedGHPA(g, *sizes[g]), LayerNorm2d: RsqrtLayerNorm})
         self.net = model
+        self.stretch = MinMaxStretch() if self.bake_preprocess else None
         for p in self.parameters():
             p.requires_grad_(False)
 
@@ -118,8 +119,8 @@ class DeployEGEUNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.nhwc:
             x = x.permute(0, 3, 1, 2)
-        if self.bake_preprocess:
-            x = stretch_uint8(x)
+        if self.stretch is not None:
+            x = self.stretch(x)
         final, _ = self.net._features(x)
         prob = torch.sigmoid(upsample_to(final, (self.size, self.size)))
         return prob.reshape(-1, self.size, self.size, 1) if self.nhwc else prob
@@ -131,6 +132,13 @@ def stretch_uint8(x: torch.Tensor) -> torch.Tensor:
     lo = x.amin(dim=(1, 2, 3), keepdim=True)
     span = torch.clamp(x.amax(dim=(1, 2, 3), keepdim=True) - lo, min=1.0)
     return (x - lo) / span * 255.0
+
+
+class MinMaxStretch(nn.Module):
+    """Baked preprocessing as a module, so converters name its ops (a quantizer keeps this scope float)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return stretch_uint8(x)
 
 
 def deploy_form(model: EGEUNet, size: int = 256, bake_preprocess: bool = False, nhwc: bool = False) -> DeployEGEUNet:
