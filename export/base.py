@@ -74,9 +74,9 @@ class Exporter(ABC):
 
     config: FormatConfig
 
+    @abstractmethod
     def variants(self, precision: str, spec: ExportSpec) -> list[Variant]:
-        """Artifacts this format builds for one precision (default: one, named after the precision)."""
-        return [Variant(precision, precision, self.config.notes or precision)]
+        """Artifacts this format builds for one precision (TFLite int8 is two: dynamic-range and full)."""
 
     @abstractmethod
     def export(self, deploy, spec: ExportSpec, out_path: Path, variant: Variant) -> Path:

@@ -20,7 +20,7 @@ from egeunet.export.base import CONTRACT_KEY, FORMATS, Exporter, contract_json, 
 from egeunet.export.spec import ExportSpec, FormatConfig, Variant
 
 CONFIG = FormatConfig(name="coreml", suffix=".mlpackage", runtime="coreml", precisions=("fp32", "fp16", "int8"),
-                      uint8_input=False, notes="mlprogram, iOS16 deployment target")
+                      uint8_input=False)
 NEEDS_MACOS = "CoreML prediction needs macOS"
 
 

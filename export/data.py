@@ -37,9 +37,11 @@ class ImageSet:
         """The network input N x 3 x S x S float32 (``egeunet.preprocess`` of the uint8 images)."""
         return preprocess(self.images, self.images.shape[1])
 
-    def take(self, n: int) -> "ImageSet":
-        """The first ``n`` images."""
-        return ImageSet(self.images[:n], None if self.masks is None else self.masks[:n], self.ids[:n], self.source)
+    def subset(self, start: int, stop: int | None, source: str | None = None) -> "ImageSet":
+        """Images ``start:stop`` (optionally with a new source description)."""
+        part = slice(start, stop)
+        return ImageSet(self.images[part], None if self.masks is None else self.masks[part], self.ids[part],
+                        source or self.source)
 
     def describe(self) -> dict:
         """Manifest record: source, count, sha256 of the id list."""
@@ -88,17 +90,15 @@ def folder_sets(calib_dir: str | Path, size: int, n_calib: int, n_held: int,
     """Calibration from ``calib_dir``; held-out from ``held_dir`` or else the last n_held images of calib_dir."""
     calib = _read_folder(Path(calib_dir), size, "calibration")
     if held_dir is not None:
-        held = _read_folder(Path(held_dir), size, "held-out").take(n_held)
+        held = _read_folder(Path(held_dir), size, "held-out").subset(0, n_held)
         overlap = set(held.ids) & set(calib.ids[:n_calib])
         if overlap:
             raise EGEUNetError(f"held-out images are also calibration images: {sorted(overlap)[:3]}")
-        return calib.take(n_calib), held
+        return calib.subset(0, n_calib), held
     if len(calib) <= n_held:
         raise EGEUNetError(f"{calib_dir}: {len(calib)} images; need more than {n_held} so that {n_held} can be held out "
                            "from calibration (or pass --held-out DIR)")
     cut = len(calib) - n_held
-    held = ImageSet(calib.images[cut:], None if calib.masks is None else calib.masks[cut:], calib.ids[cut:],
-                    f"{calib.source} (held-out: last {n_held} by id)")
     first = min(n_calib, cut)
-    return ImageSet(calib.images[:first], None if calib.masks is None else calib.masks[:first], calib.ids[:first],
-                    f"{calib.source} (calibration: first {first} by id)"), held
+    return (calib.subset(0, first, f"{calib.source} (calibration: first {first} by id)"),
+            calib.subset(cut, None, f"{calib.source} (held-out: last {n_held} by id)"))

@@ -25,7 +25,6 @@ class FormatConfig:
     output_name: str = "prob"
     opset: int | None = None
     uint8_input: bool = True  # False: a baked graph takes float32 pixel values (CoreML has no uint8 input)
-    notes: str = ""
 
 
 @dataclass(frozen=True)

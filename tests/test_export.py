@@ -335,3 +335,15 @@ def test_not_a_model_gives_a_one_line_error(tmp_path, capsys):
 def test_unknown_format_lists_valid_names():
     with pytest.raises(EGEUNetError, match="choose from onnx, tflite, coreml"):
         get_format("tensorrt")
+
+
+def test_calibration_folder_never_shares_images_with_held_out(tmp_path):
+    from egeunet.data.synthetic import write_sample_dataset
+    from egeunet.export.data import folder_sets
+
+    root = write_sample_dataset(tmp_path / "ds", 7, seed=3)
+    calib, held = folder_sets(root, SIZE, n_calib=10, n_held=3)
+    assert len(calib) == 4 and len(held) == 3 and not set(calib.ids) & set(held.ids)
+    assert calib.masks is not None and calib.images.shape == (4, SIZE, SIZE, 3) and calib.images.dtype == np.uint8
+    with pytest.raises(EGEUNetError, match="need more than 7"):
+        folder_sets(root, SIZE, n_calib=4, n_held=7)
