@@ -84,6 +84,18 @@ def held_out() -> tuple[np.ndarray, np.ndarray]:
     return held.images, held.canonical()
 
 
+def _model(out: Path) -> EGEUNet:
+    """The model an export was made from (its path is in the manifest)."""
+    return _load(json.loads((out / "manifest.json").read_text())["model"]["path"])
+
+
+def _load(path) -> EGEUNet:
+    """Load a checkpoint (eval mode)."""
+    from egeunet import load_model
+
+    return load_model(path)
+
+
 def perturbed(seed: int = 0, scale: float = 0.03) -> EGEUNet:
     torch.manual_seed(seed)
     model = EGEUNet().eval()
@@ -170,16 +182,6 @@ def test_artifact_meets_its_gate_through_its_runner(fmt, variant, full_export):
         assert agreement >= manifest["gates"]["int8_agreement"]
     else:
         assert np.abs(probs - reference).max() <= manifest["gates"][f"{record['precision']}_max_abs"]
-
-
-def _model(out: Path) -> EGEUNet:
-    return _load(json.loads((out / "manifest.json").read_text())["model"]["path"])
-
-
-def _load(path) -> EGEUNet:
-    from egeunet import load_model
-
-    return load_model(path)
 
 
 def test_int8_artifacts_are_really_int8(full_export):
