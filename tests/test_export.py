@@ -211,8 +211,9 @@ def test_manifest_matches_the_files(full_export):
 def test_golden_vectors_are_written_and_documented(full_export):
     out, manifest = full_export
     golden = manifest["golden"]
-    if not golden["written"]:
-        pytest.skip(golden["reason"])
+    if not golden["written"] and "ModuleNotFoundError" in golden["reason"]:
+        pytest.skip(golden["reason"])  # the demos' golden writer is not in this tree
+    assert golden["written"], golden["reason"]
     index = json.loads((out / golden["index"]).read_text())
     files = {a["file"] for a in index["artifacts"]}
     assert files == {a["file"] for a in manifest["artifacts"] if not a["file"].endswith(".mlpackage")}
