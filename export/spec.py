@@ -29,7 +29,12 @@ class FormatConfig:
 
 @dataclass(frozen=True)
 class Gates:
-    """Validation thresholds against fp32 PyTorch on held-out images (configurable from the CLI)."""
+    """Validation thresholds against fp32 PyTorch on held-out images (configurable from the CLI).
+
+    fp16 is gated on max |Δprob| <= 2e-3 as issue 4 asks; on a 12-epoch model at 256 x 256, rounding
+    the convolution weights to float16 alone measured 6e-3 (ONNX) and 1e-2 (TFLite) on single steep
+    boundary pixels, with 99.99% mask agreement: raise ``--fp16-tol`` for such models.
+    """
 
     fp32_max_abs: float = 1e-4
     fp16_max_abs: float = 2e-3
