@@ -10,6 +10,14 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 REFERENCE_DIR = SHARED / "spec" / "official-reference"
 
 
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """Commands under test may call torch.set_num_threads; keep that from leaking into later tests."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
     """The authors' best.pth and reference.npz (shipped beside the repository in shared/)."""

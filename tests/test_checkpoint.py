@@ -71,6 +71,8 @@ def test_empty_and_garbage_files(tmp_path):
     _one_line_error(tmp_path / "empty.pt", "empty file")
     (tmp_path / "image.pt").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(100))
     _one_line_error(tmp_path / "image.pt", "not")
+    (tmp_path / "notes.pt").write_text("hello world\n")
+    _one_line_error(tmp_path / "notes.pt", "not a readable PyTorch checkpoint")
 
 
 def test_file_that_is_not_a_checkpoint(tmp_path):

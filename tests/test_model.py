@@ -62,9 +62,13 @@ def test_variants_table_is_complete():
 
 
 def test_authors_checkpoint_reproduces_their_outputs(reference_dir):
+    """Equal to float32 rounding. This random-weight network amplifies rounding: float64 differs from
+    the reference by 2.3e-4 at the worst pixel, and so does float32 with another kernel order (1
+    thread). With the order the reference was computed in (torch CPU, 2 threads) the match is exact."""
     model = load_model(reference_dir / "best.pth")
     ref = np.load(reference_dir / "reference.npz")
     x = torch.from_numpy(ref["input"])
+    torch.set_num_threads(2)
     with torch.no_grad():
         final = model(x).numpy()
         _, heads = model.forward_logits(x)
@@ -72,6 +76,15 @@ def test_authors_checkpoint_reproduces_their_outputs(reference_dir):
     assert np.abs(final - ref["final"]).max() <= 1e-5
     for i, head in enumerate(heads):  # coarsest first, as the authors return them
         assert np.abs(torch.sigmoid(head).numpy() - ref[f"ds{i}"]).max() <= 1e-5, f"ds{i}"
+
+
+def test_authors_checkpoint_in_float64_agrees_whatever_the_kernel_order(reference_dir):
+    model = load_model(reference_dir / "best.pth").double()
+    ref = np.load(reference_dir / "reference.npz")
+    with torch.no_grad():
+        final = model(torch.from_numpy(ref["input"]).double()).numpy()
+    assert np.abs(final - ref["final"]).max() <= 5e-4
+    assert np.array_equal(final >= 0.5, ref["final"] >= 0.5)
 
 
 def test_deep_supervision_shapes_and_channels():
