@@ -30,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ONNX int8 calibration (TFLite uses min-max)")
     parser.add_argument("--fp32-tol", type=float, default=gates.fp32_max_abs, help="fp32 gate: max |dprob|")
     parser.add_argument("--fp16-tol", type=float, default=gates.fp16_max_abs, help="fp16 gate: max |dprob|")
+    parser.add_argument("--fp16-agreement", type=float, default=gates.fp16_agreement, help="fp16 gate: mask agreement")
     parser.add_argument("--int8-agreement", type=float, default=gates.int8_agreement, help="int8 gate: mask agreement")
     parser.add_argument("--int8-iou-change", type=float, default=gates.int8_iou_change, help="int8 gate: IoU change")
     parser.add_argument("--no-golden", action="store_true", help="do not write golden vectors for the demos")
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from egeunet.export.api import ExportFailed, export_all, summary_table
     from egeunet.export.spec import Gates
 
-    gates = Gates(args.fp32_tol, args.fp16_tol, args.int8_agreement, args.int8_iou_change)
+    gates = Gates(args.fp32_tol, args.fp16_tol, args.fp16_agreement, args.int8_agreement, args.int8_iou_change)
     try:
         manifest = export_all(args.model, args.out, args.formats, args.precisions, args.calib, args.n_calib,
                               args.held_out, args.n_held, args.size, args.nhwc, args.bake_preprocess, args.int8_io,
