@@ -4,10 +4,8 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from importlib import metadata
 
-LIBRARIES = ("torch", "numpy", "onnx", "onnxruntime", "ai-edge-litert", "litert-torch", "ai-edge-quantizer",
-             "coremltools", "opencv-python-headless")
+from egeunet.versions import library_versions
 
 
 def cpu_model() -> str:
@@ -31,12 +29,6 @@ def cpu_model() -> str:
 def environment() -> dict:
     """Where the numbers were measured: CPU, usable cores, OS, Python, library versions (None: not installed)."""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    versions = {}
-    for name in LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
     return {"cpu": cpu_model(), "machine": platform.machine(), "cores_logical": os.cpu_count(),
             "cores_usable": usable, "os": platform.platform(), "python": platform.python_version(),
-            "libraries": versions}
+            "libraries": library_versions()}

@@ -112,7 +112,8 @@ def export_all(model_path: str | Path, out: str | Path, formats: str | Sequence[
 
     from egeunet.checkpoint import load_model
     from egeunet.export.deploy import deploy_form
-    from egeunet.export.manifest import versions, write_manifest
+    from egeunet.export.manifest import write_manifest
+    from egeunet.versions import library_versions
 
     formats = parse_list(formats, tuple(list_formats()), "format")
     precisions = parse_list(precisions, PRECISIONS, "precision")
@@ -152,7 +153,7 @@ def export_all(model_path: str | Path, out: str | Path, formats: str | Sequence[
         "artifacts": kept,
         "failed": [r for r in records if not r["kept"]],
         "golden": _golden(out, kept) if golden else {"written": False, "reason": "not requested"},
-        "versions": versions(),
+        "versions": library_versions(),
     }
     write_manifest(out, manifest)
     if manifest["failed"]:

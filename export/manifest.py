@@ -3,13 +3,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from importlib import metadata
 from pathlib import Path
 
 from egeunet.atomic import atomic_write
 
-LIBRARIES = ("egeunet", "torch", "numpy", "onnx", "onnxruntime", "onnxsim", "litert-torch", "ai-edge-litert",
-             "ai-edge-quantizer", "coremltools")
 GOLDEN_FILES = {
     "index.json": "size, threshold, photos, and per artifact its I/O contract (layout, dtypes, int8 scale/zero point)",
     "NAME.png": "the raw RGB photo at its own size",
@@ -34,17 +31,6 @@ def file_digest(path: Path) -> tuple[int, str]:
         digest.update(data)
         total += len(data)
     return total, digest.hexdigest()
-
-
-def versions() -> dict[str, str | None]:
-    """Installed versions of the libraries an artifact depends on (None: not installed)."""
-    found = {}
-    for name in LIBRARIES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = None
-    return found
 
 
 def write_manifest(out: Path, manifest: dict) -> Path:

@@ -19,14 +19,6 @@ from egeunet.data.synthetic import write_sample_dataset
 TINY = ["--size", "64", "--channels", "4,8,12,16,24,32", "--batch-size", "4", "--threads", "1", "--no-progress"]
 
 
-@pytest.fixture(autouse=True)
-def _keep_torch_threads():
-    """`--threads 1` sets torch's global thread count; give other tests theirs back."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     return write_sample_dataset(tmp_path_factory.mktemp("train") / "data", n=12, seed=3)
