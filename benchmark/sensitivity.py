@@ -2,14 +2,13 @@
 
 ``rank_layers`` quantizes one layer at a time and measures how far the output moves from the fp32
 reference; ``keep_float_until`` keeps the k most sensitive layers in float, k = 0, 1, 2, ..., until the
-budget holds. Both take callables, so one search serves ONNX (ORT QDQ, here) and TFLite
-(ai-edge-quantizer recipes with NO_QUANTIZE overrides, in the exporter). ``onnx_sensitivity``
+budget holds. Both take callables: the ONNX exporter's ``--int8-drift-budget`` runs them on its calibration
+images; TFLite (ai-edge-quantizer NO_QUANTIZE overrides) is not wired up yet. ``onnx_sensitivity``
 (``sensitivity_for``) applies the ranking to every int8 ONNX artifact of a benchmark, re-quantizing its
 fp32 sibling.
 """
 from __future__ import annotations
 
-import logging
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -39,25 +38,28 @@ def rank_layers(layers: Sequence[str], quantize_only: Callable[[str], object], e
     return sorted(rows, key=sort_key)
 
 
-def keep_float_until(ranked: Sequence[str], quantize_excluding: Callable[[list[str]], object],
-                     evaluate: Callable[[object], dict], within_budget: Callable[[dict], bool],
-                     max_float: int | None = None) -> dict:
+def keep_float_until(ranked: Sequence[str] | Callable[[], Sequence[str]],
+                     quantize_excluding: Callable[[list[str]], object], evaluate: Callable[[object], dict],
+                     within_budget: Callable[[dict], bool], max_float: int | None = None) -> dict:
     """Smallest k such that keeping ``ranked[:k]`` in float meets the budget; returns the choice and every trial.
 
-    ``{"float_layers": [...], "result": {...}, "met": bool, "trials": [{"k", **result}]}``; when no k up to
-    ``max_float`` (default all) meets it, the last trial is returned with ``met`` False.
+    ``{"float_layers": [...], "result": {...}, "met": bool, "trials": [{"k", **result}], "artifact": ...}``; when no
+    k up to ``max_float`` (default all) meets it, the last trial is returned with ``met`` False. ``ranked`` may be a
+    function returning the ranking, then called only when quantizing every layer misses the budget.
     """
-    trials, artifact = [], None
-    limit = len(ranked) if max_float is None else min(max_float, len(ranked))
-    for k in range(limit + 1):
-        artifact = quantize_excluding(list(ranked[:k]))
+    order = None if callable(ranked) else ranked
+    trials, k = [], 0
+    while True:
+        kept = list(order[:k]) if k else []
+        artifact = quantize_excluding(kept)
         result = evaluate(artifact)
         trials.append({"k": k, **result})
-        if within_budget(result):
-            return {"float_layers": list(ranked[:k]), "result": result, "met": True, "trials": trials,
-                    "artifact": artifact}
-    return {"float_layers": list(ranked[:limit]), "result": trials[-1], "met": False, "trials": trials,
-            "artifact": artifact}
+        met = within_budget(result)
+        if not met and order is None:
+            order = ranked()
+        if met or k >= (len(order) if max_float is None else min(max_float, len(order))):
+            return {"float_layers": kept, "result": result, "met": met, "trials": trials, "artifact": artifact}
+        k += 1
 
 
 def quantized_op_types(int8_path: str | Path) -> set[str]:
@@ -70,7 +72,7 @@ def quantized_op_types(int8_path: str | Path) -> set[str]:
 
 
 def name_layers(fp32_path: str | Path, out: str | Path, op_types: set[str]) -> list[dict]:
-    """Copy an fp32 ONNX with every node named (exports drop names); returns its layers of ``op_types``.
+    """Copy an fp32 ONNX with every node named (exports keep only Conv names); returns its layers of ``op_types``.
 
     A layer is ``{"layer": node name, "weights": "OxIxKxK"}`` ("computed" when the weight is not a
     stored tensor, e.g. folded in the graph); unnamed nodes become ``<op>_<index>``.
@@ -88,50 +90,16 @@ def name_layers(fp32_path: str | Path, out: str | Path, op_types: set[str]) -> l
     return layers
 
 
-class OnnxQuantizer:
-    """ORT static QDQ quantization of one fp32 ONNX, calibrated once (cached ranges), per-channel int8 weights.
+def graph_inputs(fp32_path: str | Path, canonical: np.ndarray) -> np.ndarray:
+    """Canonical inputs N x 3 x S x S as an ONNX artifact takes them (its contract: layout, baked preprocessing)."""
+    import onnx
 
-    ``calibration``: canonical inputs N x 3 x S x S, fed as the artifact's contract says (layout, baked).
-    """
+    from egeunet.export.base import CONTRACT_KEY
+    from egeunet.export.io import ArtifactIO
 
-    def __init__(self, fp32_path: str | Path, calibration: np.ndarray, workdir: str | Path) -> None:
-        import onnx
-
-        from egeunet.export.base import CONTRACT_KEY
-        from egeunet.export.io import ArtifactIO
-
-        model = onnx.load(str(fp32_path), load_external_data=False)
-        contract = {p.key: p.value for p in model.metadata_props}.get(CONTRACT_KEY)
-        self.fp32_path = Path(fp32_path)
-        self.input_name = model.graph.input[0].name
-        self.calibration = ArtifactIO.from_contract(contract).canonical_input(calibration)
-        self.workdir = Path(workdir)
-        self.cache = self.workdir / "calibration.json"
-        self.count = 0
-
-    def quantize(self, nodes_to_quantize: list[str] | None = None, nodes_to_exclude: list[str] | None = None) -> Path:
-        """Write a QDQ model quantizing only ``nodes_to_quantize`` (None: all) minus ``nodes_to_exclude``."""
-        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
-        batches = iter([{self.input_name: x[None]} for x in self.calibration])
-
-        class Reader(CalibrationDataReader):
-            def get_next(self):
-                return next(batches, None)
-
-        self.count += 1
-        out = self.workdir / f"q{self.count}.onnx"
-        root = logging.getLogger()
-        level = root.level
-        root.setLevel(logging.ERROR)  # ORT logs one warning per bias on the root logger
-        try:
-            quantize_static(str(self.fp32_path), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                            nodes_to_quantize=nodes_to_quantize, nodes_to_exclude=nodes_to_exclude,
-                            calibration_cache_path=str(self.cache))
-        finally:
-            root.setLevel(level)
-        return out
+    model = onnx.load(str(fp32_path), load_external_data=False)
+    contract = {p.key: p.value for p in model.metadata_props}.get(CONTRACT_KEY)
+    return ArtifactIO.from_contract(contract).canonical_input(canonical)
 
 
 def onnx_evaluator(inputs: np.ndarray, reference: np.ndarray) -> Callable[[Path], dict]:
@@ -168,24 +136,34 @@ def sensitivity_for(targets: list, evalset, reference_probs: np.ndarray) -> list
 
 def onnx_sensitivity(fp32_path: Path, int8_path: Path, inputs: np.ndarray, reference: np.ndarray,
                      name: str) -> dict:
-    """Rank the layers of the op types quantized in ``int8_path`` by quantizing each alone in ``fp32_path``.
+    """Rank the layers of the op types quantized in ``int8_path`` by quantizing each alone in ``fp32_path``
+    (with the exporter's ``quantize``, calibrating once).
 
     Calibration uses the last images of the set and scoring the first ``EVAL_IMAGES`` (disjoint when the
     set holds at least 2 x EVAL_IMAGES images).
     """
+    from egeunet.export.onnx_export import quantize
+
     n = min(EVAL_IMAGES, len(inputs))
     calibration = inputs[max(n, len(inputs) - 2 * EVAL_IMAGES):] if len(inputs) > n else inputs
     with tempfile.TemporaryDirectory(prefix="egeunet-sensitivity-") as tmp:
         named = Path(tmp) / "named.onnx"
-        layers = name_layers(fp32_path, named, quantized_op_types(int8_path))
+        ops = quantized_op_types(int8_path)
+        layers = name_layers(fp32_path, named, ops)
         base = {"artifact": name, "source": fp32_path.name, "layers": len(layers)}
         if not layers:
             return {**base, "note": "the int8 file has no quantized Conv/MatMul/Gemm layer"}
         weights = {layer["layer"]: layer["weights"] for layer in layers}
-        quantizer = OnnxQuantizer(named, calibration, tmp)
+        position = {layer["layer"]: i for i, layer in enumerate(layers)}
+        calibration = graph_inputs(fp32_path, calibration)
         evaluate = onnx_evaluator(inputs[:n], reference[:n])
-        ranked = rank_layers([layer["layer"] for layer in layers[:MAX_LAYERS]],
-                             lambda layer: quantizer.quantize([layer]), evaluate)
+
+        def quantize_only(layer: str) -> Path:
+            out = Path(tmp) / f"only-{position[layer]}.onnx"
+            return quantize(named, out, calibration, ops=sorted(ops), nodes_to_quantize=[layer],
+                            cache=Path(tmp) / "calibration.json")
+
+        ranked = rank_layers([layer["layer"] for layer in layers[:MAX_LAYERS]], quantize_only, evaluate)
     for row in ranked:
         row["weights"] = weights[row["layer"]]
     note = f"first {MAX_LAYERS} of {len(layers)} layers" if len(layers) > MAX_LAYERS else ""

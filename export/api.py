@@ -81,6 +81,7 @@ def _build_one(exporter, deploy, spec: ExportSpec, variant, pending: Path, out: 
             "inputs": info["inputs"], "outputs": info["outputs"], "layout": spec.layout,
             "baked_preprocess": spec.bake_preprocess, "ops": info["ops"], "op_counts": info["op_counts"],
             "quantization": info.get("quantization"), "contract": info.get("contract"),
+            **({"int8_drift_budget": info["int8_drift_budget"]} if info.get("int8_drift_budget") else {}),
             **({"size_breakdown": info["size_breakdown"]} if "size_breakdown" in info else {})}
 
 
@@ -103,8 +104,12 @@ def export_all(model_path: str | Path, out: str | Path, formats: str | Sequence[
                precisions: str | Sequence[str] = PRECISIONS, calib_dir: str | Path | None = None, n_calib: int = 64,
                held_dir: str | Path | None = None, n_held: int = 8, size: int | None = None, nhwc: bool = False,
                bake_preprocess: bool = False, int8_io: bool = False, calib_method: str = "minmax",
-               gates: Gates | None = None, golden: bool = True, progress: bool = True) -> dict:
+               gates: Gates | None = None, golden: bool = True, progress: bool = True,
+               int8_drift_budget: float | None = None) -> dict:
     """Export ``model_path`` to every format x precision under ``out``; returns the manifest (also OUT/manifest.json).
+
+    ``int8_drift_budget``: ONNX int8 keeps its most sensitive layers in float until mask agreement with fp32 on the
+    calibration images is at least this fraction.
 
     Raises ``ExportFailed`` (after writing the manifest) when any artifact failed, ``EGEUNetError`` for bad input.
     """
@@ -126,7 +131,8 @@ def export_all(model_path: str | Path, out: str | Path, formats: str | Sequence[
     except Exception as exc:  # torch's unpickler raises e.g. KeyError on a text file
         raise EGEUNetError(f"{model_path}: not a model checkpoint ({type(exc).__name__}: {str(exc)[:100]})") from None
     spec = ExportSpec(size=int(size or meta.get("input_size", 256)), nhwc=nhwc, bake_preprocess=bake_preprocess,
-                      int8_io=int8_io, calib_method=calib_method, gates=gates or Gates())
+                      int8_io=int8_io, calib_method=calib_method, gates=gates or Gates(),
+                      int8_drift_budget=int8_drift_budget)
     calib, held = _image_sets(spec.size, calib_dir, held_dir, n_calib, n_held)
     spec = spec.with_(calibration=calib)
     reference = reference_probs(model, held.images)
@@ -150,6 +156,8 @@ def export_all(model_path: str | Path, out: str | Path, formats: str | Sequence[
         "calibration": {**calib.describe(), "method": calib_method},
         "held_out": {**held.describe(), "images_overlap_calibration": bool(set(calib.ids) & set(held.ids))},
         "gates": vars(spec.gates),
+        "int8_drift_budget": None if int8_drift_budget is None else {
+            "budget": int8_drift_budget, "applies_to": "ONNX int8 only: TFLite and CoreML int8 quantize every layer"},
         "artifacts": kept,
         "failed": [r for r in records if not r["kept"]],
         "golden": _golden(out, kept) if golden else {"written": False, "reason": "not requested"},

@@ -65,6 +65,7 @@ class ExportSpec:
     calib_method: str = "minmax"
     gates: Gates = field(default_factory=Gates)
     calibration: "ImageSet | None" = None
+    int8_drift_budget: float | None = None  # ONNX int8: min mask agreement vs fp32 on calibration images (fraction)
 
     def __post_init__(self) -> None:
         if self.size % 32 or self.size < 32:
@@ -72,6 +73,9 @@ class ExportSpec:
             raise EGEUNetError(f"size {self.size} is not a multiple of 32: use {fix} (the paper uses 256)")
         if self.calib_method not in CALIBRATION_METHODS:
             raise EGEUNetError(f"unknown calibration method {self.calib_method!r}; choose from {', '.join(CALIBRATION_METHODS)}")
+        if self.int8_drift_budget is not None and not 0 <= self.int8_drift_budget <= 1:
+            raise EGEUNetError(f"--int8-drift-budget {self.int8_drift_budget} is not a fraction in [0, 1] "
+                               "(mask agreement, e.g. 0.995)")
 
     @property
     def layout(self) -> str:

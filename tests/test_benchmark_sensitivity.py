@@ -10,8 +10,9 @@ import torch
 from egeunet.benchmark.artifacts import Target
 from egeunet.benchmark.harness import predict_all
 from egeunet.benchmark.runners import open_runner
-from egeunet.benchmark.sensitivity import (OnnxQuantizer, keep_float_until, name_layers, onnx_evaluator,
-                                           onnx_sensitivity, quantized_op_types, rank_layers, sensitivity_for)
+from egeunet.benchmark.sensitivity import (keep_float_until, name_layers, onnx_evaluator, onnx_sensitivity,
+                                           quantized_op_types, rank_layers, sensitivity_for)
+from egeunet.export.onnx_export import quantize
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def tiny(tmp_path_factory):
                       input_names=["image"], output_names=["prob"], dynamic_axes={"image": {0: "n"}, "prob": {0: "n"}})
     inputs = (np.random.default_rng(0).random((6, 3, 256, 256)) * 255).astype(np.float32)
     reference = predict_all(open_runner(fp32), inputs)
-    int8 = OnnxQuantizer(fp32, inputs[3:], root).quantize()
+    int8 = quantize(fp32, root / "tiny_int8.onnx", inputs[3:])
     return fp32, int8, inputs, reference, root
 
 
@@ -51,20 +52,26 @@ def test_keep_float_until_stops_at_the_first_k_within_budget():
     never = keep_float_until(ranked, lambda ex: ex, lambda ex: {"agreement": 0.5}, lambda r: r["agreement"] > 0.9,
                              max_float=2)
     assert not never["met"] and never["float_layers"] == ["a", "b"] and len(never["trials"]) == 3
+    ranking_calls = []
+    lazy = keep_float_until(lambda: ranking_calls.append(1) or ranked, lambda ex: ex, lambda ex: {"agreement": 1.0},
+                            lambda result: result["agreement"] >= 0.95)
+    assert lazy["met"] and lazy["float_layers"] == [] and not ranking_calls  # no ranking when full int8 is enough
 
 
 def test_keep_float_until_with_ort_meets_an_exact_budget(tiny):
     fp32, _, inputs, reference, root = tiny
     named = root / "named.onnx"
     layers = [layer["layer"] for layer in name_layers(fp32, named, {"Conv"})]
-    quantizer = OnnxQuantizer(named, inputs[3:], root / "work")
-    (root / "work").mkdir(exist_ok=True)
+    files = iter(root / f"q{i}.onnx" for i in range(100))
+
+    def write(**nodes):
+        return quantize(named, next(files), inputs[3:], cache=root / "calibration.json", **nodes)
+
     evaluate = onnx_evaluator(inputs[:3], reference[:3])
-    ranked = [r["layer"] for r in rank_layers(layers, lambda layer: quantizer.quantize([layer]), evaluate)]
+    ranked = [r["layer"] for r in rank_layers(layers, lambda layer: write(nodes_to_quantize=[layer]), evaluate)]
 
     def quantize_excluding(excluded: list[str]):
-        rest = [layer for layer in layers if layer not in excluded]
-        return quantizer.quantize(rest) if rest else named  # every layer in float: the fp32 graph itself
+        return write(nodes_to_exclude=excluded)
 
     choice = keep_float_until(ranked, quantize_excluding, evaluate, lambda result: result["max_abs_dprob"] < 1e-6)
     assert choice["met"] and choice["float_layers"] == ranked  # only all-float output is exact

@@ -194,6 +194,85 @@ def test_int8_artifacts_are_really_int8(full_export):
     assert by_name["tflite", "fp32"]["quantization"] is None
 
 
+@pytest.fixture(scope="module")
+def zero_budget_export(checkpoint, tmp_path_factory) -> tuple[Path, dict]:
+    """ONNX int8 with a drift budget of 0: full int8, and its agreement on the calibration images."""
+    out = tmp_path_factory.mktemp("budget0")
+    return out, export_all(checkpoint, out, "onnx", "int8", n_calib=N_CALIB, n_held=N_HELD, gates=TEST_GATES,
+                           golden=False, progress=False, int8_drift_budget=0.0)
+
+
+@pytest.fixture(scope="module")
+def budget_export(checkpoint, zero_budget_export, tmp_path_factory) -> tuple[Path, dict, list[np.ndarray]]:
+    """ONNX fp32 + int8 with a budget a quarter of the way from full int8's agreement to 1 (3 layers float on
+    this model); records every input the search ran a graph on."""
+    from egeunet.export import onnx_export
+
+    full_int8 = zero_budget_export[1]["artifacts"][0]["int8_drift_budget"]["trials"][0]["agreement"]
+    seen: list[np.ndarray] = []
+    predict = onnx_export._predict
+
+    def spy(path, inputs):
+        seen.append(inputs)
+        return predict(path, inputs)
+
+    out = tmp_path_factory.mktemp("budget")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(onnx_export, "_predict", spy)
+        manifest = export_all(checkpoint, out, "onnx", "fp32,int8", n_calib=N_CALIB, n_held=N_HELD, gates=TEST_GATES,
+                              golden=False, progress=False, int8_drift_budget=full_int8 + (1 - full_int8) / 4)
+    return out, manifest, seen
+
+
+def _conv_weights_from_int8(path: Path) -> dict[str, bool]:
+    """Conv node name -> whether its weight comes from a DequantizeLinear (int8) in an ONNX file."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    return {n.name: n.input[1] in dequantized for n in graph.node if n.op_type == "Conv"}
+
+
+def test_strict_drift_budget_keeps_sensitive_layers_float(budget_export):
+    from egeunet.benchmark.runners import open_runner
+
+    out, manifest, _ = budget_export
+    int8 = next(a for a in manifest["artifacts"] if a["precision"] == "int8")
+    record = int8["int8_drift_budget"]
+    assert record["met"] and len(record["kept_float"]) >= 1 and record["agreement"] >= record["budget"]
+    assert record["trials"][0]["agreement"] < record["budget"] and len(record["trials"]) == len(record["kept_float"]) + 1
+    assert record["kept_float"] == [row["layer"] for row in record["most_sensitive"]][:len(record["kept_float"])]
+    assert manifest["int8_drift_budget"]["applies_to"].startswith("ONNX int8 only")
+    convs = _conv_weights_from_int8(out / int8["file"])  # readable module paths, kept float exactly as recorded
+    assert "final" in convs and all("/" not in name for name in convs)
+    assert {name for name, quantized in convs.items() if not quantized} == set(record["kept_float"])
+    assert any(convs.values())
+    calibration, _ = synthetic_sets(SIZE, N_CALIB, N_HELD)
+    probs = [np.stack([open_runner(out / name, threads=1).predict_image(im) for im in calibration.images])
+             for name in ("egeunet_fp32.onnx", int8["file"])]
+    assert float(np.mean((probs[0] >= 0.5) == (probs[1] >= 0.5))) >= record["budget"]
+
+
+def test_drift_budget_search_runs_on_calibration_images_only(budget_export):
+    from egeunet.export.io import ArtifactIO
+
+    _, manifest, seen = budget_export
+    calibration, held = synthetic_sets(SIZE, N_CALIB, N_HELD)
+    expected = ArtifactIO(SIZE, "NCHW", False, "uint8").images_input(calibration.images)
+    ranked_layers = len(_conv_weights_from_int8(Path(budget_export[0]) / "egeunet_int8.onnx"))
+    assert len(seen) > ranked_layers  # the reference, every layer alone, then the keep-float trials
+    assert all(np.array_equal(x, expected) for x in seen)
+    assert manifest["held_out"]["images_overlap_calibration"] is False
+
+
+def test_zero_drift_budget_keeps_nothing_float(zero_budget_export):
+    out, manifest = zero_budget_export
+    record = manifest["artifacts"][0]["int8_drift_budget"]
+    assert record["met"] and record["kept_float"] == [] and [t["k"] for t in record["trials"]] == [0]
+    assert record["most_sensitive"].startswith("not ranked")
+    assert all(_conv_weights_from_int8(out / "egeunet_int8.onnx").values())
+
+
 def test_manifest_matches_the_files(full_export):
     out, manifest = full_export
     on_disk = json.loads((out / "manifest.json").read_text())
@@ -317,6 +396,7 @@ def test_flex_and_custom_ops_are_rejected(full_export):
     (["--size", "100"], "size 100 is not a multiple of 32: use 96"),
     (["--calib", "EMPTY"], "no calibration images"),
     (["--n-calib", "0"], "--n-calib must be at least 1"),
+    (["--int8-drift-budget", "99.5"], "--int8-drift-budget 99.5 is not a fraction in [0, 1] (mask agreement"),
 ])
 def test_bad_input_gives_one_line_errors(args, message, checkpoint, tmp_path, capsys):
     from egeunet.cli import main

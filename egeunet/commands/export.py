@@ -33,6 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fp16-agreement", type=float, default=gates.fp16_agreement, help="fp16 gate: mask agreement")
     parser.add_argument("--int8-agreement", type=float, default=gates.int8_agreement, help="int8 gate: mask agreement")
     parser.add_argument("--int8-iou-change", type=float, default=gates.int8_iou_change, help="int8 gate: IoU change")
+    parser.add_argument("--int8-drift-budget", type=float, metavar="AGREEMENT",
+                        help="ONNX int8: keep the most int8-sensitive Conv layers in float until mask agreement with "
+                        "fp32 on the calibration images is >= AGREEMENT, a fraction in [0, 1] (e.g. 0.995); "
+                        "recorded in the manifest (TFLite and CoreML int8 ignore it)")
     parser.add_argument("--no-golden", action="store_true", help="do not write golden vectors for the demos")
 
 
@@ -45,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         manifest = export_all(args.model, args.out, args.formats, args.precisions, args.calib, args.n_calib,
                               args.held_out, args.n_held, args.size, args.nhwc, args.bake_preprocess, args.int8_io,
-                              args.calib_method, gates, golden=not args.no_golden)
+                              args.calib_method, gates, golden=not args.no_golden,
+                              int8_drift_budget=args.int8_drift_budget)
     except ExportFailed as exc:
         print(summary_table(exc.manifest))
         raise
