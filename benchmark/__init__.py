@@ -4,9 +4,16 @@
 ``write_report`` turns into report.md, results.csv/json and PNGs; ``rank_layers`` and
 ``keep_float_until`` find which int8 layers to keep in float. Runtimes live in ``runners``.
 """
-from egeunet.benchmark.gate import Budget
-from egeunet.benchmark.harness import BenchmarkConfig, run_benchmark
-from egeunet.benchmark.report import table, write_report
-from egeunet.benchmark.sensitivity import keep_float_until, rank_layers
+from egeunet.lazy import lazy_attributes
 
+_PUBLIC = {
+    "Budget": "egeunet.benchmark.gate",
+    "BenchmarkConfig": "egeunet.benchmark.harness",
+    "run_benchmark": "egeunet.benchmark.harness",
+    "table": "egeunet.benchmark.report",
+    "write_report": "egeunet.benchmark.report",
+    "keep_float_until": "egeunet.benchmark.sensitivity",
+    "rank_layers": "egeunet.benchmark.sensitivity",
+}
+__getattr__, __dir__ = lazy_attributes(_PUBLIC)
 __all__ = ["BenchmarkConfig", "Budget", "run_benchmark", "write_report", "table", "rank_layers", "keep_float_until"]

@@ -17,17 +17,10 @@ from egeunet.atomic import atomic_write
 from egeunet.errors import EGEUNetError
 from egeunet.model import EGEUNet, EGEUNetConfig
 from egeunet.model.official import from_official, is_official_state_dict, official_channels
+from egeunet.preprocess import PREPROCESSING
 
 FORMAT = "egeunet-checkpoint"
 FORMAT_VERSION = 1
-PREPROCESSING = {
-    "input": "RGB image, any size",
-    "resize": "bilinear (half-pixel centres) to input_size x input_size, aspect not kept",
-    "stretch": "per-image min-max over all channels to [0, 255] (constant image -> 0)",
-    "layout": "NCHW float32",
-    "output": "sigmoid foreground probability, N x 1 x H x W",
-    "threshold": 0.5,
-}
 
 
 def checkpoint_dict(model: EGEUNet, input_size: int = 256, **extra: Any) -> dict:

@@ -9,18 +9,44 @@ so the two orders differ only where resizing drops the single darkest or brighte
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
-import torch
 
 from egeunet.errors import EGEUNetError
 
+if TYPE_CHECKING:
+    import torch
 
-def minmax_stretch(x: torch.Tensor) -> torch.Tensor:
-    """Per-image min-max over channels, height and width to [0, 255]; a constant image becomes 0.
+# The contract as stored in checkpoints and exported artifacts.
+PREPROCESSING = {
+    "input": "RGB image, any size",
+    "resize": "bilinear (half-pixel centres) to input_size x input_size, aspect not kept",
+    "stretch": "per-image min-max over all channels to [0, 255] (constant image -> 0)",
+    "layout": "NCHW float32",
+    "output": "sigmoid foreground probability, N x 1 x H x W",
+    "threshold": 0.5,
+}
 
-    ``x`` is float N x C x H x W. Shared by ``preprocess`` and the training pipeline.
+
+def stretch_array(x: np.ndarray) -> np.ndarray:
+    """Per-image min-max over channels, height and width to [0, 255] (constant image -> 0), float32 N x C x H x W.
+
+    numpy, so runtimes other than PyTorch never load torch; ``minmax_stretch`` is the same arithmetic
+    on tensors for batched training (tests check they agree bit for bit).
     """
+    flat = x.reshape(len(x), -1)
+    lo = flat.min(1).reshape(-1, 1, 1, 1)
+    span = flat.max(1).reshape(-1, 1, 1, 1) - lo
+    safe = np.where(span > 0, span, np.float32(1))
+    return np.where(span > 0, (x - lo) / safe * np.float32(255), np.float32(0)).astype(np.float32)
+
+
+def minmax_stretch(x: "torch.Tensor") -> "torch.Tensor":
+    """``stretch_array`` for a float tensor N x C x H x W on any device (the training pipeline's batches)."""
+    import torch
+
     flat = x.flatten(1)
     lo = flat.amin(1).view(-1, 1, 1, 1)
     span = flat.amax(1).view(-1, 1, 1, 1) - lo
@@ -65,5 +91,4 @@ def preprocess(image: np.ndarray, size: int = 256, channel_order: str = "rgb") -
     if not batch or min(image.shape[-3:-1] if image.ndim >= 3 else image.shape) == 0:
         raise EGEUNetError(f"empty image array of shape {image.shape}")
     resized = np.stack([resize_float(to_rgb(im, channel_order), size) for im in batch])
-    x = torch.from_numpy(resized).permute(0, 3, 1, 2)
-    return minmax_stretch(x).contiguous().numpy()
+    return np.ascontiguousarray(stretch_array(resized.transpose(0, 3, 1, 2)))

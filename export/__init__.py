@@ -4,12 +4,33 @@
 maps each format name to its exporter (``export``, ``validate``, ``describe``). Heavy converter
 libraries are imported only inside the functions that use them.
 """
-from egeunet.export.api import ExportFailed, export_all, summary_table
-from egeunet.export.base import FORMATS, Exporter, get_format, list_formats
-from egeunet.export.deploy import DeployEGEUNet, deploy_form
-from egeunet.export.spec import PRECISIONS, ExportSpec, FormatConfig, Gates, Variant
+from egeunet.lazy import lazy_attributes
 
-list_formats()  # import the format modules so FORMATS is complete
+_PUBLIC = {
+    "ExportFailed": "egeunet.export.api",
+    "export_all": "egeunet.export.api",
+    "summary_table": "egeunet.export.api",
+    "FORMATS": "egeunet.export.base",
+    "Exporter": "egeunet.export.base",
+    "get_format": "egeunet.export.base",
+    "list_formats": "egeunet.export.base",
+    "DeployEGEUNet": "egeunet.export.deploy",
+    "deploy_form": "egeunet.export.deploy",
+    "PRECISIONS": "egeunet.export.spec",
+    "ExportSpec": "egeunet.export.spec",
+    "FormatConfig": "egeunet.export.spec",
+    "Gates": "egeunet.export.spec",
+    "Variant": "egeunet.export.spec",
+}
+_lazy_getattr, __dir__ = lazy_attributes(_PUBLIC)
+
+
+def __getattr__(name: str) -> object:
+    """Public names on first use; ``FORMATS`` only after every format module has registered itself."""
+    if name == "FORMATS":
+        _lazy_getattr("list_formats")()
+    return _lazy_getattr(name)
+
 
 __all__ = [
     "export_all", "ExportFailed", "summary_table", "FORMATS", "Exporter", "get_format", "list_formats",

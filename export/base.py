@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from egeunet.checkpoint import PREPROCESSING
+from egeunet.preprocess import PREPROCESSING
 from egeunet.errors import EGEUNetError
 from egeunet.export.spec import ExportSpec, FormatConfig, Variant
 

@@ -1,13 +1,16 @@
 """The preprocessing contract: resize then per-image min-max stretch, and its edge cases."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import cv2
 import numpy as np
 import pytest
 import torch
 
 from egeunet import EGEUNetError, preprocess
-from egeunet.preprocess import minmax_stretch
+from egeunet.preprocess import minmax_stretch, stretch_array
 
 
 def _rgb(h=90, w=120, seed=0):
@@ -69,10 +72,22 @@ def test_constant_image_maps_to_zero_and_batches_stack():
     assert np.array_equal(x[1:], preprocess(batch[1], 32))
 
 
-def test_torch_stretch_is_the_same_function():
+def test_torch_stretch_is_the_same_arithmetic_bit_for_bit():
     x = torch.rand(3, 3, 8, 8) * 100 + 5
+    x[2] = 7.0  # a constant image
     y = minmax_stretch(x)
-    assert torch.allclose(y.amin((1, 2, 3)), torch.zeros(3)) and torch.allclose(y.amax((1, 2, 3)), torch.full((3,), 255.0))
+    assert torch.equal(y.amin((1, 2, 3)), torch.zeros(3)) and torch.equal(y.amax((1, 2, 3))[:2], torch.full((2,), 255.0))
+    assert np.array_equal(y.numpy(), stretch_array(x.numpy()))
+
+
+def test_runtimes_other_than_pytorch_do_not_load_torch():
+    """The benchmark measures each runtime's memory in its own process: torch must not be in it."""
+    code = ("import sys, egeunet, egeunet.preprocess, egeunet.data.imageio, egeunet.benchmark.probe, "
+            "egeunet.benchmark.runners.onnx_runner, egeunet.benchmark.runners.litert_runner, "
+            "egeunet.benchmark.runners.coreml_runner; import numpy as np; "
+            "egeunet.preprocess(np.zeros((40, 50, 3), np.uint8)); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 @pytest.mark.parametrize("bad", [np.zeros((5, 5, 2)), np.zeros((0, 4, 3)), np.array([["a"]])])

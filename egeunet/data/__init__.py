@@ -1,12 +1,28 @@
 """Data layer: reading images and masks, dataset layouts, splits, the decoded cache, augmentation, synthetic data."""
-from egeunet.data.augment import augment_batch
-from egeunet.data.cache import CachedSplit, open_cache
-from egeunet.data.imageio import read_image, read_mask, write_jpeg_atomic, write_png_atomic
-from egeunet.data.layouts import Sample, detect_layout, find_samples, list_layouts
-from egeunet.data.splits import load_split, make_split, save_split, select
-from egeunet.data.synthetic import generate_sample, write_sample_dataset
-from egeunet.data.tensor_ops import mask_targets, minmax_stretch
+from egeunet.lazy import lazy_attributes
 
+_PUBLIC = {
+    "augment_batch": "egeunet.data.augment",
+    "CachedSplit": "egeunet.data.cache",
+    "open_cache": "egeunet.data.cache",
+    "read_image": "egeunet.data.imageio",
+    "read_mask": "egeunet.data.imageio",
+    "write_jpeg_atomic": "egeunet.data.imageio",
+    "write_png_atomic": "egeunet.data.imageio",
+    "Sample": "egeunet.data.layouts",
+    "detect_layout": "egeunet.data.layouts",
+    "find_samples": "egeunet.data.layouts",
+    "list_layouts": "egeunet.data.layouts",
+    "load_split": "egeunet.data.splits",
+    "make_split": "egeunet.data.splits",
+    "save_split": "egeunet.data.splits",
+    "select": "egeunet.data.splits",
+    "generate_sample": "egeunet.data.synthetic",
+    "write_sample_dataset": "egeunet.data.synthetic",
+    "mask_targets": "egeunet.data.tensor_ops",
+    "minmax_stretch": "egeunet.data.tensor_ops",
+}
+__getattr__, __dir__ = lazy_attributes(_PUBLIC)
 __all__ = [
     "CachedSplit",
     "Sample",
