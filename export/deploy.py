@@ -141,6 +141,12 @@ class MinMaxStretch(nn.Module):
         return stretch_uint8(x)
 
 
+FLOAT_MODULES: tuple[type[nn.Module], ...] = (nn.GroupNorm, RsqrtLayerNorm, MinMaxStretch)
+"""The deploy form's float regions: every op inside these modules (the normalisations and baked preprocessing)
+stays float in a full-int8 artifact. Quantization recipes read this; a rewrite that renames or fuses one of these
+modules must update it (tests compare it with what a built artifact actually keeps float)."""
+
+
 def deploy_form(model: EGEUNet, size: int = 256, bake_preprocess: bool = False, nhwc: bool = False) -> DeployEGEUNet:
     """Build the deploy form of ``model`` for ``size`` x ``size`` inputs (eval mode, no gradients)."""
     return DeployEGEUNet(model, size, bake_preprocess, nhwc).eval()

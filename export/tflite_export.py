@@ -20,8 +20,6 @@ from egeunet.export.base import FORMATS, Exporter, contract_json, register
 from egeunet.export.spec import ExportSpec, FormatConfig, Variant
 
 CONFIG = FormatConfig(name="tflite", suffix=".tflite", runtime="litert", precisions=("fp32", "fp16", "int8"))
-# tensor-name regexes of the modules kept float in full int8 (litert-torch names tensors by module path)
-FLOAT_SCOPES = (".*GroupNorm.*", ".*RsqrtLayerNorm.*", ".*MinMaxStretch.*")
 SIGNATURE_INPUT = "args_0"  # litert-torch's name for the first positional argument
 
 
@@ -45,7 +43,9 @@ def _quantize(fp32_path: str, out: str, variant: Variant, spec: ExportSpec) -> N
         q.load_quantization_recipe(recipe.dynamic_wi8_afp32())
     else:
         q.load_quantization_recipe(recipe.static_wi8_ai8())
-        for scope in FLOAT_SCOPES:
+        from egeunet.export.deploy import FLOAT_MODULES
+
+        for scope in (f".*{cls.__name__}.*" for cls in FLOAT_MODULES):  # litert-torch names tensors by module class
             q.update_quantization_recipe(regex=scope, operation_name=ops.ALL_SUPPORTED, algorithm_key=AlgorithmName.NO_QUANTIZE)
         float_io = ["INPUT", "OUTPUT"] if not variant.int8_io else (["INPUT"] if spec.bake_preprocess else [])
         for name in float_io:
