@@ -1,116 +1,75 @@
-"""What a benchmark measures: the artifacts of an export folder (from its manifest) or one model file.
+"""What a benchmark measures: (artifact, runtime) targets from an export folder's manifest or from one model file.
 
-Each artifact becomes a ``Target`` with a runtime, or with a ``problem`` (missing file, sha256
-mismatch, unknown format) that the report shows as a marked row instead of measuring it.
+Each artifact runs on its default runtime, or on every requested runtime that can run it (``--runtimes litert,
+litert-arm64`` measures each .tflite twice). An artifact with a problem (missing file, sha256 mismatch, exported from
+another checkpoint, unknown format, not exported) becomes a marked row instead of a measurement.
 """
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
 from egeunet.errors import EGEUNetError
-
-MANIFEST = "manifest.json"
-
-
-@dataclass
-class Target:
-    """One model file to benchmark; ``method`` is how the manifest says it was built (empty without one)."""
-
-    name: str
-    path: Path
-    runtime: str | None = None
-    format: str = ""
-    precision: str = ""
-    method: str = ""
-    problem: str | None = None
+from egeunet.runtime.artifacts import MANIFEST, Artifact, Target, manifest_source, read_manifest
+from egeunet.runtime.runners import runtimes_for
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file or package folder, computed as the exporter's manifest computes it."""
-    from egeunet.export.manifest import file_digest
-
-    return file_digest(path)[1]
-
-
-def _runtime(path: Path) -> str | None:
-    from egeunet.benchmark.runners.base import runtime_for
-
-    try:
-        return runtime_for(path)
-    except EGEUNetError:
-        return None
-
-
-def target_for_file(path: Path, entry: dict | None = None) -> Target:
-    """A target for one file, checking it exists, has a known runtime and matches its manifest sha256."""
+def artifact_for_file(path: Path, entry: dict | None = None, source_sha256: str | None = None) -> Artifact:
+    """An artifact for one file, checked: it exists, matches its manifest sha256 and was built from the manifest's model."""
     entry = entry or {}
-    runtime = _runtime(path)
-    target = Target(path.name, path, runtime, entry.get("format") or (runtime or path.suffix.lstrip(".")),
-                    entry.get("precision", ""), entry.get("method", ""))
-    if not path.exists():
-        target.problem = "file missing"
-    elif runtime is None:
-        target.problem = (f"unknown runtime for format {target.format!r} ({path.suffix or 'no extension'}); "
-                          "known: .pt/.pth pytorch, .onnx onnxruntime, .tflite litert, .mlpackage coreml")
-    elif entry.get("sha256") and entry["sha256"] != (actual := sha256_file(path)):
-        target.problem = f"sha256 mismatch: manifest {entry['sha256'][:12]}..., file {actual[:12]}..."
-    return target
+    known = runtimes_for(path)
+    artifact = Artifact(path.name, path, str(entry.get("format") or (known[0] if known else path.suffix.lstrip("."))),
+                        str(entry.get("precision", "")), str(entry.get("method", "")), entry.get("sha256"))
+    built_from = (entry.get("source") or {}).get("sha256") if isinstance(entry.get("source"), dict) else None
+    if built_from and source_sha256 and built_from != source_sha256:
+        artifact.problem = (f"exported from another checkpoint (sha256 {built_from[:12]}...) than the manifest's model "
+                            f"({source_sha256[:12]}...): re-export it")
+    return artifact.check()
 
 
-def read_manifest(folder: Path) -> dict:
-    """The export manifest of ``folder`` as a dict, or a one-line error."""
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise EGEUNetError(f"{folder / MANIFEST}: not a readable export manifest ({exc})") from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("artifacts"), list):
-        raise EGEUNetError(f"{folder / MANIFEST}: no 'artifacts' list")
-    return manifest
+def targets_for(artifact: Artifact, runtimes: list[str] | None) -> list[Target]:
+    """The (artifact, runtime) pairs to measure: the default runtime, or each requested runtime that runs the file."""
+    known = runtimes_for(artifact.path)
+    if not known:
+        artifact.problem = artifact.problem or f"unknown model format {artifact.path.suffix or '(no extension)'!r}"
+        return [Target(artifact, None)]
+    if artifact.problem:
+        return [Target(artifact, known[0])]
+    chosen = [r for r in runtimes if r in known] if runtimes else known[:1]
+    return [Target(artifact, r, default_runtime=(r == known[0])) for r in chosen]
 
 
-def manifest_source(manifest: dict, folder: Path) -> tuple[Path | None, str | None]:
-    """The source checkpoint (path, sha256 when recorded) of an export manifest (``model.path``), resolved against it."""
-    source = manifest.get("model") or {}
-    if not source.get("path"):
-        return None, None
-    path = Path(source["path"])
-    if not path.is_absolute() and not path.exists():
-        path = folder / path
-    return path, source.get("sha256")
-
-
-def collect_targets(model_or_dir: str | Path) -> tuple[list[Target], dict | None]:
+def collect_targets(model_or_dir: str | Path, runtimes: list[str] | None = None) -> tuple[list[Target], dict | None]:
     """Targets of an export folder (its manifest, else every model file in it) or of one file; and the manifest."""
     root = Path(model_or_dir)
     if not root.exists():
         raise EGEUNetError(f"{root}: no such file or folder")
-    if root.is_file() or root.suffix in (".mlpackage",):
-        return [target_for_file(root)], None
+    if root.is_file() or root.suffix == ".mlpackage":
+        return targets_for(artifact_for_file(root), runtimes), None
     if not (root / MANIFEST).is_file():
-        files = sorted(p for p in root.iterdir() if _runtime(p))
+        files = sorted(p for p in root.iterdir() if runtimes_for(p))
         if not files:
             raise EGEUNetError(f"{root}: no {MANIFEST} and no model files (.pt, .onnx, .tflite, .mlpackage)")
-        return [target_for_file(p) for p in files], None
+        return [t for p in files for t in targets_for(artifact_for_file(p), runtimes)], None
     manifest = read_manifest(root)
-    targets = []
+    _, source_sha = manifest_source(manifest, root)
+    targets: list[Target] = []
     for entry in manifest["artifacts"]:
         if not entry.get("file"):
-            targets.append(Target(str(entry.get("variant", "?")), root, problem="manifest entry without a file"))
+            missing = Artifact(str(entry.get("variant", "?")), root, problem="manifest entry without a file")
+            targets.append(Target(missing, None))
             continue
-        targets.append(target_for_file(root / entry["file"], entry))
+        targets += targets_for(artifact_for_file(root / str(entry["file"]), entry, source_sha), runtimes)
     for entry in manifest.get("failed") or []:  # listed by the exporter but not kept: a row, not a silence
-        name = entry.get("file") or str(entry.get("variant", "?"))
-        targets.append(Target(name, root / name, format=entry.get("format", ""), precision=entry.get("precision", ""),
-                              method=entry.get("method", ""), problem=f"not exported: {entry.get('error', 'failed')}"))
+        name = str(entry.get("file") or entry.get("variant", "?"))
+        failed = Artifact(name, root / name, str(entry.get("format", "")), str(entry.get("precision", "")),
+                          str(entry.get("method", "")), problem=f"not exported: {entry.get('error', 'failed')}")
+        targets.append(Target(failed, None))
     return targets, manifest
 
 
 def reference_target(path: Path, expected_sha256: str | None = None) -> Target:
     """The fp32 PyTorch reference every artifact is compared with; its sha256 is checked when known."""
-    target = target_for_file(path, {"sha256": expected_sha256} if expected_sha256 else None)
-    target.name, target.precision = f"{path.name} (reference)", "fp32"
-    if target.problem is None and target.runtime != "pytorch":
-        target.problem = f"the reference must be a PyTorch checkpoint (.pt/.pth), got {path.suffix}"
-    return target
+    artifact = Artifact(f"{path.name} (reference)", path, "pytorch", "fp32", sha256=expected_sha256).check()
+    if artifact.problem is None and "pytorch" not in runtimes_for(path):
+        artifact.problem = f"the reference must be a PyTorch checkpoint (.pt/.pth), got {path.suffix}"
+    return Target(artifact, "pytorch")

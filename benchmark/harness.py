@@ -1,7 +1,8 @@
-"""The benchmark sweep: every artifact against the fp32 PyTorch reference, one status row each, never aborting.
+"""The benchmark sweep: every (artifact, runtime) target against the fp32 PyTorch reference, one row each, never aborting.
 
-``run_benchmark`` measures size, accuracy and drift in this process and latency, load time and peak
-memory in a child process per artifact (``probe``), then returns the results ``report`` writes.
+``run_benchmark`` measures size, accuracy and drift in this process (``egeunet.accuracy``) and latency, load time and
+peak memory in a child process per target (``probe``), then returns the results ``report`` writes. A gate that was
+asked for and could not be evaluated (no reference, no masks, an artifact that cannot run here) fails, saying why.
 """
 from __future__ import annotations
 
@@ -9,18 +10,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from egeunet.benchmark.artifacts import Target, collect_targets, manifest_source, reference_target
-from egeunet.benchmark.gate import Budget, check
+from egeunet.accuracy import Gate, compare, truth_metrics
+from egeunet.benchmark.artifacts import collect_targets, reference_target
 from egeunet.errors import EGEUNetError
+from egeunet.progress import progress
+from egeunet.runtime.artifacts import Target, manifest_source
 
 NOT_RUNNABLE = "not runnable here"
 
 
 @dataclass
 class BenchmarkConfig:
-    """How to measure: thread counts, timed runs, warm-up, batch, data split, gate budget, overlay count."""
+    """How to measure: thread counts, timed runs, warm-up, batch, data split, gate, overlay count."""
 
     threads: list[int] = field(default_factory=lambda: [1])
     runs: int = 100
@@ -30,8 +32,7 @@ class BenchmarkConfig:
     split_file: str | None = None
     limit: int | None = None
     worst: int = 4
-    budget: Budget = field(default_factory=Budget)
-    sensitivity: bool = True
+    gate: Gate = field(default_factory=Gate)
 
 
 def _one_line(exc: BaseException, path: Path | None = None) -> str:
@@ -56,96 +57,137 @@ def resolve_reference(targets: list[Target], manifest: dict | None, root: Path,
         if path is not None:
             return reference_target(path, sha)
     torch_targets = [t for t in targets if t.runtime == "pytorch"]
-    return reference_target(torch_targets[0].path) if len(torch_targets) == 1 else None
+    return reference_target(torch_targets[0].artifact.path) if len(torch_targets) == 1 else None
 
 
 def _base_row(target: Target, is_reference: bool) -> dict:
-    return {"name": target.name, "file": str(target.path), "format": target.format, "precision": target.precision,
-            "method": target.method, "runtime": target.runtime or "", "reference": is_reference, "status": "ok",
-            "note": ""}
+    a = target.artifact
+    return {"name": target.name if not is_reference else a.name, "file": str(a.path), "format": a.format,
+            "precision": a.precision, "method": a.method, "runtime": target.runtime or "", "reference": is_reference,
+            "status": "ok", "note": ""}
 
 
-def _size_columns(target: Target) -> dict:
+def _size_columns(path: Path) -> dict:
     from egeunet.benchmark.sizes import artifact_sizes
 
-    if not target.path.exists():
+    if not path.exists():
         return {}
     try:
-        return artifact_sizes(target.path)
+        return artifact_sizes(path)
     except Exception as exc:  # noqa: BLE001 - a size that cannot be parsed must not stop the sweep
-        return {"bytes": target.path.stat().st_size, "size_note": f"could not parse: {_one_line(exc)}"}
+        return {"bytes": path.stat().st_size if path.is_file() else None, "size_note": f"could not parse: {_one_line(exc)}"}
 
 
 def _latency_columns(target: Target, config: BenchmarkConfig, image: Path) -> dict:
     from egeunet.benchmark.probe import measure_isolated
 
-    result = measure_isolated(target.path, target.runtime, config.threads, config.runs, config.warmup, image,
+    result = measure_isolated(target.artifact.path, target.runtime, config.threads, config.runs, config.warmup, image,
                               config.batch)
-    if "error" in result:
-        return {"latency_error": result["error"]}
-    return result
+    return {"latency_error": result["error"]} if "error" in result else result
 
 
 class Sweep:
-    """State shared across the artifacts of one run: eval set, reference probabilities and metrics."""
+    """State shared across the targets of one run: eval set, reference probabilities and metrics, worst images."""
 
     def __init__(self, evalset, config: BenchmarkConfig) -> None:
         self.evalset = evalset
         self.config = config
         self.reference_probs: np.ndarray | None = None
         self.reference_metrics: dict | None = None
+        self.reference_problem = "no reference checkpoint (give --reference CKPT)"
         self.worst: dict[str, dict] = {}
 
     def measure(self, target: Target, is_reference: bool) -> dict:
-        """One row: size always; accuracy, drift and latency when the artifact runs here."""
-        from egeunet.benchmark.drift import compare
-        from egeunet.benchmark.runners import open_runner
+        """One row: size always; accuracy, drift and latency when the target runs here; its gate verdict."""
+        from egeunet.runtime.runners import open_runner
 
         row = _base_row(target, is_reference)
-        row.update(_size_columns(target))
+        row.update(_size_columns(target.artifact.path))
         if target.problem:
             row.update(status="failed", note=target.problem)
-            return row
+            return self._gate(row, None, is_reference)
         try:
-            runner = open_runner(target.path, target.runtime, threads=max(self.config.threads))
+            runner = open_runner(target.artifact.path, target.runtime, threads=max(self.config.threads))
+            described = runner.describe()
             probs = predict_all(runner, self.evalset.inputs)
             del runner
-            result = compare(None if is_reference else self.reference_probs, probs, self.evalset.masks,
-                             self.reference_metrics)
         except EGEUNetError as exc:
             status = "not runnable" if NOT_RUNNABLE in str(exc) else "failed"
-            row.update(status=status, note=_one_line(exc, target.path))
-            return row
-        except Exception as exc:  # noqa: BLE001 - any runtime crash is this artifact's row, not the sweep's end
-            row.update(status="failed", note=f"{type(exc).__name__}: {_one_line(exc, target.path)}")
-            return row
+            row.update(status=status, note=_one_line(exc, target.artifact.path))
+            return self._gate(row, None, is_reference)
+        except Exception as exc:  # noqa: BLE001 - any runtime crash is this target's row, not the sweep's end
+            row.update(status="failed", note=f"{type(exc).__name__}: {_one_line(exc, target.artifact.path)}")
+            return self._gate(row, None, is_reference)
+        if described.get("emulated"):
+            row["emulated"] = described["emulated"]
+        masks = self.evalset.masks
         if is_reference:
-            self.reference_probs, self.reference_metrics = probs, result.get("metrics")
-        per_image = result.pop("per_image_agreement", None)
-        if per_image is not None:
-            order = np.argsort(per_image)[:self.config.worst]
-            self.worst[target.name] = {"index": order.tolist(), "agreement": per_image[order].tolist(),
-                                       "probs": probs[order]}
-        row.update(result.pop("metrics", {}))
-        row.update(result)
+            self.reference_probs = probs
+            self.reference_metrics = truth_metrics(probs, masks) if masks is not None else None
+            row.update(self.reference_metrics or {})
+            comparison = None
+        else:
+            comparison = compare(probs, self.reference_probs, masks)
+            row.update(_accuracy_columns(comparison, self.reference_metrics))
+            if comparison.per_image_agreement is not None:
+                per_image = comparison.per_image_agreement
+                order = np.argsort(per_image, kind="stable")[:self.config.worst]
+                self.worst[target.name] = {"index": order.tolist(), "agreement": per_image[order].tolist(),
+                                           "probs": probs[order]}
         row.update(_latency_columns(target, self.config, self.evalset.images[0]))
+        return self._gate(row, comparison, is_reference)
+
+    def _gate(self, row: dict, comparison, is_reference: bool) -> dict:
+        """The row's gate verdict: "" without a gate or for the reference, else "pass" or "fail" with reasons."""
+        gate = self.config.gate
+        row["gate"], row["gate_reasons"] = "", []
+        if is_reference and row["status"] != "ok":
+            self.reference_problem = f"reference {row['file']}: {row['note'] or row['status']}"
+        if not gate.active or is_reference:
+            return row
+        if row["status"] != "ok":
+            row["gate"], row["gate_reasons"] = "fail", [f"could not be checked: {row['status']}: {row['note']}"]
+            return row
+        missing = self.reference_problem if self.reference_probs is None else ""
+        verdict = gate.check(comparison if comparison is not None and comparison.images else None, missing)
+        row["gate"], row["gate_reasons"] = ("pass" if verdict.passed else "fail"), verdict.reasons
+        row["gate_criteria"] = verdict.criteria
         return row
+
+
+def _accuracy_columns(c, reference_metrics: dict | None) -> dict:
+    """A row's accuracy columns: truth metrics and their change (points), agreement, |Δprob|, 95% intervals."""
+    out: dict = {}
+    scores = c.truth_scores("artifact")
+    if scores is not None:
+        out.update(scores)
+        if reference_metrics:
+            out["delta_miou_points"] = 100 * (scores["miou"] - reference_metrics["miou"])
+            out["delta_dsc_points"] = 100 * (scores["dsc"] - reference_metrics["dsc"])
+            out["miou_drop_interval"] = c.interval("iou_drop_points")
+    if c.agreement is not None:
+        out.update(agreement=c.agreement, agreement_interval=c.interval("agreement"),
+                   iou_vs_reference=c.iou_vs_reference, max_abs_dprob=c.max_abs_dprob,
+                   mean_abs_dprob=c.mean_abs_dprob)
+    out["images"] = c.images
+    return out
 
 
 def run_benchmark(model_or_dir: str | Path, data: str | Path, config: BenchmarkConfig,
                   reference: str | Path | None = None, runtimes: list[str] | None = None) -> dict:
-    """Benchmark every artifact (plus the PyTorch reference) on ``data``; returns the results dict ``report`` writes."""
+    """Benchmark every target (plus the PyTorch reference) on ``data``; returns the results dict ``report`` writes."""
     from egeunet.benchmark.environment import environment
     from egeunet.benchmark.evalset import load_eval_set
-    from egeunet.benchmark.runners import list_runtimes
+    from egeunet.runtime.runners import list_runtimes
 
     unknown = [r for r in runtimes or [] if r not in list_runtimes()]
     if unknown:
         raise EGEUNetError(f"unknown runtime {unknown[0]!r}; choose from {', '.join(list_runtimes())}")
     root = Path(model_or_dir)
-    targets, manifest = collect_targets(root)
+    targets, manifest = collect_targets(root, runtimes)
     ref = resolve_reference(targets, manifest, root, reference)
-    targets = [t for t in targets if ref is None or t.path.resolve() != ref.path.resolve()]
+    targets = [t for t in targets if ref is None or not t.artifact.path.exists()
+               or t.artifact.path.resolve() != ref.artifact.path.resolve()]
     if runtimes:
         targets = [t for t in targets if t.runtime in runtimes or t.problem]
     size, recorded = _reference_facts(ref, data)
@@ -153,18 +195,16 @@ def run_benchmark(model_or_dir: str | Path, data: str | Path, config: BenchmarkC
     sweep = Sweep(evalset, config)
     rows = []
     queue = ([(ref, True)] if ref else []) + [(t, False) for t in targets]
-    for target, is_reference in tqdm(queue, desc="benchmarking artifacts", unit="artifact"):
+    for target, is_reference in progress(queue, desc="benchmarking artifacts", unit="artifact"):
         rows.append(sweep.measure(target, is_reference))
-        rows[-1]["gate"], rows[-1]["gate_reasons"] = check(rows[-1], config.budget)
     if ref is not None and rows[0]["status"] != "ok":
         for row in rows[1:]:
             row["note"] = "; ".join(filter(None, [row["note"], "no drift: the reference did not run"]))
-    sensitivity = _sensitivity(targets, evalset, sweep, config)
     return {"environment": environment(), "model": str(root), "data": str(data), "split": evalset.split_source,
             "images": len(evalset.ids), "masks": evalset.masks is not None,
-            "reference": str(ref.path) if ref else None, "config": asdict(config), "rows": rows,
+            "reference": str(ref.artifact.path) if ref else None, "config": asdict(config), "rows": rows,
             "worst": sweep.worst, "evalset": evalset, "reference_probs": sweep.reference_probs,
-            "sensitivity": sensitivity}
+            "targets": targets, "sensitivity": []}
 
 
 def _reference_facts(ref: Target | None, data: str | Path) -> tuple[int, str | None]:
@@ -175,15 +215,6 @@ def _reference_facts(ref: Target | None, data: str | Path) -> tuple[int, str | N
     from egeunet.training.dataset import recorded_split
 
     try:
-        return int(read_checkpoint(ref.path).get("input_size", 256)), recorded_split(str(ref.path), str(data))
+        return int(read_checkpoint(ref.artifact.path).get("input_size", 256)), recorded_split(str(ref.artifact.path), str(data))
     except EGEUNetError:
         return 256, None
-
-
-def _sensitivity(targets: list[Target], evalset, sweep: Sweep, config: BenchmarkConfig) -> list[dict]:
-    """Per-layer sensitivity of each int8 artifact (see ``sensitivity``); empty when disabled or without a reference."""
-    if not config.sensitivity or sweep.reference_probs is None:
-        return []
-    from egeunet.benchmark.sensitivity import sensitivity_for
-
-    return sensitivity_for(targets, evalset, sweep.reference_probs)

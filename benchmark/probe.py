@@ -2,9 +2,9 @@
 
 Each runtime keeps its own allocator and thread pools, so two artifacts measured in one process would
 share a resident-set high-water mark. The parent calls ``measure_isolated``, which runs this module
-as ``python -m egeunet.benchmark.probe SPEC.json RESULT.json`` and reads the result file back.
-Note: ``egeunet.preprocess`` imports torch, so every process pays torch's import; ``rss_base_mb`` is
-the resident set before the runtime and model are loaded, ``peak_rss_mb`` the high-water mark after.
+as ``python -m egeunet.benchmark.probe SPEC.json RESULT.json`` through the runtime layer's launcher (the child dies
+with the parent on Ctrl-C, SIGTERM or a timeout) and reads the result file back. ``rss_base_mb`` is the resident set
+before the runtime and model are loaded, ``peak_rss_mb`` the high-water mark after.
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def probe(spec: dict) -> dict:
     import numpy as np
 
     from egeunet.benchmark.latency import latency_stats, time_calls
-    from egeunet.benchmark.runners import open_runner
+    from egeunet.runtime.runners import open_runner
     from egeunet.data import read_image
     from egeunet.preprocess import preprocess
 
@@ -67,14 +67,15 @@ def probe(spec: dict) -> dict:
 def measure_isolated(path: str | Path, runtime: str | None, threads: list[int], runs: int, warmup: int,
                      image: str | Path, batch: int = 1, timeout: float = 900) -> dict:
     """Run ``probe`` in a child process; returns its result, or ``{"error": one line}`` if it failed."""
+    from egeunet.runtime.launcher import CHILD, python_module
+
     spec = {"path": str(path), "runtime": runtime, "threads": list(threads), "runs": runs, "warmup": warmup,
             "image": str(image), "batch": batch}
     with tempfile.TemporaryDirectory(prefix="egeunet-probe-") as tmp:
         spec_file, result_file = Path(tmp) / "spec.json", Path(tmp) / "result.json"
         spec_file.write_text(json.dumps(spec))
         try:
-            proc = subprocess.run([sys.executable, "-m", "egeunet.benchmark.probe", str(spec_file), str(result_file)],
-                                  capture_output=True, text=True, timeout=timeout)
+            proc = CHILD.run(python_module("egeunet.benchmark.probe", str(spec_file), str(result_file)), timeout)
         except subprocess.TimeoutExpired:
             return {"error": f"latency probe timed out after {timeout:.0f} s"}
         if result_file.is_file():

@@ -12,13 +12,16 @@ from pathlib import Path
 
 import numpy as np
 
-from egeunet.benchmark.drift import GT_KEYS
+from egeunet.atomic import atomic_write
+
+GT_KEYS = ("miou", "dsc", "accuracy", "sensitivity", "specificity", "image_iou_mean")
 
 CSV_COLUMNS = (
     "name", "format", "precision", "runtime", "reference", "status", "note", "threads", "load_ms",
     "model_p50_ms", "model_p90_ms", "model_min_ms", "e2e_p50_ms", "e2e_p90_ms", "e2e_min_ms", "rss_base_mb",
     "peak_rss_mb", "bytes", "gzip_bytes", "weight_bytes", "graph_bytes", *GT_KEYS, "delta_miou_points",
-    "delta_dsc_points", "agreement", "iou_vs_reference", "max_abs_dprob", "mean_abs_dprob", "gate", "method", "file",
+    "delta_dsc_points", "agreement", "iou_vs_reference", "max_abs_dprob", "mean_abs_dprob", "images", "gate",
+    "emulated", "method", "file",
 )
 
 
@@ -27,7 +30,8 @@ def flat_rows(rows: list[dict]) -> list[dict]:
     flat = []
     for row in rows:
         base = {k: v for k, v in row.items() if k in CSV_COLUMNS}
-        base["note"] = "; ".join(filter(None, [row.get("note"), row.get("size_note"), row.get("latency_error")]))
+        base["note"] = "; ".join(filter(None, [row.get("note"), row.get("size_note"), row.get("latency_error"),
+                                               "; ".join(row.get("gate_reasons") or [])]))
         for t in row.get("by_threads") or [{}]:
             extra = {"threads": t.get("threads"), "load_ms": t.get("load_ms")}
             for part, prefix in (("model", "model"), ("end_to_end", "e2e")):
@@ -61,7 +65,7 @@ def table(results: dict) -> str:
             "mIoU %" if masks else "mIoU", "ΔmIoU pts", "agree %", "max|Δp|", "gate", "status"]
     lines = []
     for r in flat_rows(results["rows"]):
-        lines.append([_label(r), r["runtime"], _fmt(r.get("threads"), "d"), _fmt(r.get("model_p50_ms")),
+        lines.append([_label(r), r["runtime"], _fmt(r.get("threads"), "d"), _fmt(r.get("model_p50_ms")) + (" emulated" if r.get("emulated") else ""),
                       _fmt(r.get("e2e_p50_ms")), _fmt(r.get("load_ms"), ".0f"), _fmt(r.get("peak_rss_mb"), ".0f"),
                       _fmt(r.get("bytes"), ",.1f", 1e-3), _fmt(r.get("gzip_bytes"), ",.1f", 1e-3),
                       _fmt(r.get("miou"), ".2f", 100) if masks else "no masks", _fmt(r.get("delta_miou_points"), "+.2f"),
@@ -70,6 +74,11 @@ def table(results: dict) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(head, *lines)]
     fmt = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
     return "\n".join([fmt(head), fmt(["-" * w for w in widths]), *map(fmt, lines)])
+
+
+def _span(interval, scale: float = 1.0, spec: str = ".2f") -> str:
+    """A 95% interval as "lo..hi" (empty when none was computed)."""
+    return "" if not interval else f"{format(interval[0] * scale, spec)}..{format(interval[1] * scale, spec)}"
 
 
 def _md_table(head: list[str], lines: list[list[str]]) -> str:
@@ -86,7 +95,7 @@ def _plots(results: dict, out: Path) -> dict[str, str]:
     from egeunet.benchmark import plots
 
     files: dict[str, str] = {}
-    ran = [r for r in results["rows"] if r["status"] == "ok" and r.get("by_threads")]
+    ran = [r for r in results["rows"] if r["status"] == "ok" and r.get("by_threads") and not r.get("emulated")]
     score_key = "miou" if results["masks"] else "agreement"
     points = [{"label": r["name"], "latency_ms": r["by_threads"][0]["model"]["p50_ms"],
                "score": 100 * r[score_key], "bytes": r["bytes"]} for r in ran if r.get(score_key) is not None]
@@ -143,18 +152,23 @@ def _markdown(results: dict, files: dict[str, str]) -> str:
     parts += ["## Accuracy and drift versus fp32 PyTorch", "",
               "Metrics in % (pooled confusion matrix, threshold 0.5); Δ in percentage points; agreement = share of "
               "pixels whose mask decision equals PyTorch's.", "",
-              _md_table(["artifact", "mIoU", "DSC", "accuracy", "sensitivity", "specificity", "ΔmIoU pts", "ΔDSC pts",
-                         "agreement %", "max abs Δprob", "mean abs Δprob", "gate"],
+              _md_table(["artifact", "mIoU", "DSC", "accuracy", "sensitivity", "specificity", "ΔmIoU pts",
+                         "mIoU drop 95% CI", "ΔDSC pts", "agreement %", "agreement 95% CI", "images", "max abs Δprob",
+                         "mean abs Δprob", "gate"],
                         [[_label(r), *(_fmt(r.get(k), ".2f", 100, "no masks" if not masks else "-") for k in GT_KEYS[:5]),
-                          _fmt(r.get("delta_miou_points"), "+.3f"), _fmt(r.get("delta_dsc_points"), "+.3f"),
-                          _fmt(r.get("agreement"), ".3f", 100), _fmt(r.get("max_abs_dprob"), ".3g"),
+                          _fmt(r.get("delta_miou_points"), "+.3f"), _span(r.get("miou_drop_interval"), 1, ".2f"),
+                          _fmt(r.get("delta_dsc_points"), "+.3f"),
+                          _fmt(r.get("agreement"), ".3f", 100), _span(r.get("agreement_interval"), 100, ".3f"),
+                          _fmt(r.get("images"), "d"), _fmt(r.get("max_abs_dprob"), ".3g"),
                           _fmt(r.get("mean_abs_dprob"), ".3g"),
                           " ".join(filter(None, [r.get("gate"), "; ".join(r.get("gate_reasons", []))])) or "-"]
                          for r in rows]), ""]
-    budget = results["config"]["budget"]
-    if any(v is not None for v in budget.values()):
-        parts += [f"Gate: mIoU drop at most {budget['max_miou_drop']} points, agreement at least "
-                  f"{budget['min_agreement']} (fraction); a failed or unloadable artifact fails it.", ""]
+    gate = results["config"]["gate"]
+    if any(v is not None for v in gate.values()):
+        parts += [f"Gate: mIoU drop at most {gate['max_iou_drop_points']} points, agreement at least "
+                  f"{gate['min_agreement']} (fraction), on the {results['images']} images above (95% intervals: "
+                  "bootstrap over images); an artifact that fails to load or run, or a limit that cannot be "
+                  "computed (no reference, no masks), fails it.", ""]
     for key, name in files.items():
         if key.startswith("overlay:"):
             parts += [f"### Worst images: {key[8:]} (PyTorch | artifact | ground truth)", "", f"![{key[8:]}]({name})", ""]
@@ -174,7 +188,7 @@ def _markdown(results: dict, files: dict[str, str]) -> str:
 
 def _jsonable(results: dict) -> dict:
     """The results without arrays: worst images as ids and agreements."""
-    out = {k: v for k, v in results.items() if k not in ("evalset", "worst", "reference_probs")}
+    out = {k: v for k, v in results.items() if k not in ("evalset", "worst", "reference_probs", "targets")}
     ids = results["evalset"].ids
     out["worst"] = {name: [{"id": ids[i], "agreement": a} for i, a in zip(w["index"], w["agreement"])]
                     for name, w in results["worst"].items()}
@@ -186,10 +200,16 @@ def write_report(results: dict, out: str | Path) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files = _plots(results, out)
-    (out / "results.json").write_text(json.dumps(_jsonable(results), indent=1, default=float) + "\n")
-    with open(out / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, CSV_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(flat_rows(results["rows"]))
-    (out / "report.md").write_text(_markdown(results, files) + "\n")
+    text = json.dumps(_jsonable(results), indent=1, default=float) + "\n"
+    atomic_write(out / "results.json", lambda tmp: Path(tmp).write_text(text))
+
+    def write_csv(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, CSV_COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(flat_rows(results["rows"]))
+
+    atomic_write(out / "results.csv", write_csv)
+    markdown = _markdown(results, files) + "\n"
+    atomic_write(out / "report.md", lambda tmp: Path(tmp).write_text(markdown))
     return out / "report.md"

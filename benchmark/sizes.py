@@ -24,9 +24,9 @@ def _onnx_weight_bytes(path: Path) -> int:
 
 
 def _tflite_weight_bytes(path: Path) -> int:
-    from egeunet.export.tflite_flatbuffer import size_breakdown
+    from egeunet.runtime.tflite_file import constant_data_bytes
 
-    return size_breakdown(path.read_bytes())["constant_data_bytes"]
+    return constant_data_bytes(path.read_bytes())
 
 
 def _coreml_weight_bytes(path: Path) -> int | None:

@@ -1,8 +1,8 @@
 """Golden vectors beside exported artifacts: what a phone or browser app's own processing must reproduce.
 
-``write_golden(out_dir)`` runs every ``.tflite`` and ``.onnx`` artifact in ``out_dir`` on a few
+``write_golden(out_dir, artifacts)`` runs the given ``.tflite`` and ``.onnx`` artifacts (those the manifest lists) on a few
 held-out synthetic photos through the Python pipeline (``egeunet.preprocess``, the artifact's own
-contract in ``egeunet.export.io``, ``egeunet predict``'s mask and overlay) and writes ``out_dir/golden/``:
+contract in ``egeunet.runtime.contract``, ``egeunet predict``'s mask and overlay) and writes ``out_dir/golden/``:
 
 - ``index.json``: size, threshold, the photos and, per artifact, its I/O contract (layout, baked
   preprocessing, dtypes, int8 scale/zero point) and the folder holding its vectors;
@@ -23,15 +23,6 @@ import numpy as np
 GOLDEN_SEED = 6006  # synthetic photos never used for calibration (those come from seed 0)
 
 
-def _raw_run(runner, x: np.ndarray) -> np.ndarray:
-    """The artifact's raw output tensor for input ``x`` (already in its layout and dtype)."""
-    if hasattr(runner, "session"):  # ONNX Runtime
-        return runner.session.run(None, {runner.input_name: x})[0]
-    runner.interpreter.set_tensor(runner.input["index"], x)
-    runner.interpreter.invoke()
-    return runner.interpreter.get_tensor(runner.output["index"])
-
-
 def _io_record(runner, raw_in: np.ndarray, raw_out: np.ndarray) -> dict:
     io = runner.io
     return {"runtime": runner.runtime, "size": io.size, "layout": io.layout, "baked_preprocess": io.baked,
@@ -41,22 +32,40 @@ def _io_record(runner, raw_in: np.ndarray, raw_out: np.ndarray) -> dict:
             "output_scale": io.output_scale, "output_zero_point": io.output_zero_point}
 
 
-def write_golden(out_dir: str | Path, n_images: int = 3, seed: int = GOLDEN_SEED, threshold: float = 0.5) -> Path:
-    """Write ``out_dir/golden/`` for every .tflite and .onnx artifact in ``out_dir``; returns that folder."""
-    import cv2
+def write_golden(out_dir: str | Path, artifacts: list[Path], n_images: int = 3, seed: int = GOLDEN_SEED,
+                 threshold: float = 0.5) -> Path:
+    """Write ``out_dir/golden/`` for the given .tflite and .onnx artifacts, replacing it whole; returns that folder."""
+    import shutil
+    import tempfile
 
-    from egeunet.benchmark.runners import open_runner
-    from egeunet.postprocess import mask_at_size, overlay
-    from egeunet.data.synthetic import generate_sample
     from egeunet.errors import EGEUNetError
-    from egeunet.preprocess import preprocess
 
     out_dir = Path(out_dir)
-    artifacts = sorted(p for p in out_dir.iterdir() if p.suffix in (".tflite", ".onnx"))
+    artifacts = sorted(Path(p) for p in artifacts if Path(p).suffix in (".tflite", ".onnx"))
     if not artifacts:
         raise EGEUNetError(f"{out_dir}: no .tflite or .onnx artifacts to write golden vectors for")
-    golden = out_dir / "golden"
-    golden.mkdir(exist_ok=True)
+    final = out_dir / "golden"
+    work = Path(tempfile.mkdtemp(prefix=".golden-", dir=out_dir))  # complete before it replaces the old folder
+    try:
+        _write(work / "golden", artifacts, n_images, seed, threshold)
+        if final.exists():
+            final.rename(work / "old")
+        (work / "golden").rename(final)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return final
+
+
+def _write(golden: Path, artifacts: list[Path], n_images: int, seed: int, threshold: float) -> None:
+    """The golden files of ``artifacts`` in ``golden``."""
+    import cv2
+
+    from egeunet.data.synthetic import generate_sample
+    from egeunet.postprocess import mask_at_size, overlay
+    from egeunet.preprocess import preprocess
+    from egeunet.runtime.runners import open_runner
+
+    golden.mkdir()
     photos = {f"photo{i}": generate_sample(seed, i)[0] for i in range(n_images)}
     runners = {path: open_runner(path) for path in artifacts}
     size = next(iter(runners.values())).io.size
@@ -73,7 +82,7 @@ def write_golden(out_dir: str | Path, n_images: int = 3, seed: int = GOLDEN_SEED
         record = None
         for name, photo in photos.items():
             raw_in = runner.io.image_input(photo)
-            raw_out = _raw_run(runner, raw_in)
+            raw_out = runner.run_raw(raw_in)
             prob = runner.io.output(raw_out)[0, 0]
             mask = mask_at_size(prob, *photo.shape[:2], threshold)
             np.save(folder / f"{name}.in.npy", raw_in)
@@ -84,4 +93,3 @@ def write_golden(out_dir: str | Path, n_images: int = 3, seed: int = GOLDEN_SEED
             record = record or _io_record(runner, raw_in, raw_out)
         index["artifacts"].append({"file": path.name, "folder": path.name, **record})
     (golden / "index.json").write_text(json.dumps(index, indent=1) + "\n")
-    return golden

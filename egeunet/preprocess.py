@@ -78,6 +78,12 @@ def resize_float(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
 
 
+def to_model_size(image: np.ndarray, size: int) -> np.ndarray:
+    """uint8 RGB resized to size x size like ``preprocess`` (bilinear, float), then rounded: what an app feeds a
+    graph with baked preprocessing."""
+    return np.clip(np.rint(resize_float(image, size)), 0, 255).astype(np.uint8)
+
+
 def preprocess(image: np.ndarray, size: int = 256, channel_order: str = "rgb") -> np.ndarray:
     """Image(s) -> network input, float32 N x 3 x size x size in [0, 255].
 

@@ -1,8 +1,9 @@
 """Exporters: the deploy form, one module per format (ONNX, TFLite, CoreML), validation and the manifest.
 
 ``export_all(model_path, out, formats, precisions, ...)`` is what ``egeunet export`` runs; ``FORMATS``
-maps each format name to its exporter (``export``, ``validate``, ``describe``). Heavy converter
-libraries are imported only inside the functions that use them.
+maps each format name to its exporter class (``recipes``, ``export``, ``validate``, ``describe``); quantization is
+data (``Recipe``). Heavy converter libraries are imported only inside the functions that use them. This package
+never imports ``egeunet.benchmark`` (nor the reverse): both stand on ``egeunet.runtime`` and ``egeunet.accuracy``.
 """
 from egeunet.lazy import lazy_attributes
 
@@ -19,8 +20,10 @@ _PUBLIC = {
     "PRECISIONS": "egeunet.export.spec",
     "ExportSpec": "egeunet.export.spec",
     "FormatConfig": "egeunet.export.spec",
-    "Gates": "egeunet.export.spec",
-    "Variant": "egeunet.export.spec",
+    "default_gates": "egeunet.export.spec",
+    "Recipe": "egeunet.export.recipes",
+    "rank_layers": "egeunet.export.sensitivity",
+    "keep_float_until": "egeunet.export.sensitivity",
 }
 _lazy_getattr, __dir__ = lazy_attributes(_PUBLIC)
 
@@ -34,5 +37,6 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "export_all", "ExportFailed", "summary_table", "FORMATS", "Exporter", "get_format", "list_formats",
-    "deploy_form", "DeployEGEUNet", "PRECISIONS", "ExportSpec", "FormatConfig", "Gates", "Variant",
+    "deploy_form", "DeployEGEUNet", "PRECISIONS", "ExportSpec", "FormatConfig", "default_gates", "Recipe",
+    "rank_layers", "keep_float_until",
 ]

@@ -1,6 +1,11 @@
-"""The shape every format module shares (export, validate, describe), the artifact contract, the registry."""
+"""The shape every format module shares (recipes, export, validate, describe), the artifact contract, the registry.
+
+``get_format(name)`` returns a new exporter each call, so a conversion cache belongs to one export run; caches are
+keyed by the deploy form's content (``deploy_key``), never by object identity.
+"""
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 from abc import ABC, abstractmethod
@@ -8,18 +13,19 @@ from pathlib import Path
 
 import numpy as np
 
-from egeunet.preprocess import PREPROCESSING
 from egeunet.errors import EGEUNetError
-from egeunet.export.spec import ExportSpec, FormatConfig, Variant
+from egeunet.export.recipes import Recipe
+from egeunet.export.spec import ExportSpec, FormatConfig
+from egeunet.preprocess import PREPROCESSING
+from egeunet.runtime.contract import CONTRACT_KEY
 
-CONTRACT_KEY = "egeunet"  # metadata key holding the contract JSON in every artifact
-FORMATS: dict[str, "Exporter"] = {}
+FORMATS: dict[str, type["Exporter"]] = {}
 _FORMAT_MODULES = ("egeunet.export.onnx_export", "egeunet.export.tflite_export", "egeunet.export.coreml_export")
 
 
 def register(cls: type["Exporter"]) -> type["Exporter"]:
-    """Class decorator adding one instance of a format's exporter under ``cls.config.name``."""
-    FORMATS[cls.config.name] = cls()
+    """Class decorator adding a format's exporter class under ``cls.config.name``."""
+    FORMATS[cls.config.name] = cls
     return cls
 
 
@@ -35,17 +41,26 @@ def list_formats() -> list[str]:
 
 
 def get_format(name: str) -> "Exporter":
-    """The exporter of a format; one-line error listing the valid names for an unknown one."""
+    """A new exporter of a format (its caches live as long as it does); one-line error for an unknown name."""
     _load_formats()
     if name not in FORMATS:
         raise EGEUNetError(f"unknown format {name!r}; choose from {', '.join(FORMATS)}")
-    return FORMATS[name]
+    return FORMATS[name]()
 
 
-def contract(spec: ExportSpec, config: FormatConfig, variant: Variant) -> dict:
-    """What an app must know to use the artifact: size, layout, dtypes, preprocessing, threshold."""
+def deploy_key(deploy) -> str:
+    """Content hash of a deploy form: its class, size, layout, preprocessing and every tensor's bytes."""
+    digest = hashlib.sha256(f"{type(deploy).__name__}:{deploy.size}:{deploy.nhwc}:{deploy.bake_preprocess}".encode())
+    for name, tensor in deploy.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def contract(spec: ExportSpec, config: FormatConfig, recipe: Recipe) -> dict:
+    """What an app must know to use the artifact: size, layout, dtypes, preprocessing, threshold, numerics."""
     pixels = "uint8" if config.uint8_input else "float32"
-    input_dtype = pixels if spec.bake_preprocess else "int8" if variant.int8_io else "float32"
+    input_dtype = pixels if spec.bake_preprocess else recipe.io
     return {
         "format": "egeunet-contract",
         "version": 1,
@@ -54,49 +69,64 @@ def contract(spec: ExportSpec, config: FormatConfig, variant: Variant) -> dict:
         "input_size": spec.size,
         "layout": spec.layout,
         "input_dtype": input_dtype,
-        "output_dtype": "int8" if variant.int8_io else "float32",
+        "output_dtype": recipe.io,
         "baked_preprocess": spec.bake_preprocess,
         "preprocessing": {**PREPROCESSING, "layout": f"{spec.layout} {input_dtype}",
                           "stretch": "done by the graph" if spec.bake_preprocess else PREPROCESSING["stretch"]},
         "threshold": PREPROCESSING["threshold"],
-        "precision": variant.precision,
-        "variant": variant.name,
+        "precision": recipe.precision,
+        "variant": recipe.name,
+        "integer_only": recipe.integer_only,
     }
 
 
-def contract_json(spec: ExportSpec, config: FormatConfig, variant: Variant) -> str:
+def contract_json(spec: ExportSpec, config: FormatConfig, recipe: Recipe) -> str:
     """The contract as compact JSON, the form stored in artifact metadata."""
-    return json.dumps(contract(spec, config, variant), separators=(",", ":"), sort_keys=True)
+    return json.dumps(contract(spec, config, recipe), separators=(",", ":"), sort_keys=True)
 
 
 class Exporter(ABC):
-    """One format: ``variants`` per precision, ``export`` one variant, ``validate`` it, ``describe`` a file."""
+    """One format: ``recipes`` per precision, ``export`` one recipe, ``validate`` it, ``describe`` a file."""
 
     config: FormatConfig
 
     @abstractmethod
-    def variants(self, precision: str, spec: ExportSpec) -> list[Variant]:
+    def recipes(self, precision: str, spec: ExportSpec, int8_io: bool = False) -> list[Recipe]:
         """Artifacts this format builds for one precision (TFLite int8 is two: dynamic-range and full)."""
 
     @abstractmethod
-    def export(self, deploy, spec: ExportSpec, out_path: Path, variant: Variant) -> Path:
+    def export(self, deploy, spec: ExportSpec, out_path: Path, recipe: Recipe) -> Path:
         """Convert the deploy form (``egeunet.export.deploy``) to ``out_path`` (written atomically)."""
 
     @abstractmethod
     def describe(self, path: Path) -> dict:
         """Inputs, outputs (names, shapes, dtypes), op counts and quantisation details read from the file."""
 
-    def validate(self, path: Path, reference: np.ndarray, held_out, spec: ExportSpec, variant: Variant) -> dict:
-        """Run the artifact through its runner on held-out images and compare with PyTorch."""
-        from egeunet.benchmark.runners import open_runner
-        from egeunet.export.validate import compare
+    def validate(self, path: Path, reference: np.ndarray, held_out, spec: ExportSpec, recipe: Recipe) -> dict:
+        """Run the artifact in its runtime on held-out images and apply the precision's gate against PyTorch."""
+        from egeunet.runtime.runners import open_runner
 
-        runner = open_runner(path, threads=1)
+        runner = open_runner(path, self.config.runtime, threads=1)
         probs = np.stack([runner.predict_image(image) for image in held_out.images])
-        return compare(probs, reference, held_out.masks, variant.precision, spec.gates)
+        return validation_record(probs, reference, held_out.masks, spec.gates[recipe.precision])
 
     def check_precision(self, precision: str) -> None:
         """One-line error when this format cannot build ``precision``."""
         if precision not in self.config.precisions:
             raise EGEUNetError(f"format {self.config.name} does not support precision {precision!r}; "
                                f"choose from {', '.join(self.config.precisions)}")
+
+
+def validation_record(probs: np.ndarray, reference: np.ndarray, truth: np.ndarray | None, gate) -> dict:
+    """The manifest's validation record: the comparison's numbers (units in the names) and the gate's verdict.
+
+    Without ground-truth masks, the fp32 PyTorch masks stand in for the truth of the IoU drop.
+    """
+    from egeunet.accuracy import compare
+
+    label = "ground truth" if truth is not None else "fp32 PyTorch masks"
+    try:
+        comparison = compare(probs, reference, truth if truth is not None else reference >= 0.5, label)
+    except ValueError as exc:  # the artifact's output has the wrong shape
+        return {"passed": False, "gate": gate.describe(), "reasons": [str(exc)]}
+    return {**comparison.summary(), **gate.check(comparison).describe()}

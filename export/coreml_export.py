@@ -16,8 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from egeunet.export.base import CONTRACT_KEY, FORMATS, Exporter, contract_json, register
-from egeunet.export.spec import ExportSpec, FormatConfig, Variant
+from egeunet.export.base import Exporter, contract_json, deploy_key, register
+from egeunet.export.recipes import Recipe, float_recipe
+from egeunet.export.spec import ExportSpec, FormatConfig
+from egeunet.runtime.contract import CONTRACT_KEY
 
 CONFIG = FormatConfig(name="coreml", suffix=".mlpackage", runtime="coreml", precisions=("fp32", "fp16", "int8"),
                       uint8_input=False)
@@ -65,24 +67,29 @@ class CoreMLExporter(Exporter):
     config = CONFIG
 
     def __init__(self) -> None:
-        self._fp16: tuple[object, object] | None = None  # (deploy form, its fp16 program), shared by int8
+        self._fp16: dict[str, object] = {}  # deploy_key -> its fp16 program, shared by the int8 recipe of this run
 
-    def _program_for(self, deploy, variant: Variant):
-        if variant.precision == "fp32":
+    def _program_for(self, deploy, recipe: Recipe):
+        if recipe.weights == "float32":
             return _convert(deploy, "fp32")
-        if self._fp16 is None or self._fp16[0] is not deploy:
-            self._fp16 = (deploy, _convert(deploy, "fp16"))
-        return _int8_weights(self._fp16[1]) if variant.precision == "int8" else self._fp16[1]
+        key = deploy_key(deploy)
+        if key not in self._fp16:
+            self._fp16[key] = _convert(deploy, "fp16")
+        return _int8_weights(self._fp16[key]) if recipe.weights == "int8" else self._fp16[key]
 
-    def variants(self, precision: str, spec: ExportSpec) -> list[Variant]:
-        method = {"fp32": "mlprogram iOS16, float32 compute", "fp16": "mlprogram iOS16, float16 compute",
-                  "int8": "mlprogram iOS16, float16 compute, int8 per-channel weights (linear_quantize_weights, threshold 0)"}
-        return [Variant(precision, precision, method[precision])]
+    def recipes(self, precision: str, spec: ExportSpec, int8_io: bool = False) -> list[Recipe]:
+        if precision == "fp32":
+            return [float_recipe("fp32", "mlprogram iOS16, float32 compute")]
+        if precision == "fp16":
+            return [Recipe("fp16", "fp16", weights="float16", activations="float16",
+                           method="mlprogram iOS16, float16 compute")]
+        return [Recipe("int8", "int8", weights="int8", activations="float16", method="mlprogram iOS16, float16 compute, "
+                       "int8 per-channel weights (linear_quantize_weights, threshold 0)")]
 
-    def export(self, deploy, spec: ExportSpec, out_path: Path, variant: Variant) -> Path:
+    def export(self, deploy, spec: ExportSpec, out_path: Path, recipe: Recipe) -> Path:
         out_path = Path(out_path)
-        model = self._program_for(deploy, variant)
-        model.user_defined_metadata[CONTRACT_KEY] = contract_json(spec, CONFIG, variant)
+        model = self._program_for(deploy, recipe)
+        model.user_defined_metadata[CONTRACT_KEY] = contract_json(spec, CONFIG, recipe)
         model.short_description = "EGE-UNet skin-lesion segmentation (egeunet export)"
         work = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.", dir=out_path.parent))
         try:
@@ -116,7 +123,7 @@ class CoreMLExporter(Exporter):
                 "quantization": {"int8_weight_ops": int8} if int8 else None,
                 "contract": _contract(spec)}
 
-    def validate(self, path: Path, reference: np.ndarray, held_out, spec: ExportSpec, variant: Variant) -> dict:
+    def validate(self, path: Path, reference: np.ndarray, held_out, spec: ExportSpec, recipe: Recipe) -> dict:
         """Structural checks everywhere; numbers through the CoreML runner on macOS, else skipped with the reason."""
         info = self.describe(path)
         problems = []
@@ -126,7 +133,7 @@ class CoreMLExporter(Exporter):
             problems.append(f"input shape {info['inputs'][0]['shape']} != {spec.input_shape}")
         if info["contract"] is None:
             problems.append("no egeunet contract in user_defined_metadata")
-        if variant.precision == "int8" and not info["quantization"]:
+        if recipe.weights == "int8" and not info["quantization"]:
             problems.append("no int8 weights in the program")
         if not info["op_counts"].get("conv"):
             problems.append("no conv ops in the program")
@@ -136,7 +143,7 @@ class CoreMLExporter(Exporter):
         if platform.system() != "Darwin":
             return {"passed": True, "gate": "structural only", "structural": structural, "numeric": "skipped",
                     "skipped_reason": NEEDS_MACOS}
-        return {**super().validate(path, reference, held_out, spec, variant), "structural": structural}
+        return {**super().validate(path, reference, held_out, spec, recipe), "structural": structural}
 
 
 def _contract(spec) -> dict | None:
@@ -145,5 +152,3 @@ def _contract(spec) -> dict | None:
     text = spec.description.metadata.userDefined.get(CONTRACT_KEY)
     return json.loads(text) if text else None
 
-
-export, validate, describe = FORMATS[CONFIG.name].export, FORMATS[CONFIG.name].validate, FORMATS[CONFIG.name].describe

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from egeunet.errors import EGEUNetError
-from egeunet.preprocess import preprocess, resize_float
+from egeunet.preprocess import preprocess, resize_float, to_model_size
 
 
 @dataclass(frozen=True)
@@ -46,11 +46,6 @@ class ImageSet:
     def describe(self) -> dict:
         """Manifest record: source, count, sha256 of the id list."""
         return {"source": self.source, "count": len(self), "sha256_of_ids": self.sha256}
-
-
-def to_model_size(image: np.ndarray, size: int) -> np.ndarray:
-    """uint8 RGB resized to size x size like ``preprocess`` (bilinear, float), then rounded."""
-    return np.clip(np.rint(resize_float(image, size)), 0, 255).astype(np.uint8)
 
 
 def _mask_to_size(mask: np.ndarray, size: int) -> np.ndarray:

@@ -1,11 +1,11 @@
-"""The export manifest: one record per artifact (file, hash, I/O, quantisation, validation) plus library versions."""
+"""The export manifest: one record per artifact (file, hash, recipe, I/O, quantisation, validation) plus versions."""
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 from egeunet.atomic import atomic_write
+from egeunet.runtime.artifacts import MANIFEST
 
 GOLDEN_FILES = {
     "index.json": "size, threshold, photos, and per artifact its I/O contract (layout, dtypes, int8 scale/zero point)",
@@ -19,22 +19,8 @@ GOLDEN_FILES = {
 }
 
 
-def file_digest(path: Path) -> tuple[int, str]:
-    """(bytes, sha256) of a file, or of a package folder (every file, sorted by relative path, name and content)."""
-    path = Path(path)
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    digest, total = hashlib.sha256(), 0
-    for f in files:
-        if path.is_dir():
-            digest.update(str(f.relative_to(path)).encode() + b"\0")
-        data = f.read_bytes()
-        digest.update(data)
-        total += len(data)
-    return total, digest.hexdigest()
-
-
 def write_manifest(out: Path, manifest: dict) -> Path:
     """Write ``out/manifest.json`` atomically."""
-    path = Path(out) / "manifest.json"
+    path = Path(out) / MANIFEST
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=1) + "\n"))
     return path

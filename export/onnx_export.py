@@ -22,8 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from egeunet.atomic import atomic_write
-from egeunet.export.base import CONTRACT_KEY, FORMATS, Exporter, contract_json, register
-from egeunet.export.spec import ExportSpec, FormatConfig, Variant
+from egeunet.export.base import Exporter, contract_json, register
+from egeunet.export.recipes import Recipe, float_recipe
+from egeunet.export.spec import ExportSpec, FormatConfig
+from egeunet.runtime.contract import CONTRACT_KEY
 
 CONFIG = FormatConfig(name="onnx", suffix=".onnx", runtime="onnxruntime", precisions=("fp32", "fp16", "int8"),
                       opset=17)
@@ -171,44 +173,38 @@ def _predict(path: str | Path, inputs: np.ndarray) -> np.ndarray:
                            for i in range(0, len(inputs), EVAL_BATCH)])
 
 
-def _by_agreement(row: dict) -> tuple[float, float]:
-    """Lowest mask agreement first, then largest mean |Δprob| (``egeunet.metrics.mask_agreement`` keys)."""
-    return row["agreement"], -row["mean_abs_diff"]
-
-
 def _budget_search(pre: str, layers: list[str], inputs: np.ndarray, spec: ExportSpec, ops: Sequence[str],
                    work: str) -> tuple[Path, dict]:
     """Keep the most int8-sensitive ``layers`` (ranked on the calibration inputs, only if full int8 misses) in float
     until mask agreement with the fp32 graph on those inputs reaches ``spec.int8_drift_budget``; (file, record)."""
-    from egeunet.benchmark.sensitivity import keep_float_until, rank_layers
-    from egeunet.metrics import mask_agreement
+    from egeunet.accuracy import Gate, compare
+    from egeunet.export.sensitivity import keep_float_until, rank_layers
 
     reference = _predict(pre, inputs)
     cache = os.path.join(work, "calibration.json")
     count = itertools.count()
+    budget = Gate(min_agreement=spec.int8_drift_budget)
 
     def write(**nodes) -> Path:
         return quantize(pre, os.path.join(work, f"q{next(count)}.onnx"), inputs, spec.calib_method, ops, cache=cache,
                         **nodes)
 
-    def evaluate(path: Path) -> dict:
-        return mask_agreement(_predict(path, inputs), reference)
+    def evaluate(path: Path):
+        return compare(_predict(path, inputs), reference)
 
     ranked: list[dict] = []
 
     def ranking() -> list[str]:
-        ranked.extend(rank_layers(layers, lambda layer: write(nodes_to_quantize=[layer]), evaluate,
-                                  sort_key=_by_agreement))
+        ranked.extend(rank_layers(layers, lambda layer: write(nodes_to_quantize=[layer]), evaluate))
         return [r["layer"] for r in ranked]
 
-    budget = spec.int8_drift_budget
     choice = keep_float_until(ranking, lambda kept: write(nodes_to_exclude=kept), evaluate,
-                              lambda result: result["agreement"] >= budget)
-    record = {"budget": budget, "measure": "mask agreement with the fp32 graph on the calibration images",
+                              lambda result: budget.check(result).passed)
+    record = {"budget": spec.int8_drift_budget, "measure": "mask agreement with the fp32 graph on the calibration images",
               "images": len(inputs), "kept_float": choice["float_layers"], "met": choice["met"],
-              "agreement": choice["result"]["agreement"],
-              "trials": [{"k": t["k"], "agreement": round(t["agreement"], 6)} for t in choice["trials"]],
-              "most_sensitive": [{"layer": r["layer"], "agreement": round(r["agreement"], 6)}
+              "agreement": choice["result"].agreement,
+              "trials": [{"k": t["k"], "agreement": round(t["result"].agreement, 6)} for t in choice["trials"]],
+              "most_sensitive": [{"layer": r["layer"], "agreement": round(r["result"].agreement, 6)}
                                  for r in ranked[:RANKING_ROWS]] or "not ranked: every layer in int8 meets the budget"}
     return choice["artifact"], record
 
@@ -218,7 +214,7 @@ def _int8(fp32: str, spec: ExportSpec, ops: Sequence[str], work: str) -> tuple[P
     import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from egeunet.export.io import ArtifactIO
+    from egeunet.runtime.contract import ArtifactIO
 
     pre = os.path.join(work, "pre.onnx")
     quant_pre_process(fp32, pre, skip_symbolic_shape=True)
@@ -238,17 +234,20 @@ class OnnxExporter(Exporter):
     config = CONFIG
     quantize_ops = QUANTIZE_OPS
 
-    def variants(self, precision: str, spec: ExportSpec) -> list[Variant]:
+    def recipes(self, precision: str, spec: ExportSpec, int8_io: bool = False) -> list[Recipe]:
+        if precision == "fp32":
+            return [float_recipe("fp32", "TorchScript exporter opset 17, onnxsim")]
+        if precision == "fp16":
+            return [float_recipe("fp16", "float16 convolution weights cast to float32 in the graph (float32 compute and I/O)")]
         budget = "" if spec.int8_drift_budget is None else (
             f"; the most sensitive layers kept float until mask agreement >= {spec.int8_drift_budget} "
             "on the calibration images")
-        method = {"fp32": "TorchScript exporter opset 17, onnxsim",
-                  "fp16": "float16 convolution weights cast to float32 in the graph (float32 compute and I/O)",
-                  "int8": f"ORT static QDQ, per-channel int8 weights, int8 activations on "
-                          f"{', '.join(self.quantize_ops)}, {spec.calib_method} calibration" + budget}[precision]
-        return [Variant(precision, precision, method)]
+        return [Recipe("int8", "int8", weights="int8", activations="int8", scales="calibration",
+                       int8_ops=tuple(self.quantize_ops),
+                       method=f"ORT static QDQ, per-channel int8 weights, int8 activations on "
+                              f"{', '.join(self.quantize_ops)}, {spec.calib_method} calibration" + budget)]
 
-    def export(self, deploy, spec: ExportSpec, out_path: Path, variant: Variant) -> Path:
+    def export(self, deploy, spec: ExportSpec, out_path: Path, recipe: Recipe) -> Path:
         import onnx
 
         def write(tmp: str) -> None:
@@ -256,18 +255,18 @@ class OnnxExporter(Exporter):
                 fp32 = os.path.join(work, "fp32.onnx")
                 _to_onnx(deploy, spec, fp32)
                 budget = None
-                if variant.precision == "int8":
+                if recipe.static:
                     chosen, budget = _int8(fp32, spec, self.quantize_ops, work)
                     model = onnx.load(str(chosen))
                 else:
                     model = onnx.load(fp32)
-                if variant.precision == "fp16":
+                if recipe.weights == "float16":
                     float16_weights(model)
             name_layers(model, self.quantize_ops)
             shorten(model, self.quantize_ops)
             del model.metadata_props[:]
             entry = model.metadata_props.add()
-            entry.key, entry.value = CONTRACT_KEY, contract_json(spec, CONFIG, variant)
+            entry.key, entry.value = CONTRACT_KEY, contract_json(spec, CONFIG, recipe)
             if budget is not None:
                 entry = model.metadata_props.add()
                 entry.key, entry.value = BUDGET_KEY, json.dumps(budget, separators=(",", ":"))
@@ -296,5 +295,3 @@ class OnnxExporter(Exporter):
                 "contract": json.loads(props.get(CONTRACT_KEY, "null")),
                 "int8_drift_budget": json.loads(props.get(BUDGET_KEY, "null"))}
 
-
-export, validate, describe = FORMATS[CONFIG.name].export, FORMATS[CONFIG.name].validate, FORMATS[CONFIG.name].describe

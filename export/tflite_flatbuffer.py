@@ -9,8 +9,8 @@ import json
 from collections import Counter
 
 from egeunet.errors import EGEUNetError
+from egeunet.runtime.contract import CONTRACT_KEY
 
-CONTRACT_KEY = "egeunet"
 KEEP_METADATA = (b"min_runtime_version", CONTRACT_KEY.encode())
 
 
@@ -57,25 +57,20 @@ def reject_unsupported_ops(names: list[str], where: str = "artifact") -> None:
         raise EGEUNetError(f"{where}: has ops the LiteRT builtin runtime cannot run: {', '.join(bad)}")
 
 
-def read_metadata(buf: bytes, key: str = CONTRACT_KEY) -> dict | None:
-    """The JSON stored under metadata ``key`` (None when absent)."""
-    model = load(buf)
-    for entry in model.metadata or []:
-        if entry.name.decode() == key:
-            return json.loads(bytes(model.buffers[entry.buffer].data).decode())
-    return None
+def trim(buf: bytes, contract: str, input_name: str, output_name: str) -> bytes:
+    """Short tensor names, no signature or debug metadata, the contract as metadata; numbers untouched.
 
-
-def trim(buf: bytes, contract: str) -> bytes:
-    """Short tensor names, no signature or debug metadata, the contract as metadata; numbers untouched."""
+    The main subgraph's (subgraph 0) input and output get ``input_name`` and ``output_name``.
+    """
     schema = _schema()
     model = load(buf)
     for sg in model.subgraphs:
         for i, tensor in enumerate(sg.tensors):
             tensor.name = f"t{i}".encode()
         sg.name = None
-    for k in (sg.inputs[0], sg.outputs[0]):
-        sg.tensors[k].name = (b"image" if k == sg.inputs[0] else b"prob")
+    main = model.subgraphs[0]
+    main.tensors[main.inputs[0]].name = input_name.encode()
+    main.tensors[main.outputs[0]].name = output_name.encode()
     model.signatureDefs = []
     model.description = None
     keep = [m for m in (model.metadata or []) if m.name in KEEP_METADATA and m.name != CONTRACT_KEY.encode()]

@@ -75,7 +75,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from egeunet import load_model, save_checkpoint
-    from egeunet.benchmark.runners import open_runner
+    from egeunet.runtime.runners import open_runner
     from egeunet.export import ExportFailed, export_all
     from egeunet.export.data import synthetic_sets
     from egeunet.export.tflite_flatbuffer import size_breakdown

@@ -12,14 +12,18 @@ import pytest
 import torch
 
 from egeunet import EGEUNet, save_checkpoint
-from egeunet.benchmark.artifacts import sha256_file
-from egeunet.benchmark.gate import Budget, check
+from egeunet.accuracy import Gate, compare
 from egeunet.benchmark.latency import latency_stats, time_calls
 from egeunet.benchmark.report import CSV_COLUMNS
-from egeunet.benchmark.runners import list_runtimes
+from egeunet.runtime.runners import list_runtimes
 from egeunet.benchmark.sizes import artifact_sizes
 from egeunet.cli import main
 from egeunet.errors import EGEUNetError
+from egeunet.runtime.artifacts import file_digest
+
+
+def sha256_file(path: Path) -> str:
+    return file_digest(path)[1]
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -128,15 +132,27 @@ def test_time_calls_warms_up_then_times_each_run():
 
 
 def test_gate_units_points_and_fraction():
-    budget = Budget(max_miou_drop=0.5, min_agreement=0.99)
-    row = {"status": "ok", "delta_miou_points": -0.4, "agreement": 0.995}
-    assert check(row, budget) == ("pass", [])
-    assert check({**row, "delta_miou_points": -0.6}, budget)[0] == "fail"  # 0.6 points > 0.5 points
-    assert check({**row, "agreement": 0.98}, budget)[0] == "fail"
-    assert check({"status": "not runnable"}, budget)[0] == "not checked"
-    assert check({"status": "failed", "note": "sha256 mismatch"}, budget)[0] == "fail"
-    assert check({"status": "ok", "agreement": 1.0}, budget)[0] == "not checked"  # no masks: mIoU not checkable
-    assert check(row, Budget()) == ("", [])
+    """One gate type: agreement as a fraction, IoU drop in points, and a limit it cannot compute fails."""
+    rng = np.random.default_rng(0)
+    reference = rng.random((6, 32, 32))
+    truth = reference >= 0.5
+    near = reference.copy()
+    near[:, 0, :2] = 1 - near[:, 0, :2]  # 2 of 1024 pixels per image flip
+    gate = Gate(min_agreement=0.99, max_iou_drop_points=0.5)
+    verdict = gate.check(compare(near, reference, truth))
+    assert verdict.passed and verdict.reasons == []
+    assert {c["metric"] for c in verdict.criteria} == {"agreement", "iou_drop_points"}
+    assert all(c["images"] == 6 and len(c["interval"]) == 2 for c in verdict.criteria)
+    far = reference.copy()
+    far[:, :2] = 1 - far[:, :2]  # 64 of 1024 pixels per image flip: about 6% disagreement
+    verdict = gate.check(compare(far, reference, truth))
+    assert not verdict.passed and any("agreement" in r for r in verdict.reasons)
+    assert Gate(max_iou_drop_points=5.0).check(compare(far, reference, truth)).passed  # the drop is under 5 points
+    no_masks = gate.check(compare(near, reference, None))
+    assert not no_masks.passed and "no ground-truth masks" in no_masks.reasons[0]
+    no_reference = gate.check(compare(near, None, truth), missing="the reference checkpoint x.pt is missing")
+    assert not no_reference.passed and "x.pt is missing" in no_reference.reasons[0]
+    assert not Gate().active and Gate(min_agreement=0.9).active
 
 
 def test_every_registered_runtime_gets_a_row(sweep):
@@ -172,9 +188,9 @@ def test_bad_artifacts_are_marked_rows(sweep):
     assert "sha256 mismatch" in sweep.rows["tampered.onnx"]["note"]
     coreml = sweep.rows["model.mlpackage"]
     assert coreml["status"] == "not runnable" and "needs macOS" in coreml["note"]
-    assert coreml["gate"] == "not checked"
+    assert coreml["gate"] == "fail" and "could not be checked" in coreml["gate_reasons"][0]  # asked for, not run
     assert coreml["weight_bytes"] == 1000 and coreml["bytes"] > 1000  # sizes still measured
-    assert "unknown runtime" in sweep.rows["model.engine"]["note"]
+    assert "unknown model format '.engine'" in sweep.rows["model.engine"]["note"]
     corrupt = sweep.rows["corrupt.onnx"]
     assert corrupt["status"] == "failed" and "cannot load" in corrupt["note"] and corrupt["gate"] == "fail"
     assert sweep.rows["egeunet_int8.tflite"]["note"].startswith("not exported: gate failed")
@@ -211,16 +227,19 @@ def test_dataset_without_masks_still_measures_drift(bench, tmp_path, capsys):
     folder = tmp_path / "models"
     folder.mkdir()
     shutil.copy(bench.exp / "model.onnx", folder / "model.onnx")  # no manifest: every model file in the folder
-    rc = main(["benchmark", str(folder), "--data", str(bench.nomask), "--reference", str(bench.ckpt), "--runs", "2",
-               "--warmup", "0", "--min-agreement", "0.99", "--max-miou-drop", "0.5", "--out", str(tmp_path / "out")])
-    assert rc == 0
+    common = ["benchmark", str(folder), "--data", str(bench.nomask), "--reference", str(bench.ckpt), "--runs", "2",
+              "--warmup", "0", "--min-agreement", "0.99"]
+    assert main([*common, "--out", str(tmp_path / "out")]) == 0  # agreement needs only the reference
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["masks"] is False
     row = {r["name"]: r for r in results["rows"]}["model.onnx"]
-    assert row["agreement"] > 0.999 and "miou" not in row
-    assert row["gate"] == "not checked"
+    assert row["agreement"] > 0.999 and "miou" not in row and row["gate"] == "pass"
     assert "no masks" in (tmp_path / "out" / "report.md").read_text()
     assert "no masks" in capsys.readouterr().out
+    # an mIoU-drop gate cannot be computed without masks: that is a failure, never a silent pass
+    assert main([*common, "--max-miou-drop", "0.5", "--out", str(tmp_path / "out2")]) == 1
+    row = {r["name"]: r for r in json.loads((tmp_path / "out2" / "results.json").read_text())["rows"]}["model.onnx"]
+    assert row["gate"] == "fail" and "no ground-truth masks" in row["gate_reasons"][0]
 
 
 def test_missing_reference_marks_its_row_and_still_measures_artifacts(bench, tmp_path):
@@ -235,6 +254,12 @@ def test_missing_reference_marks_its_row_and_still_measures_artifacts(bench, tmp
     assert rows[0]["reference"] and rows[0]["status"] == "failed" and rows[0]["note"] == "file missing"
     assert rows[1]["status"] == "ok" and "miou" in rows[1] and "agreement" not in rows[1]
     assert "the reference did not run" in rows[1]["note"]
+    # with a gate, the moved checkpoint makes the run fail and says which check could not run and why
+    assert main(["benchmark", str(folder), "--data", str(bench.data), "--split", "all", "--limit", "1", "--runs", "1",
+                 "--warmup", "0", "--min-agreement", "0.99", "--out", str(tmp_path / "gated")]) == 1
+    row = json.loads((tmp_path / "gated" / "results.json").read_text())["rows"][1]
+    assert row["gate"] == "fail" and "agreement could not be checked" in row["gate_reasons"][0]
+    assert "gone.pt" in row["gate_reasons"][0] and "file missing" in row["gate_reasons"][0]
 
 
 def test_unknown_runtime_and_missing_model_are_one_line_errors(bench, tmp_path, capsys):

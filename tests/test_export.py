@@ -17,11 +17,13 @@ import torch.nn.functional as F
 
 from egeunet import EGEUNet, save_checkpoint
 from egeunet.errors import EGEUNetError
-from egeunet.export import FORMATS, ExportFailed, Gates, deploy_form, export_all, get_format
+from egeunet.accuracy import Gate
+from egeunet.export import FORMATS, ExportFailed, default_gates, deploy_form, export_all, get_format
 from egeunet.export import tflite_flatbuffer as fb
 from egeunet.export.api import reference_probs
 from egeunet.export.data import synthetic_sets
-from egeunet.export.manifest import file_digest
+from egeunet.export.folder import LOCK
+from egeunet.runtime.artifacts import file_digest
 from egeunet.export.deploy import stretch_uint8
 from egeunet.preprocess import preprocess
 
@@ -29,9 +31,10 @@ SIZE = 64
 N_CALIB, N_HELD = 16, 6
 # Gates for this 60-step model at 64 x 64 (test budget): boundary pixels are a larger share of a small,
 # less confident mask than at 256 x 256, and fp16 weight rounding alone moves a steep pixel by a few
-# 1e-3. The default gates (Gates()) are measured on a trained model by scripts/bench_export.py and
+# 1e-3. The default gates (default_gates()) are measured on a trained model by scripts/bench_export.py and
 # their logic is tested on exact numbers in test_gates_apply_the_default_thresholds.
-TEST_GATES = Gates(fp32_max_abs=1e-4, fp16_max_abs=2e-2, fp16_agreement=0.99, int8_agreement=0.98, int8_iou_change=0.02)
+TEST_GATES = {"fp32": Gate(max_abs_dprob=1e-4), "fp16": Gate(min_agreement=0.99, max_abs_dprob=2e-2),
+              "int8": Gate(min_agreement=0.98, max_iou_drop_points=2.0)}
 # the macOS workflow exports CoreML only (EGEUNET_TEST_FORMATS=coreml); everywhere else every format
 FORMATS_UNDER_TEST = os.environ.get("EGEUNET_TEST_FORMATS", ",".join(FORMATS)).split(",")
 # every artifact an all-precision export builds, per format (the int8 I/O run replaces TFLite "int8")
@@ -161,7 +164,7 @@ def test_every_registered_format_is_exported_and_tested(fmt, full_export):
 
 @pytest.mark.parametrize("fmt,variant", [(f, v) for f, vs in EXPECTED.items() for v in vs])
 def test_artifact_meets_its_gate_through_its_runner(fmt, variant, full_export):
-    from egeunet.benchmark.runners import open_runner
+    from egeunet.runtime.runners import open_runner
 
     if fmt not in FORMATS_UNDER_TEST:
         pytest.skip(f"EGEUNET_TEST_FORMATS={','.join(FORMATS_UNDER_TEST)}")
@@ -178,10 +181,12 @@ def test_artifact_meets_its_gate_through_its_runner(fmt, variant, full_export):
     probs = runner.predict(canonical)[:, 0]
     reference = reference_probs(_model(out), images)
     agreement = float(np.mean((probs >= 0.5) == (reference >= 0.5)))
+    gate = manifest["gates"][record["precision"]]
+    assert record["validation"]["images"] == N_HELD
     if record["precision"] == "int8":
-        assert agreement >= manifest["gates"]["int8_agreement"]
+        assert agreement >= gate["min_agreement"]
     else:
-        assert np.abs(probs - reference).max() <= manifest["gates"][f"{record['precision']}_max_abs"]
+        assert np.abs(probs - reference).max() <= gate["max_abs_dprob"]
 
 
 def test_int8_artifacts_are_really_int8(full_export):
@@ -234,7 +239,7 @@ def _conv_weights_from_int8(path: Path) -> dict[str, bool]:
 
 
 def test_strict_drift_budget_keeps_sensitive_layers_float(budget_export):
-    from egeunet.benchmark.runners import open_runner
+    from egeunet.runtime.runners import open_runner
 
     out, manifest, _ = budget_export
     int8 = next(a for a in manifest["artifacts"] if a["precision"] == "int8")
@@ -254,7 +259,7 @@ def test_strict_drift_budget_keeps_sensitive_layers_float(budget_export):
 
 
 def test_drift_budget_search_runs_on_calibration_images_only(budget_export):
-    from egeunet.export.io import ArtifactIO
+    from egeunet.runtime.contract import ArtifactIO
 
     _, manifest, seen = budget_export
     calibration, held = synthetic_sets(SIZE, N_CALIB, N_HELD)
@@ -284,7 +289,9 @@ def test_manifest_matches_the_files(full_export):
     for record in manifest["artifacts"]:
         assert file_digest(out / record["file"]) == (record["bytes"], record["sha256"])
         assert record["inputs"][0]["name"] == "image" and record["outputs"][0]["name"] == "prob"
-    assert not list(out.glob(".*")), "temporary files left behind"
+    assert [p.name for p in out.glob(".*")] == [LOCK], "temporary files left behind"
+    assert manifest["complete"] and manifest["model"]["sha256"] == file_digest(manifest["model"]["path"])[1]
+    assert all(r["source"]["sha256"] == manifest["model"]["sha256"] for r in manifest["artifacts"])
 
 
 def test_golden_vectors_are_written_and_documented(full_export):
@@ -314,7 +321,7 @@ def test_mobile_variants_pass_and_declare_their_io(mobile_export):
 
 def test_baked_nhwc_artifacts_equal_nchw_ones(full_export, mobile_export):
     """Same image in, same probabilities out: raw uint8 NHWC pixels vs preprocess + NCHW float."""
-    from egeunet.benchmark.runners import open_runner
+    from egeunet.runtime.runners import open_runner
 
     images, _ = held_out()
     for name in ("egeunet_fp32.onnx", "egeunet_fp32.tflite"):
@@ -325,22 +332,28 @@ def test_baked_nhwc_artifacts_equal_nchw_ones(full_export, mobile_export):
 
 
 def test_gates_apply_the_default_thresholds():
-    from egeunet.export.validate import compare
+    from egeunet.export.base import validation_record
 
+    gates = default_gates()
     rng = np.random.default_rng(0)
     ref = rng.random((2, 16, 16))
     ref[abs(ref - 0.5) < 0.01] = 0.3  # small shifts must not cross the threshold
     truth = ref >= 0.5
-    assert compare(ref + 5e-5, ref, truth, "fp32", Gates())["passed"]
-    assert not compare(ref + 2e-4, ref, truth, "fp32", Gates())["passed"]
-    assert compare(ref + 1e-3, ref, truth, "fp16", Gates())["passed"]
-    assert not compare(ref + 5e-2, ref, truth, "fp16", Gates())["passed"]  # loose bound still catches breakage
+
+    def passed(probs, precision):
+        return validation_record(probs, ref, truth, gates[precision])["passed"]
+
+    assert passed(ref + 5e-5, "fp32") and not passed(ref + 2e-4, "fp32")
+    assert passed(ref + 1e-3, "fp16")
+    assert not passed(ref + 5e-2, "fp16")  # loose bound still catches breakage
     flipped = ref.copy()
     flipped.reshape(-1)[:8] = 1 - flipped.reshape(-1)[:8]  # 8 of 512 pixels: 98.4% agreement at most
-    assert not compare(flipped, ref, truth, "fp16", Gates())["passed"]
-    result = compare(flipped, ref, truth, "int8", Gates())
-    assert result["mask_agreement"] < 0.99 and not result["passed"] and result["max_abs_diff"] > 0
-    assert not compare(ref * np.nan, ref, truth, "fp32", Gates())["passed"]
+    assert not passed(flipped, "fp16")
+    result = validation_record(flipped, ref, truth, gates["int8"])
+    assert result["agreement"] < 0.99 and not result["passed"] and result["max_abs_dprob"] > 0
+    assert result["images"] == 2 and len(result["agreement_interval"]) == 2
+    assert not passed(ref * np.nan, "fp32")
+    assert not validation_record(ref[:1], ref, truth, gates["fp32"])["passed"]  # wrong output shape
 
 
 # ---- failures ----------------------------------------------------------------------------------

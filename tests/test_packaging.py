@@ -1,6 +1,7 @@
 """The distribution: every package ships, export/ and benchmark/ install under egeunet, CLI works."""
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import zipfile
@@ -28,11 +29,35 @@ def test_wheel_ships_every_package_under_the_egeunet_name(tmp_path):
 
 
 def test_installed_names_resolve_to_the_repository_folders():
-    import egeunet.benchmark.runners
+    import egeunet.benchmark.harness
     import egeunet.export
 
     assert Path(egeunet.export.__file__).parent == ROOT / "export"
-    assert Path(egeunet.benchmark.runners.__file__).parent == ROOT / "benchmark" / "runners"
+    assert Path(egeunet.benchmark.harness.__file__).parent == ROOT / "benchmark"
+
+
+def _imported_modules(folder: Path) -> dict[str, set[str]]:
+    """Every module each .py file under ``folder`` imports (top level or inside functions), by file."""
+    found = {}
+    for path in folder.rglob("*.py"):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+        found[str(path.relative_to(ROOT))] = names
+    return found
+
+
+def test_export_and_benchmark_never_import_each_other():
+    """The layers: both stand on egeunet.runtime and egeunet.accuracy; only the CLI composes them."""
+    for folder, other in (("export", "egeunet.benchmark"), ("benchmark", "egeunet.export")):
+        for path, names in _imported_modules(ROOT / folder).items():
+            crossing = sorted(n for n in names if n == other or n.startswith(other + "."))
+            assert not crossing, f"{path} imports {crossing}"
+    for path, names in _imported_modules(ROOT / "egeunet" / "runtime").items():
+        assert not [n for n in names if n.startswith(("egeunet.export", "egeunet.benchmark"))], path
 
 
 def test_info_prints_the_paper_count(capsys):

@@ -83,8 +83,8 @@ def test_torch_stretch_is_the_same_arithmetic_bit_for_bit():
 def test_runtimes_other_than_pytorch_do_not_load_torch():
     """The benchmark measures each runtime's memory in its own process: torch must not be in it."""
     code = ("import sys, egeunet, egeunet.preprocess, egeunet.data.imageio, egeunet.benchmark.probe, "
-            "egeunet.benchmark.runners.onnx_runner, egeunet.benchmark.runners.litert_runner, "
-            "egeunet.benchmark.runners.coreml_runner; import numpy as np; "
+            "egeunet.runtime.runners.onnx_runner, egeunet.runtime.runners.litert_runner, "
+            "egeunet.runtime.runners.coreml_runner; import numpy as np; "
             "egeunet.preprocess(np.zeros((40, 50, 3), np.uint8)); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from egeunet import EGEUNet
-from egeunet.benchmark.runners import list_runtimes, open_runner
+from egeunet.runtime.runners import list_runtimes, open_runner
 from egeunet.errors import EGEUNetError
 from egeunet.export import deploy_form, get_format
 from egeunet.export.data import synthetic_sets
-from egeunet.export.io import ArtifactIO
+from egeunet.runtime.contract import ArtifactIO
 from egeunet.export.spec import ExportSpec
 from egeunet.preprocess import preprocess
 
@@ -42,7 +42,7 @@ def onnx_files(model, tmp_path_factory) -> dict[str, Path]:
     files = {}
     for name, spec in (("nchw", ExportSpec(size=SIZE)), ("baked", ExportSpec(size=SIZE, nhwc=True, bake_preprocess=True))):
         deploy = deploy_form(model, SIZE, spec.bake_preprocess, spec.nhwc)
-        files[name] = exporter.export(deploy, spec, out / f"{name}.onnx", exporter.variants("fp32", spec)[0])
+        files[name] = exporter.export(deploy, spec, out / f"{name}.onnx", exporter.recipes("fp32", spec)[0])
     return files
 
 

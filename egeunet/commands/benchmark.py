@@ -18,8 +18,9 @@ def _threads(text: str) -> list[int]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options: what to measure, on which data, how long, where to write, and the gate's budget."""
-    parser.epilog = ("Exit status 1 when --max-miou-drop or --min-agreement is given and an artifact breaks it, "
-                     "or fails to load or verify (CoreML rows on Linux are 'not runnable here', not failures).")
+    parser.epilog = ("Exit status 1 when --max-miou-drop or --min-agreement is given and an artifact breaks it, fails "
+                     "to load, run or verify, or the gate cannot be computed (no reference checkpoint, or no masks for "
+                     "--max-miou-drop). CoreML rows on Linux cannot run: leave them out with --runtimes.")
     parser.add_argument("model", metavar="MODEL_OR_EXPORT_DIR",
                         help="a model file (.pt, .onnx, .tflite, .mlpackage) or an export folder with manifest.json")
     parser.add_argument("--data", required=True, metavar="DIR", help="dataset folder (with or without masks)")
@@ -34,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=10, help="untimed warm-up runs (default 10)")
     parser.add_argument("--batch", type=int, default=1, help="batch size of model-only timings (default 1)")
     parser.add_argument("--limit", type=int, help="use only the first N images of the split")
-    parser.add_argument("--runtimes", help="only these runtimes, comma-separated (pytorch, onnxruntime, litert, coreml)")
+    parser.add_argument("--runtimes", help="only these runtimes, comma-separated (pytorch, onnxruntime, litert, coreml); "
+                        "a file runs on every listed runtime that can run it")
     parser.add_argument("--max-miou-drop", type=float, metavar="POINTS",
                         help="gate: largest allowed mIoU drop versus PyTorch in percentage POINTS (0.5 = 0.005)")
     parser.add_argument("--min-agreement", type=float, metavar="FRACTION",
@@ -45,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace):
     """The ``BenchmarkConfig`` the options describe (shared with `egeunet demo`)."""
-    from egeunet.benchmark.gate import Budget
+    from egeunet.accuracy import Gate
     from egeunet.benchmark.harness import BenchmarkConfig
     from egeunet.errors import EGEUNetError
 
@@ -56,8 +58,19 @@ def config_from_args(args: argparse.Namespace):
         raise EGEUNetError(f"--min-agreement is a fraction in [0, 1] (0.99 = 99%), got {args.min_agreement}")
     return BenchmarkConfig(threads=args.threads, runs=args.runs, warmup=max(0, args.warmup), batch=args.batch,
                            split=args.split, split_file=args.split_file, limit=args.limit,
-                           budget=Budget(args.max_miou_drop, args.min_agreement),
-                           sensitivity=not args.no_sensitivity)
+                           gate=Gate(min_agreement=args.min_agreement, max_iou_drop_points=args.max_miou_drop))
+
+
+def add_sensitivity(results: dict) -> None:
+    """Per-layer int8 sensitivity of each int8 target (``egeunet.export.sensitivity``), added to the results.
+
+    The command composes export's quantizer with the benchmark's numbers, so neither package imports the other.
+    """
+    if results["reference_probs"] is None:
+        return
+    from egeunet.export.sensitivity import sensitivity_for
+
+    results["sensitivity"] = sensitivity_for(results["targets"], results["evalset"].inputs, results["reference_probs"])
 
 
 def finish(results: dict, out: str) -> int:
@@ -79,4 +92,6 @@ def run(args: argparse.Namespace) -> int:
 
     runtimes = [r.strip() for r in args.runtimes.split(",")] if args.runtimes else None
     results = run_benchmark(args.model, args.data, config_from_args(args), args.reference, runtimes)
+    if not args.no_sensitivity:
+        add_sensitivity(results)
     return finish(results, args.out)

@@ -57,10 +57,12 @@ def _clear(path: Path) -> None:
 
 def _record(out: Path, settings: dict, stage: str) -> None:
     """Note in demo.json that ``stage`` finished with these settings."""
+    from egeunet.atomic import atomic_write
+
     path = out / "demo.json"
     recorded = json.loads(path.read_text()) if path.is_file() else {}
     recorded[stage] = settings[stage]
-    path.write_text(json.dumps(recorded, indent=1) + "\n")
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(recorded, indent=1) + "\n"))
 
 
 def _stage_data(out: Path, s: dict) -> None:
@@ -90,13 +92,13 @@ def _stage_export(out: Path, s: dict) -> None:
 
 
 def _stage_report(out: Path, s: dict) -> int:
-    from egeunet.benchmark.gate import Budget
     from egeunet.benchmark.harness import BenchmarkConfig, run_benchmark
-    from egeunet.commands.benchmark import finish
+    from egeunet.commands.benchmark import add_sensitivity, finish
 
-    config = BenchmarkConfig(threads=[int(t) for t in s["threads"].split(",")], runs=s["runs"], split=s["split"],
-                             budget=Budget())
-    return finish(run_benchmark(out / "export", out / "data", config), str(out / "report"))
+    config = BenchmarkConfig(threads=[int(t) for t in s["threads"].split(",")], runs=s["runs"], split=s["split"])
+    results = run_benchmark(out / "export", out / "data", config)
+    add_sensitivity(results)
+    return finish(results, str(out / "report"))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     """Open the model and the data, score the chosen part, print JSON or a table."""
     import numpy as np
 
-    from egeunet.benchmark.runners import open_runner
+    from egeunet.runtime.runners import open_runner
     from egeunet.data.cache import open_cache
     from egeunet.data.layouts import find_samples
     from egeunet.data.splits import load_split

@@ -8,9 +8,9 @@ HELP = "export a checkpoint to ONNX, TFLite and CoreML (fp32/fp16/int8), validat
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options: formats, precisions, calibration and held-out images, layout, preprocessing, gates."""
-    from egeunet.export.spec import CALIBRATION_METHODS, Gates
+    from egeunet.export.spec import CALIBRATION_METHODS, default_gates
 
-    gates = Gates()
+    gates = default_gates()
     parser.add_argument("model", help="checkpoint (egeunet .pt or the authors' best/latest.pth)")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the artifacts and manifest.json")
     parser.add_argument("--formats", default="onnx,tflite,coreml", help="comma-separated: onnx, tflite, coreml")
@@ -28,11 +28,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--int8-io", action="store_true", help="full-int8 TFLite with int8 input and output")
     parser.add_argument("--calib-method", default="minmax", choices=CALIBRATION_METHODS,
                         help="ONNX int8 calibration (TFLite uses min-max)")
-    parser.add_argument("--fp32-tol", type=float, default=gates.fp32_max_abs, help="fp32 gate: max |dprob|")
-    parser.add_argument("--fp16-tol", type=float, default=gates.fp16_max_abs, help="fp16 gate: max |dprob|")
-    parser.add_argument("--fp16-agreement", type=float, default=gates.fp16_agreement, help="fp16 gate: mask agreement")
-    parser.add_argument("--int8-agreement", type=float, default=gates.int8_agreement, help="int8 gate: mask agreement")
-    parser.add_argument("--int8-iou-change", type=float, default=gates.int8_iou_change, help="int8 gate: IoU change")
+    parser.add_argument("--fp32-tol", type=float, default=gates["fp32"].max_abs_dprob, help="fp32 gate: max |dprob|")
+    parser.add_argument("--fp16-tol", type=float, default=gates["fp16"].max_abs_dprob, help="fp16 gate: max |dprob|")
+    parser.add_argument("--fp16-agreement", type=float, default=gates["fp16"].min_agreement,
+                        help="fp16 gate: mask agreement (fraction)")
+    parser.add_argument("--int8-agreement", type=float, default=gates["int8"].min_agreement,
+                        help="int8 gate: mask agreement (fraction)")
+    parser.add_argument("--int8-iou-drop", type=float, default=gates["int8"].max_iou_drop_points, metavar="POINTS",
+                        help="int8 gate: largest pooled-IoU drop versus PyTorch, in percentage POINTS (0.5 = 0.005)")
     parser.add_argument("--int8-drift-budget", type=float, metavar="AGREEMENT",
                         help="ONNX int8: keep the most int8-sensitive Conv layers in float until mask agreement with "
                         "fp32 on the calibration images is >= AGREEMENT, a fraction in [0, 1] (e.g. 0.995); "
@@ -42,10 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Export, print a summary table; exit 1 when any artifact failed (the manifest still says why)."""
+    from egeunet.accuracy import Gate
     from egeunet.export.api import ExportFailed, export_all, summary_table
-    from egeunet.export.spec import Gates
 
-    gates = Gates(args.fp32_tol, args.fp16_tol, args.fp16_agreement, args.int8_agreement, args.int8_iou_change)
+    gates = {"fp32": Gate(max_abs_dprob=args.fp32_tol),
+             "fp16": Gate(min_agreement=args.fp16_agreement, max_abs_dprob=args.fp16_tol),
+             "int8": Gate(min_agreement=args.int8_agreement, max_iou_drop_points=args.int8_iou_drop)}
     try:
         manifest = export_all(args.model, args.out, args.formats, args.precisions, args.calib, args.n_calib,
                               args.held_out, args.n_held, args.size, args.nhwc, args.bake_preprocess, args.int8_io,

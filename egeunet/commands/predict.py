@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     """Predict every input and write its mask and overlay atomically."""
     from tqdm import tqdm
 
-    from egeunet.benchmark.runners import open_runner
+    from egeunet.runtime.runners import open_runner
     from egeunet.data.imageio import read_image, write_png_atomic
     from egeunet.postprocess import mask_at_size, overlay
     from egeunet.errors import EGEUNetError

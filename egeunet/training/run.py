@@ -183,7 +183,7 @@ def _test(config: TrainConfig, data: SplitData, records: RunRecords) -> dict[str
     """Score best.pt once on the test split (never used for selection) and write test_metrics.json."""
     if not len(data.parts["test"]):
         return None
-    from egeunet.benchmark.runners import open_runner
+    from egeunet.runtime.runners import open_runner
 
     runner = open_runner(records.best_path, device=records.training["device"])
     metrics = evaluate_rows(runner_predictor(runner), data.cached, data.parts["test"], 2 * config.batch_size,

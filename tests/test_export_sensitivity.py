@@ -1,18 +1,21 @@
-"""Per-layer int8 sensitivity and the keep-in-float search, on a real small ONNX model quantized by ORT."""
-from __future__ import annotations
+"""Per-layer int8 sensitivity and the keep-in-float search, on a real small ONNX model quantized by ORT.
 
-from types import SimpleNamespace
+``compare`` (egeunet.accuracy) is the one scoring every ranking uses."""
+from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from egeunet.benchmark.artifacts import Target
-from egeunet.benchmark.harness import predict_all
-from egeunet.benchmark.runners import open_runner
-from egeunet.benchmark.sensitivity import (keep_float_until, name_layers, onnx_evaluator, onnx_sensitivity,
-                                           quantized_op_types, rank_layers, sensitivity_for)
 from egeunet.export.onnx_export import quantize
+from egeunet.export.sensitivity import (keep_float_until, named_copy, onnx_evaluator, onnx_sensitivity,
+                                        quantized_op_types, rank_layers, sensitivity_for)
+from egeunet.runtime.artifacts import Artifact, Target
+from egeunet.runtime.runners import open_runner
+
+
+def predict_all(runner, inputs: np.ndarray) -> np.ndarray:
+    return runner.predict(inputs)[:, 0]
 
 
 @pytest.fixture(scope="module")
@@ -46,22 +49,21 @@ def test_sensitivity_ranks_every_quantized_layer(tiny):
 
 def test_keep_float_until_stops_at_the_first_k_within_budget():
     ranked = ["a", "b", "c", "d"]
-    choice = keep_float_until(ranked, lambda excluded: excluded, lambda ex: {"agreement": 0.9 + 0.03 * len(ex)},
-                              lambda result: result["agreement"] >= 0.95)
+    choice = keep_float_until(ranked, lambda excluded: excluded, lambda ex: 0.9 + 0.03 * len(ex),
+                              lambda result: result >= 0.95)
     assert choice["met"] and choice["float_layers"] == ["a", "b"] and len(choice["trials"]) == 3
-    never = keep_float_until(ranked, lambda ex: ex, lambda ex: {"agreement": 0.5}, lambda r: r["agreement"] > 0.9,
-                             max_float=2)
+    never = keep_float_until(ranked, lambda ex: ex, lambda ex: 0.5, lambda r: r > 0.9, max_float=2)
     assert not never["met"] and never["float_layers"] == ["a", "b"] and len(never["trials"]) == 3
     ranking_calls = []
-    lazy = keep_float_until(lambda: ranking_calls.append(1) or ranked, lambda ex: ex, lambda ex: {"agreement": 1.0},
-                            lambda result: result["agreement"] >= 0.95)
+    lazy = keep_float_until(lambda: ranking_calls.append(1) or ranked, lambda ex: ex, lambda ex: 1.0,
+                            lambda result: result >= 0.95)
     assert lazy["met"] and lazy["float_layers"] == [] and not ranking_calls  # no ranking when full int8 is enough
 
 
 def test_keep_float_until_with_ort_meets_an_exact_budget(tiny):
     fp32, _, inputs, reference, root = tiny
     named = root / "named.onnx"
-    layers = [layer["layer"] for layer in name_layers(fp32, named, {"Conv"})]
+    layers = [layer["layer"] for layer in named_copy(fp32, named, {"Conv"})]
     files = iter(root / f"q{i}.onnx" for i in range(100))
 
     def write(**nodes):
@@ -73,16 +75,16 @@ def test_keep_float_until_with_ort_meets_an_exact_budget(tiny):
     def quantize_excluding(excluded: list[str]):
         return write(nodes_to_exclude=excluded)
 
-    choice = keep_float_until(ranked, quantize_excluding, evaluate, lambda result: result["max_abs_dprob"] < 1e-6)
+    choice = keep_float_until(ranked, quantize_excluding, evaluate, lambda result: result.max_abs_dprob < 1e-6)
     assert choice["met"] and choice["float_layers"] == ranked  # only all-float output is exact
-    assert choice["trials"][0]["max_abs_dprob"] > 1e-6
+    assert choice["trials"][0]["result"].max_abs_dprob > 1e-6
 
 
 def test_sensitivity_for_reports_every_int8_artifact(tiny):
     fp32, int8, inputs, reference, root = tiny
-    targets = [Target("tiny.onnx", fp32, "onnxruntime", "onnx", "fp32"),
-               Target("tiny_int8.onnx", int8, "onnxruntime", "onnx", "int8"),
-               Target("tiny_int8.tflite", root / "tiny_int8.tflite", "litert", "tflite", "int8")]
-    reports = {r["artifact"]: r for r in sensitivity_for(targets, SimpleNamespace(inputs=inputs), reference)}
+    targets = [Target(Artifact("tiny.onnx", fp32, "onnx", "fp32"), "onnxruntime"),
+               Target(Artifact("tiny_int8.onnx", int8, "onnx", "int8"), "onnxruntime"),
+               Target(Artifact("tiny_int8.tflite", root / "tiny_int8.tflite", "tflite", "int8"), "litert")]
+    reports = {r["artifact"]: r for r in sensitivity_for(targets, inputs, reference)}
     assert len(reports["tiny_int8.onnx"]["ranking"]) == 3 and reports["tiny_int8.onnx"]["source"] == "tiny.onnx"
     assert reports["tiny_int8.tflite"]["note"].startswith("not ranked")

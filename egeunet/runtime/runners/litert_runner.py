@@ -5,13 +5,13 @@ from pathlib import Path
 
 import numpy as np
 
-from egeunet.benchmark.runners.base import Runner, register
 from egeunet.errors import EGEUNetError
-from egeunet.export.io import ArtifactIO, ContractRunnerMixin
+from egeunet.runtime.contract import ArtifactIO
+from egeunet.runtime.runners.base import Runner, register
 
 
 @register
-class LiteRTRunner(ContractRunnerMixin, Runner):
+class LiteRTRunner(Runner):
     """Batch-1 graphs run image by image; int8 I/O is (de)quantised with the tensors' own scale/zero point."""
 
     runtime = "litert"
@@ -22,14 +22,15 @@ class LiteRTRunner(ContractRunnerMixin, Runner):
             raise EGEUNetError(f"{path}: the LiteRT runner runs on cpu only, not {device!r}")
         from ai_edge_litert.interpreter import Interpreter
 
-        from egeunet.export.tflite_flatbuffer import read_metadata
+        from egeunet.runtime.tflite_file import read_metadata
 
+        buf = Path(path).read_bytes()
         try:
-            self.interpreter = Interpreter(model_path=str(path), num_threads=threads or None)
+            self.interpreter = Interpreter(model_content=buf, num_threads=threads or None)
             self.interpreter.allocate_tensors()
-            contract = read_metadata(Path(path).read_bytes())
-        except (ValueError, RuntimeError) as exc:
-            raise EGEUNetError(f"{path}: LiteRT cannot load it ({str(exc).splitlines()[0][:160]})") from None
+            contract = read_metadata(buf)
+        except Exception as exc:  # the interpreter and the flatbuffer reader raise untyped errors for bad files
+            raise EGEUNetError(f"{path}: LiteRT cannot load it ({(str(exc).splitlines() or [type(exc).__name__])[0][:160]})") from None
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         quant = {}
@@ -38,17 +39,14 @@ class LiteRTRunner(ContractRunnerMixin, Runner):
                 scale, zero_point = detail["quantization"]
                 quant.update({f"{key}_scale": float(scale), f"{key}_zero_point": int(zero_point)})
         self.io = ArtifactIO.from_contract(contract, **quant)
-        self.input_size = self.io.size
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
+    def run_raw(self, x: np.ndarray) -> np.ndarray:
         outs = []
         for one in x:  # the graph has a fixed batch of 1
             self.interpreter.set_tensor(self.input["index"], one[None])
             self.interpreter.invoke()
-            outs.append(self.io.output(self.interpreter.get_tensor(self.output["index"])))
+            outs.append(self.interpreter.get_tensor(self.output["index"]))
         return np.concatenate(outs)
 
-
     def describe(self) -> dict:
-        return {**super().describe(), "input_dtype": np.dtype(self.input["dtype"]).name,
-                "layout": self.io.layout, "baked_preprocess": self.io.baked}
+        return {**super().describe(), "input_dtype": np.dtype(self.input["dtype"]).name}

@@ -1,10 +1,10 @@
-"""Feeding an artifact and reading it back, from its contract: layout, baked preprocessing, int8 I/O.
+"""The artifact contract: what every exported file says about feeding it and reading it back.
 
-Shared by the export (calibration inputs) and by the ONNX/LiteRT/CoreML runners, so there is one way
-to run an artifact. A baked artifact takes uint8 pixels: ``image_input`` resizes an RGB image to the
-model size and rounds it (exactly what an app does); ``canonical_input`` rounds an already stretched
-canonical tensor to uint8, and the graph's stretch of a stretched image is the identity (up to that
-rounding, at most 0.5 on the 0-255 scale).
+Export writes the contract (JSON under ``CONTRACT_KEY`` in the artifact's metadata); every runner reads it into an
+``ArtifactIO``, so there is one way to feed an artifact: layout, baked preprocessing, int8 I/O. A baked artifact takes
+uint8 pixels: ``image_input`` resizes an RGB image to the model size and rounds it (exactly what an app does);
+``canonical_input`` rounds an already stretched canonical tensor to uint8, and the graph's stretch of a stretched
+image is the identity (up to that rounding, at most 0.5 on the 0-255 scale).
 """
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from egeunet.export.data import to_model_size
-from egeunet.preprocess import preprocess, to_rgb
+from egeunet.preprocess import preprocess, to_model_size, to_rgb
+
+CONTRACT_KEY = "egeunet"  # metadata key holding the contract JSON in every artifact
 
 
 @dataclass(frozen=True)
@@ -76,20 +77,3 @@ class ArtifactIO:
             out = (out.astype(np.float32) - self.output_zero_point) * self.output_scale
         out = out.astype(np.float32)
         return out.reshape(-1, 1, self.size, self.size) if self.layout == "NHWC" else out
-
-
-class ContractRunnerMixin:
-    """``predict``/``predict_image`` for a runner that sets ``self.io`` and implements ``_run(artifact_input)``."""
-
-    io: ArtifactIO
-
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        """Probabilities N x 1 x S x S for canonical N x 3 x S x S input (rounded to uint8 for a baked artifact)."""
-        return self._run(self.io.canonical_input(batch))
-
-    def predict_image(self, image: np.ndarray) -> np.ndarray:
-        """Probabilities S x S for one RGB image of any size, fed the way an app feeds this artifact."""
-        return self._run(self.io.image_input(image))[0, 0]

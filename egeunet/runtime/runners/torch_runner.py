@@ -6,9 +6,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from egeunet.benchmark.runners.base import Runner, register
 from egeunet.checkpoint import load_model
 from egeunet.errors import EGEUNetError
+from egeunet.runtime.contract import ArtifactIO
+from egeunet.runtime.runners.base import Runner, register
 
 
 @register
@@ -25,9 +26,9 @@ class TorchRunner(Runner):
             torch.set_num_threads(threads)
         self.model, meta = load_model(path, with_meta=True)
         self.model.to(device)
-        self.input_size = int(meta.get("input_size", 256))
+        self.io = ArtifactIO(size=int(meta.get("input_size", 256)))
 
     @torch.inference_mode()
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
-        return self.model(x).float().cpu().numpy()
+    def run_raw(self, x: np.ndarray) -> np.ndarray:
+        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
+        return self.model(t).float().cpu().numpy()

@@ -6,16 +6,15 @@ from pathlib import Path
 
 import numpy as np
 
-from egeunet.benchmark.runners.base import Runner, register
 from egeunet.errors import EGEUNetError
-from egeunet.export.base import CONTRACT_KEY
-from egeunet.export.io import ArtifactIO, ContractRunnerMixin
+from egeunet.runtime.contract import CONTRACT_KEY, ArtifactIO
+from egeunet.runtime.runners.base import Runner, register
 
 NEEDS_MACOS = "CoreML prediction needs macOS"
 
 
 @register
-class CoreMLRunner(ContractRunnerMixin, Runner):
+class CoreMLRunner(Runner):
     """``device``: "cpu" (CPU only) or "all" (CPU, GPU and Neural Engine); ``threads`` is not settable."""
 
     runtime = "coreml"
@@ -32,11 +31,9 @@ class CoreMLRunner(ContractRunnerMixin, Runner):
         except Exception as exc:  # coremltools raises untyped errors for bad packages
             raise EGEUNetError(f"{path}: CoreML cannot load it ({str(exc).splitlines()[0][:160]})") from None
         self.io = ArtifactIO.from_contract(self.model.user_defined_metadata.get(CONTRACT_KEY))
-        self.input_size = self.io.size
         spec = self.model.get_spec()
         self.input_name = spec.description.input[0].name
         self.output_name = spec.description.output[0].name
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        outs = [self.io.output(self.model.predict({self.input_name: one[None]})[self.output_name]) for one in x]
-        return np.concatenate(outs)
+    def run_raw(self, x: np.ndarray) -> np.ndarray:
+        return np.concatenate([self.model.predict({self.input_name: one[None]})[self.output_name] for one in x])

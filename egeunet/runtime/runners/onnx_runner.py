@@ -5,14 +5,13 @@ from pathlib import Path
 
 import numpy as np
 
-from egeunet.benchmark.runners.base import Runner, register
 from egeunet.errors import EGEUNetError
-from egeunet.export.base import CONTRACT_KEY
-from egeunet.export.io import ArtifactIO, ContractRunnerMixin
+from egeunet.runtime.contract import CONTRACT_KEY, ArtifactIO
+from egeunet.runtime.runners.base import Runner, register
 
 
 @register
-class OnnxRunner(ContractRunnerMixin, Runner):
+class OnnxRunner(Runner):
     """``threads`` sets intra-op threads; ``device="cuda"`` uses the CUDA provider (error if absent)."""
 
     runtime = "onnxruntime"
@@ -34,15 +33,11 @@ class OnnxRunner(ContractRunnerMixin, Runner):
             self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
             raise EGEUNetError(f"{path}: onnxruntime cannot load it ({str(exc).splitlines()[0][:160]})") from None
-        meta = self.session.get_modelmeta().custom_metadata_map
-        self.io = ArtifactIO.from_contract(meta.get(CONTRACT_KEY))
-        self.input_size = self.io.size
+        self.io = ArtifactIO.from_contract(self.session.get_modelmeta().custom_metadata_map.get(CONTRACT_KEY))
         self.input_name = self.session.get_inputs()[0].name
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        return self.io.output(self.session.run(None, {self.input_name: x})[0])
-
+    def run_raw(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: x})[0]
 
     def describe(self) -> dict:
-        return {**super().describe(), "providers": self.session.get_providers(), "layout": self.io.layout,
-                "baked_preprocess": self.io.baked}
+        return {**super().describe(), "providers": self.session.get_providers()}

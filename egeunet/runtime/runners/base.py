@@ -1,0 +1,109 @@
+"""The runner interface shared by every runtime, and its registry of runtimes and the files each can run."""
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+
+from egeunet.errors import EGEUNetError
+from egeunet.runtime.contract import ArtifactIO
+
+RUNTIMES: dict[str, type["Runner"]] = {}
+# runtime name -> (module that registers it, file suffixes it runs); the first runtime listing a suffix is its default
+_TABLE = {
+    "pytorch": ("egeunet.runtime.runners.torch_runner", (".pt", ".pth")),
+    "onnxruntime": ("egeunet.runtime.runners.onnx_runner", (".onnx",)),
+    "litert": ("egeunet.runtime.runners.litert_runner", (".tflite",)),
+    "coreml": ("egeunet.runtime.runners.coreml_runner", (".mlpackage", ".mlmodel")),
+}
+
+
+def register(cls: type["Runner"]) -> type["Runner"]:
+    """Class decorator adding a runner to the registry under ``cls.runtime``."""
+    RUNTIMES[cls.runtime] = cls
+    return cls
+
+
+def list_runtimes() -> list[str]:
+    """Names of every runtime egeunet knows (whether or not it can run on this machine)."""
+    return list(_TABLE)
+
+
+def runtimes_for(path: str | Path) -> list[str]:
+    """Runtimes that can run a file, by extension; its default runtime first (empty for an unknown type)."""
+    suffix = Path(path).suffix.lower()
+    return [name for name, (_, suffixes) in _TABLE.items() if suffix in suffixes]
+
+
+def runtime_for(path: str | Path) -> str:
+    """The default runtime of a file (.pt/.pth PyTorch, .onnx ONNX Runtime, .tflite LiteRT, .mlpackage CoreML)."""
+    found = runtimes_for(path)
+    if not found:
+        suffix = Path(path).suffix.lower()
+        known = ", ".join(sorted({s for _, suffixes in _TABLE.values() for s in suffixes}))
+        raise EGEUNetError(f"{path}: unsupported model format {suffix or '(no extension)'!r}; expected one of {known}")
+    return found[0]
+
+
+def _runner_class(runtime: str) -> type["Runner"]:
+    if runtime not in _TABLE:
+        raise EGEUNetError(f"unknown runtime {runtime!r}; choose from {', '.join(_TABLE)}")
+    if runtime not in RUNTIMES:
+        try:
+            importlib.import_module(_TABLE[runtime][0])
+        except ModuleNotFoundError as exc:
+            raise EGEUNetError(f"runtime {runtime!r} is not available: {exc}") from None
+    return RUNTIMES[runtime]
+
+
+def open_runner(path: str | Path, runtime: str | None = None, threads: int | None = None,
+                device: str = "cpu") -> "Runner":
+    """Open a model file in its runtime (or the one named); one-line error if it cannot be loaded."""
+    path = Path(path)
+    if not path.exists():
+        raise EGEUNetError(f"{path}: no such file")
+    runtime = runtime or runtime_for(path)
+    if runtime in _TABLE and runtime not in runtimes_for(path):
+        raise EGEUNetError(f"{path}: runtime {runtime!r} does not run {path.suffix or 'extensionless'} files")
+    return _runner_class(runtime)(path, threads=threads, device=device)
+
+
+class Runner(ABC):
+    """A loaded model in one runtime: ``run_raw`` on the artifact's own input, ``predict`` on the canonical one.
+
+    Canonical input: float32 N x 3 x S x S from ``egeunet.preprocess``; output float32 N x 1 x S x S. ``io`` (the
+    artifact's contract) converts to and from the artifact's own layout and dtypes (NHWC, uint8 pixels, int8 I/O).
+    """
+
+    runtime: str = ""
+    io: ArtifactIO = ArtifactIO()
+
+    def __init__(self, path: Path, threads: int | None = None, device: str = "cpu") -> None:
+        self.path = Path(path)
+        self.threads = threads
+        self.device = device
+
+    @property
+    def input_size(self) -> int:
+        """Height = width of the model's input."""
+        return self.io.size
+
+    @abstractmethod
+    def run_raw(self, x: np.ndarray) -> np.ndarray:
+        """The artifact's raw output tensor for ``x`` given exactly as the artifact takes it (layout, dtype)."""
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Probabilities N x 1 x S x S for canonical N x 3 x S x S input (rounded to uint8 for a baked artifact)."""
+        return self.io.output(self.run_raw(self.io.canonical_input(batch)))
+
+    def predict_image(self, image: np.ndarray) -> np.ndarray:
+        """Probabilities S x S for one RGB image of any size, fed the way an app feeds this artifact."""
+        return self.io.output(self.run_raw(self.io.image_input(image)))[0, 0]
+
+    def describe(self) -> dict:
+        """What was loaded: runtime, file, input size, layout, device, threads."""
+        return {"runtime": self.runtime, "path": str(self.path), "input_size": self.input_size,
+                "layout": self.io.layout, "baked_preprocess": self.io.baked, "device": self.device,
+                "threads": self.threads}
