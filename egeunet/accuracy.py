@@ -15,6 +15,7 @@ import numpy as np
 
 from egeunet.metrics import THRESHOLD, image_counts, scores
 
+LABELS = {"agreement": "mask agreement", "iou_drop_points": "IoU drop (points)", "max_abs_dprob": "max |dprob|"}
 CONFIDENCE = 0.95
 RESAMPLES = 2000
 TRUTH_KEYS = ("miou", "dsc", "accuracy", "sensitivity", "specificity")
@@ -200,7 +201,7 @@ class Gate:
                 continue
             value = None if c is None else getattr(c, metric)
             if value is None:
-                reasons.append(f"{metric.replace('_', ' ')} could not be checked: {cause}{why}")
+                reasons.append(f"{LABELS[metric]} could not be checked: {cause}{why}")
                 continue
             ok = value >= limit if sign > 0 else value <= limit
             record = {"metric": metric, "value": value, "limit": limit, "passed": bool(ok), "images": c.images}
@@ -213,7 +214,7 @@ class Gate:
             if not ok:
                 shown = f"{value:.4f}" if metric == "agreement" else f"{value:.3g}"
                 span = f" (95% interval {interval[0]:.4g}..{interval[1]:.4g} over {c.images} images)" if interval else ""
-                reasons.append(f"{metric.replace('_', ' ')} {shown}{span} breaks the limit {limit:g}")
+                reasons.append(f"{LABELS[metric]} {shown}{span} breaks the limit {limit:g}")
         return Verdict(not reasons, self.describe(), reasons, criteria)
 
 

@@ -71,22 +71,6 @@ def scores(tp: int, fp: int, fn: int, tn: int) -> dict[str, float]:
     }
 
 
-def mask_agreement(a: Any, b: Any, threshold: float = THRESHOLD) -> dict[str, float]:
-    """How far two probability maps (e.g. PyTorch vs an exported runtime) are apart.
-
-    ``agreement``: fraction of pixels whose thresholded masks agree; ``iou``: pooled foreground
-    IoU of a's mask against b's; ``max_abs_diff`` / ``mean_abs_diff``: over the raw values.
-    """
-    tp, fp, fn, tn = image_counts(a, b, threshold).sum(0)
-    diff = np.abs(np.asarray(_numpy(a), np.float64) - np.asarray(_numpy(b), np.float64))
-    return {
-        "agreement": _ratio(tp + tn, tp + fp + fn + tn),
-        "iou": _ratio(tp, tp + fp + fn),
-        "max_abs_diff": float(diff.max()) if diff.size else 0.0,
-        "mean_abs_diff": float(diff.mean()) if diff.size else 0.0,
-    }
-
-
 def _mean(values: list[float]) -> float:
     """Mean of a list, NaN for no images."""
     return float(np.mean(values)) if values else float("nan")

@@ -28,16 +28,22 @@ class ExportFailed(EGEUNetError):
         self.manifest = manifest
 
 
-def _image_sets(spec_size: int, calib_dir, held_dir, n_calib: int, n_held: int):
-    from egeunet.export.data import folder_sets, synthetic_sets
+def _image_sets(spec_size: int, calib_dir, held_dir, n_calib: int, n_held: int | None, model_path):
+    """Calibration and held-out images: the model's own train/test split when ``calib_dir`` is its training data
+    (and no ``held_dir``), else the folder(s) given, else the synthetic sample."""
+    from egeunet.export.data import DEFAULT_HELD, folder_sets, split_sets, synthetic_sets
+    from egeunet.training.dataset import recorded_split
 
     if n_calib < 1:
         raise EGEUNetError(f"--n-calib must be at least 1, got {n_calib}: int8 needs calibration images")
-    if n_held < 1:
+    if n_held is not None and n_held < 1:
         raise EGEUNetError(f"--n-held must be at least 1, got {n_held}: every artifact is validated on held-out images")
     if calib_dir is None:
-        return synthetic_sets(spec_size, n_calib, n_held, DEFAULT_SEED)
-    return folder_sets(calib_dir, spec_size, n_calib, n_held, held_dir)
+        return synthetic_sets(spec_size, n_calib, n_held or DEFAULT_HELD, DEFAULT_SEED)
+    split_file = None if held_dir is not None else recorded_split(str(model_path), str(calib_dir))
+    if split_file:
+        return split_sets(calib_dir, split_file, spec_size, n_calib, n_held)
+    return folder_sets(calib_dir, spec_size, n_calib, n_held or DEFAULT_HELD, held_dir)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -107,13 +113,15 @@ def _load(model_path: str | Path):
 
 def export_all(model_path: str | Path, out: str | Path, formats: str | Sequence[str] = ("onnx", "tflite", "coreml"),
                precisions: str | Sequence[str] = PRECISIONS, calib_dir: str | Path | None = None, n_calib: int = 64,
-               held_dir: str | Path | None = None, n_held: int = 8, size: int | None = None, nhwc: bool = False,
+               held_dir: str | Path | None = None, n_held: int | None = None, size: int | None = None, nhwc: bool = False,
                bake_preprocess: bool = False, int8_io: bool = False, calib_method: str = "minmax",
                gates: dict | None = None, golden: bool = True, progress: bool = True,
                int8_drift_budget: float | None = None) -> dict:
     """Export ``model_path`` to every format x recipe under ``out``; returns the manifest (also OUT/manifest.json).
 
-    ``gates``: ``egeunet.accuracy.Gate`` per precision (default ``default_gates()``). ``int8_drift_budget``: ONNX
+    ``n_held``: held-out images (default: the test part of the model's recorded split when ``calib_dir`` is its
+    training data, else 32). ``gates``: ``egeunet.accuracy.Gate`` per precision (default ``default_gates()``).
+    ``int8_drift_budget``: ONNX
     int8 keeps its most sensitive layers in float until mask agreement with fp32 on the calibration images is at
     least this fraction.
 
@@ -133,7 +141,7 @@ def export_all(model_path: str | Path, out: str | Path, formats: str | Sequence[
                       calib_method=calib_method, gates={**default_gates(), **(gates or {})},
                       int8_drift_budget=int8_drift_budget)
     with ExportFolder(out) as folder:
-        calib, held = _image_sets(spec.size, calib_dir, held_dir, n_calib, n_held)
+        calib, held = _image_sets(spec.size, calib_dir, held_dir, n_calib, n_held, model_path)
         spec = spec.with_(calibration=calib)
         reference = reference_probs(model, held.images)
         deploy = deploy_form(model, spec.size, bake_preprocess, nhwc)

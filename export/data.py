@@ -15,6 +15,9 @@ import numpy as np
 from egeunet.errors import EGEUNetError
 from egeunet.preprocess import preprocess, resize_float, to_model_size
 
+DEFAULT_HELD = 32  # held-out images when no test split is known: gates on fewer decide by sampling noise
+MAX_TEST_HELD = 256  # cap on a known test split used as held-out images (export time grows with it)
+
 
 @dataclass(frozen=True)
 class ImageSet:
@@ -65,19 +68,41 @@ def synthetic_sets(size: int, n_calib: int, n_held: int, seed: int = 0) -> tuple
     return make(range(n_calib), "calibration"), make(range(n_calib, n_calib + n_held), "held-out")
 
 
-def _read_folder(folder: Path, size: int, role: str) -> ImageSet:
+def _read_folder(folder: Path, size: int, role: str, split: tuple[str, dict] | None = None,
+                 part: str = "all") -> ImageSet:
+    """Images (and masks, when every image has one) of a folder, or of one part of a split of it."""
     from egeunet.data.imageio import read_image, read_mask
     from egeunet.data.layouts import find_samples
+    from egeunet.data.splits import select
 
     try:
         samples = find_samples(folder)
     except EGEUNetError as exc:
         raise EGEUNetError(f"no {role} images: {exc}") from None
+    if split is not None:
+        samples = select(samples, split[1], part, split[0])
+        if not samples:
+            raise EGEUNetError(f"{split[0]}: its {part} part is empty: no {role} images")
     images = np.stack([to_model_size(read_image(s.image), size) for s in samples])
     masks = None
     if all(s.mask is not None for s in samples):
         masks = np.stack([_mask_to_size(read_mask(s.mask), size) for s in samples])
     return ImageSet(images, masks, tuple(s.id for s in samples), str(folder))
+
+
+def split_sets(data_dir: str | Path, split_file: str | Path, size: int, n_calib: int,
+               n_held: int | None) -> tuple[ImageSet, ImageSet]:
+    """Calibration from the train part of the model's own split, held-out images from its test part (all of them,
+    up to ``MAX_TEST_HELD``, unless ``n_held`` is given): the dataset's own test images decide the gates."""
+    from egeunet.data.splits import load_split
+
+    split = (str(split_file), load_split(split_file))
+    calib = _read_folder(Path(data_dir), size, "calibration", split, "train").subset(0, n_calib)
+    test = _read_folder(Path(data_dir), size, "held-out", split, "test")
+    count = min(len(test), n_held or MAX_TEST_HELD)
+    return (ImageSet(calib.images, calib.masks, calib.ids, f"{data_dir} (calibration: first {len(calib)} of the train "
+                     f"part of {split_file})"),
+            test.subset(0, count, f"{data_dir} (held-out: {count} of {len(test)} images of the test part of {split_file})"))
 
 
 def folder_sets(calib_dir: str | Path, size: int, n_calib: int, n_held: int,

@@ -106,8 +106,8 @@ def main() -> None:
     for record in manifest["artifacts"] + manifest["failed"]:
         path = out / "artifacts" / record["file"]
         row = {"file": record["file"], "kept": record["kept"], "bytes": record.get("bytes"),
-               **{k: record.get("validation", {}).get(k) for k in ("max_abs_diff", "mask_agreement", "iou_change",
-                                                                 "iou_pytorch", "iou_artifact")}}
+               **{k: record.get("validation", {}).get(k) for k in ("max_abs_dprob", "agreement", "iou_drop_points",
+                                                                 "iou_reference", "iou_artifact")}}
         if path.exists() and path.suffix != ".mlpackage":
             predictors[record["file"]] = open_runner(path, threads=1).predict
         if path.suffix == ".tflite" and path.exists():
@@ -122,12 +122,12 @@ def main() -> None:
     result = {"size": args.size, "rows": rows, "deploy_vs_plain_onnx_latency": ratio, "versions": manifest["versions"]}
     (out / "bench.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
 
-    print(f"\n| artifact | bytes | max abs diff | mask agreement | IoU change | 1-thread ms ({args.size}^2) |")
+    print(f"\n| artifact | bytes | max abs dprob | mask agreement | IoU drop (points) | 1-thread ms ({args.size}^2) |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         cells = [f"{r['bytes']:,}" if r.get("bytes") else "-"]
-        cells += [f"{r[k]:.2e}" if k == "max_abs_diff" and r.get(k) is not None else
-                  f"{r[k]:.4f}" if r.get(k) is not None else "-" for k in ("max_abs_diff", "mask_agreement", "iou_change")]
+        cells += [f"{r[k]:.2e}" if k == "max_abs_dprob" and r.get(k) is not None else
+                  f"{r[k]:.4f}" if r.get(k) is not None else "-" for k in ("max_abs_dprob", "agreement", "iou_drop_points")]
         cells.append(f"{r['ms_1thread']:.2f}" if r.get("ms_1thread") else "-")
         print(f"| {r['file']} | " + " | ".join(cells) + " |")
     if ratio:

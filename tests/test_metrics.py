@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from egeunet.metrics import SegmentationMeter, image_counts, mask_agreement, scores
+from egeunet.metrics import SegmentationMeter, image_counts, scores
 
 
 def _masks():
@@ -63,11 +63,3 @@ def test_empty_denominators_are_one():
     assert scores(0, 0, 0, 10) == {"miou": 1.0, "dsc": 1.0, "accuracy": 1.0, "sensitivity": 1.0, "specificity": 1.0}
 
 
-def test_mask_agreement():
-    a = np.array([[0.9, 0.1], [0.6, 0.2]], np.float32)
-    b = torch.tensor([[0.8, 0.1], [0.4, 0.2]])
-    out = mask_agreement(a, b)
-    assert out["agreement"] == pytest.approx(3 / 4)
-    assert out["iou"] == pytest.approx(1 / 2)
-    assert out["max_abs_diff"] == pytest.approx(0.2, abs=1e-6)
-    assert out["mean_abs_diff"] == pytest.approx(0.3 / 4, abs=1e-6)

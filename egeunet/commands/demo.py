@@ -33,7 +33,8 @@ def _settings(args: argparse.Namespace) -> dict[str, dict]:
     base = QUICK if args.quick else FULL
     n, epochs = args.n or base["n"], args.epochs or base["epochs"]
     return {"data": {"n": n, "seed": 0}, "run": {"epochs": epochs, "seed": 0, "recipe": "training.demo_config"},
-            "export": {"formats": args.formats, "precisions": args.precisions, "n_calib": base["n_calib"]},
+            "export": {"formats": args.formats, "precisions": args.precisions, "n_calib": base["n_calib"],
+                       "held_out": "test split"},
             "report": {"runs": base["runs"], "threads": base["threads"], "split": "test"}}
 
 
@@ -79,12 +80,13 @@ def _stage_run(out: Path, s: dict) -> None:
 
 
 def _stage_export(out: Path, s: dict) -> None:
-    """Export every format and precision; artifacts that fail their gate are listed in the manifest, not fatal."""
+    """Export every format and precision, calibrated on the run's train part and gated on its test part; artifacts
+    that fail their gate are listed in the manifest, not fatal."""
     from egeunet.export.api import ExportFailed, export_all, summary_table
 
     try:
         manifest = export_all((out / "run" / "best.pt").resolve(), out / "export", s["formats"], s["precisions"],
-                              n_calib=s["n_calib"])
+                              calib_dir=(out / "data").resolve(), n_calib=s["n_calib"])
     except ExportFailed as exc:
         manifest = exc.manifest
         print(f"export: {exc}")

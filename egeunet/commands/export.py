@@ -18,9 +18,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calib", metavar="DIR", help="calibration images (a dataset layout or a plain folder); "
                         "default: synthetic sample images, seed 0")
     parser.add_argument("--n-calib", type=int, default=64, help="number of calibration images (default 64)")
-    parser.add_argument("--held-out", metavar="DIR", help="held-out images for validation; default: the last "
-                        "--n-held images of --calib (never used for calibration)")
-    parser.add_argument("--n-held", type=int, default=8, help="number of held-out validation images (default 8)")
+    parser.add_argument("--held-out", metavar="DIR", help="held-out images for validation; default: the test part of "
+                        "the model's recorded split when --calib is its training data, else the last --n-held images "
+                        "of --calib (never used for calibration)")
+    parser.add_argument("--n-held", type=int, help="number of held-out validation images (default: the whole test "
+                        "split when known, up to 256, else 32: gates on fewer images decide by noise)")
     parser.add_argument("--size", type=int, help="input size (multiple of 32); default: the checkpoint's")
     parser.add_argument("--nhwc", action="store_true", help="NHWC input and output (mobile layout)")
     parser.add_argument("--bake-preprocess", action="store_true",
