@@ -50,10 +50,18 @@ class Recipe:
 
 
 def deploy_float_regions() -> tuple[str, ...]:
-    """Class names of the deploy form's float regions (what full-int8 recipes keep float)."""
+    """Qualified class names of the deploy form's float regions (what full-int8 recipes keep float)."""
     from egeunet.export.deploy import FLOAT_MODULES
 
-    return tuple(cls.__name__ for cls in FLOAT_MODULES)
+    return tuple(f"{cls.__module__}.{cls.__qualname__}" for cls in FLOAT_MODULES)
+
+
+def region_pattern(region: str) -> str:
+    """Regex matching converter tensor names inside a module of class ``region`` (litert-torch writes each scope as
+    ``package.module.Class_attribute``)."""
+    import re
+
+    return f".*{re.escape(region)}_.*"
 
 
 def float_recipe(precision: str, method: str) -> Recipe:

@@ -15,9 +15,10 @@ import tempfile
 from pathlib import Path
 
 from egeunet.atomic import write_bytes_atomic
+from egeunet.errors import EGEUNetError
 from egeunet.export import tflite_flatbuffer as fb
 from egeunet.export.base import Exporter, contract_json, deploy_key, register
-from egeunet.export.recipes import Recipe, deploy_float_regions, float_recipe
+from egeunet.export.recipes import Recipe, deploy_float_regions, float_recipe, region_pattern
 from egeunet.export.spec import ExportSpec, FormatConfig
 
 CONFIG = FormatConfig(name="tflite", suffix=".tflite", runtime="litert", precisions=("fp32", "fp16", "int8"))
@@ -38,6 +39,31 @@ def _signature(fp32_path: str) -> tuple[str, str]:
     return key, signatures[key]["inputs"][0]
 
 
+def float_region_problems(buf: bytes, recipe: Recipe, deploy) -> list[str]:
+    """Where a quantized (untrimmed) flatbuffer disagrees with its recipe's float regions: an op inside a region that
+    computes in integers, or a region of the deploy form that no op carries (renamed or fused by a rewrite)."""
+    import re
+
+    model = fb.load(buf)
+    schema_types = {v: k for k, v in vars(fb._schema().TensorType).items() if not k.startswith("_")}
+    present = {f"{type(m).__module__}.{type(m).__qualname__}" for m in deploy.modules()}
+    patterns = {region: re.compile(region_pattern(region)) for region in recipe.float_regions if region in present}
+    seen: set[str] = set()
+    problems = []
+    names = fb.op_names(model)
+    graph = model.subgraphs[0]
+    for name, op in zip(names, graph.operators or []):
+        tensor = graph.tensors[op.outputs[0]]
+        inside = [r for r, p in patterns.items() if p.match((tensor.name or b"").decode(errors="replace"))]
+        seen.update(inside)
+        if inside and name not in ("QUANTIZE", "DEQUANTIZE") and schema_types[tensor.type] in ("INT8", "INT16", "UINT8"):
+            problems.append(f"{name} in float region {inside[0].rsplit('.', 1)[-1]} computes in "
+                            f"{schema_types[tensor.type].lower()}")
+    problems += [f"float region {r.rsplit('.', 1)[-1]} matches no op of the converted graph (renamed or fused?)"
+                 for r in sorted(set(patterns) - seen)]
+    return problems
+
+
 def _quantize(fp32_path: str, out: str, recipe: Recipe, spec: ExportSpec) -> None:
     """Configure ai-edge-quantizer from the recipe's fields (the file itself records what ended up int8)."""
     from ai_edge_quantizer import qtyping, quantizer, recipe as recipes
@@ -56,7 +82,7 @@ def _quantize(fp32_path: str, out: str, recipe: Recipe, spec: ExportSpec) -> Non
         return
     q.load_quantization_recipe(recipes.static_wi8_ai8())
     for region in recipe.float_regions:  # litert-torch names tensors by module class
-        q.update_quantization_recipe(regex=f".*{region}.*", operation_name=ops.ALL_SUPPORTED,
+        q.update_quantization_recipe(regex=region_pattern(region), operation_name=ops.ALL_SUPPORTED,
                                      algorithm_key=AlgorithmName.NO_QUANTIZE)
     float_io = ["INPUT", "OUTPUT"] if recipe.io == "float32" else (["INPUT"] if spec.bake_preprocess else [])
     for name in float_io:
@@ -107,6 +133,10 @@ class TFLiteExporter(Exporter):
                 Path(fp32).write_bytes(buf)
                 _quantize(fp32, out, recipe, spec)
                 buf = Path(out).read_bytes()
+            problems = float_region_problems(buf, recipe, deploy) if recipe.float_regions else []
+            if problems:
+                raise EGEUNetError(f"{out_path.name}: the artifact does not keep its recipe's float regions: "
+                                   f"{'; '.join(problems[:3])}")
         fb.reject_unsupported_ops(fb.op_names(fb.load(buf)), str(out_path))
         trimmed = fb.trim(buf, contract_json(spec, CONFIG, recipe), CONFIG.input_name, CONFIG.output_name)
         write_bytes_atomic(out_path, trimmed)

@@ -1,0 +1,71 @@
+"""Quantization recipes are data, and the built artifact keeps exactly the float regions its recipe declares."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from egeunet import EGEUNet
+from egeunet.export import get_format
+from egeunet.export.data import synthetic_sets
+from egeunet.export.deploy import FLOAT_MODULES, deploy_form
+from egeunet.export.recipes import Recipe, deploy_float_regions
+from egeunet.export.spec import ExportSpec
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def quantized(tmp_path_factory):
+    """A deploy form, its full-int8 recipe, and two untrimmed full-int8 flatbuffers: per the recipe, and all-int8."""
+    from egeunet.export import tflite_export
+
+    torch.manual_seed(0)
+    deploy = deploy_form(EGEUNet().eval(), SIZE)
+    calib, _ = synthetic_sets(SIZE, 4, 1)
+    spec = ExportSpec(size=SIZE, calibration=calib)
+    exporter = get_format("tflite")
+    full = next(r for r in exporter.recipes("int8", spec) if r.static)
+    root = tmp_path_factory.mktemp("recipes")
+    fp32 = root / "fp32.tflite"
+    fp32.write_bytes(exporter._fp32_bytes(deploy))
+    built = {}
+    for name, recipe in (("recipe", full), ("all-int8", dataclasses.replace(full, float_regions=()))):
+        tflite_export._quantize(str(fp32), str(root / f"{name}.tflite"), recipe, spec)
+        built[name] = (root / f"{name}.tflite").read_bytes()
+    return deploy, full, built
+
+
+def test_recipes_describe_their_numerics():
+    spec = ExportSpec(size=SIZE)
+    tflite = {r.name: r for r in get_format("tflite").recipes("int8", spec)}
+    assert tflite["int8-dynamic"].weights == "int8" and not tflite["int8-dynamic"].static
+    assert tflite["int8"].static and tflite["int8"].io == "float32" and tflite["int8"].scales == "calibration"
+    assert tflite["int8"].float_regions == deploy_float_regions() and not tflite["int8"].integer_only
+    assert next(iter(get_format("tflite").recipes("int8", spec, int8_io=True)[1:])).io == "int8"
+    onnx = get_format("onnx").recipes("int8", spec)[0]
+    assert onnx.int8_ops == ("Conv",) and onnx.describe()["integer_only"] is False
+    assert get_format("coreml").recipes("fp16", spec)[0].activations == "float16"
+    with pytest.raises(ValueError):
+        Recipe("x", "int8", weights="int4")
+
+
+def test_float_regions_are_the_deploy_forms_own_modules():
+    assert deploy_float_regions() == tuple(f"{c.__module__}.{c.__qualname__}" for c in FLOAT_MODULES)
+    present = {f"{type(m).__module__}.{type(m).__qualname__}" for m in deploy_form(EGEUNet().eval(), SIZE).modules()}
+    assert set(deploy_float_regions()) - present <= {"egeunet.export.deploy.MinMaxStretch"}  # only baked forms
+
+
+def test_built_artifact_matches_its_recipe_float_set(quantized):
+    from egeunet.export.tflite_export import float_region_problems
+
+    deploy, recipe, built = quantized
+    assert float_region_problems(built["recipe"], recipe, deploy) == []
+    problems = float_region_problems(built["all-int8"], recipe, deploy)  # the recipe says float, the file is int8
+    assert problems and all("computes in int8" in p for p in problems)
+    renamed = dataclasses.replace(recipe, float_regions=("torch.nn.modules.normalization.GroupNorm",))
+    assert float_region_problems(built["recipe"], renamed, deploy) == []
+    gone = dataclasses.replace(recipe, float_regions=("egeunet.export.deploy.RsqrtLayerNorm",))
+    stripped = built["recipe"].replace(b"RsqrtLayerNorm_", b"RsqrtLayerNormX")  # a converter that renamed scopes
+    assert any("matches no op" in p for p in float_region_problems(stripped, gone, deploy))
