@@ -156,7 +156,8 @@ def export_all(model_path: str | Path, out: str | Path, formats: str | Sequence[
             "held_out": {**held.describe(), "images_overlap_calibration": bool(set(calib.ids) & set(held.ids))},
             "gates": {p: vars(g) for p, g in spec.gates.items()},
             "int8_drift_budget": None if int8_drift_budget is None else {
-                "budget": int8_drift_budget, "applies_to": "ONNX int8 only: TFLite and CoreML int8 quantize every layer"},
+                "budget": int8_drift_budget,
+                "applies_to": "ONNX int8 and full-int8 TFLite; CoreML int8 (weights only) and dynamic-range TFLite ignore it"},
             "artifacts": [], "failed": [], "complete": False,
             "versions": library_versions(),
         }

@@ -19,6 +19,7 @@ from egeunet.export.spec import ExportSpec, FormatConfig
 from egeunet.preprocess import PREPROCESSING
 from egeunet.runtime.contract import CONTRACT_KEY
 
+BUDGET_KEY = "egeunet.int8_drift_budget"  # metadata key of the drift-budget search's record in an int8 artifact
 FORMATS: dict[str, type["Exporter"]] = {}
 _FORMAT_MODULES = ("egeunet.export.onnx_export", "egeunet.export.tflite_export", "egeunet.export.coreml_export")
 

@@ -22,17 +22,15 @@ from pathlib import Path
 import numpy as np
 
 from egeunet.atomic import atomic_write
-from egeunet.export.base import Exporter, contract_json, register
-from egeunet.export.recipes import Recipe, float_recipe
+from egeunet.export.base import BUDGET_KEY, Exporter, contract_json, register
+from egeunet.export.recipes import Recipe, budget_note, float_recipe
 from egeunet.export.spec import ExportSpec, FormatConfig
 from egeunet.runtime.contract import CONTRACT_KEY
 
 CONFIG = FormatConfig(name="onnx", suffix=".onnx", runtime="onnxruntime", precisions=("fp32", "fp16", "int8"),
                       opset=17)
 QUANTIZE_OPS = ("Conv",)  # op types given int8 QDQ; the rest stays float
-BUDGET_KEY = "egeunet.int8_drift_budget"  # metadata key of the drift-budget search's record in an int8 artifact
 EVAL_BATCH = 8  # images per ORT run while searching
-RANKING_ROWS = 10  # most sensitive layers recorded with the budget choice
 
 
 def _to_onnx(deploy, spec: ExportSpec, path: str) -> None:
@@ -175,38 +173,20 @@ def _predict(path: str | Path, inputs: np.ndarray) -> np.ndarray:
 
 def _budget_search(pre: str, layers: list[str], inputs: np.ndarray, spec: ExportSpec, ops: Sequence[str],
                    work: str) -> tuple[Path, dict]:
-    """Keep the most int8-sensitive ``layers`` (ranked on the calibration inputs, only if full int8 misses) in float
-    until mask agreement with the fp32 graph on those inputs reaches ``spec.int8_drift_budget``; (file, record)."""
-    from egeunet.accuracy import Gate, compare
-    from egeunet.export.sensitivity import keep_float_until, rank_layers
+    """``sensitivity.budget_search`` with ORT QDQ: calibrate once (cached ranges), score against the fp32 graph."""
+    from egeunet.accuracy import compare
+    from egeunet.export.sensitivity import budget_search
 
     reference = _predict(pre, inputs)
     cache = os.path.join(work, "calibration.json")
     count = itertools.count()
-    budget = Gate(min_agreement=spec.int8_drift_budget)
 
     def write(**nodes) -> Path:
         return quantize(pre, os.path.join(work, f"q{next(count)}.onnx"), inputs, spec.calib_method, ops, cache=cache,
                         **nodes)
 
-    def evaluate(path: Path):
-        return compare(_predict(path, inputs), reference)
-
-    ranked: list[dict] = []
-
-    def ranking() -> list[str]:
-        ranked.extend(rank_layers(layers, lambda layer: write(nodes_to_quantize=[layer]), evaluate))
-        return [r["layer"] for r in ranked]
-
-    choice = keep_float_until(ranking, lambda kept: write(nodes_to_exclude=kept), evaluate,
-                              lambda result: budget.check(result).passed)
-    record = {"budget": spec.int8_drift_budget, "measure": "mask agreement with the fp32 graph on the calibration images",
-              "images": len(inputs), "kept_float": choice["float_layers"], "met": choice["met"],
-              "agreement": choice["result"].agreement,
-              "trials": [{"k": t["k"], "agreement": round(t["result"].agreement, 6)} for t in choice["trials"]],
-              "most_sensitive": [{"layer": r["layer"], "agreement": round(r["result"].agreement, 6)}
-                                 for r in ranked[:RANKING_ROWS]] or "not ranked: every layer in int8 meets the budget"}
-    return choice["artifact"], record
+    return budget_search(layers, spec.int8_drift_budget, len(inputs), lambda path: compare(_predict(path, inputs), reference),
+                         lambda layer: write(nodes_to_quantize=[layer]), lambda kept: write(nodes_to_exclude=kept))
 
 
 def _int8(fp32: str, spec: ExportSpec, ops: Sequence[str], work: str) -> tuple[Path, dict | None]:
@@ -239,13 +219,10 @@ class OnnxExporter(Exporter):
             return [float_recipe("fp32", "TorchScript exporter opset 17, onnxsim")]
         if precision == "fp16":
             return [float_recipe("fp16", "float16 convolution weights cast to float32 in the graph (float32 compute and I/O)")]
-        budget = "" if spec.int8_drift_budget is None else (
-            f"; the most sensitive layers kept float until mask agreement >= {spec.int8_drift_budget} "
-            "on the calibration images")
         return [Recipe("int8", "int8", weights="int8", activations="int8", scales="calibration",
                        int8_ops=tuple(self.quantize_ops),
                        method=f"ORT static QDQ, per-channel int8 weights, int8 activations on "
-                              f"{', '.join(self.quantize_ops)}, {spec.calib_method} calibration" + budget)]
+                              f"{', '.join(self.quantize_ops)}, {spec.calib_method} calibration" + budget_note(spec))]
 
     def export(self, deploy, spec: ExportSpec, out_path: Path, recipe: Recipe) -> Path:
         import onnx

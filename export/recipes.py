@@ -67,3 +67,11 @@ def region_pattern(region: str) -> str:
 def float_recipe(precision: str, method: str) -> Recipe:
     """fp32 (float weights) or fp16 (float16 weights, float compute) recipe."""
     return Recipe(precision, precision, weights="float16" if precision == "fp16" else "float32", method=method)
+
+
+def budget_note(spec) -> str:
+    """The method text's note on an int8 drift budget (empty without one)."""
+    if spec.int8_drift_budget is None:
+        return ""
+    return (f"; the most sensitive layers kept float until mask agreement >= {spec.int8_drift_budget} "
+            "on the calibration images")

@@ -3,8 +3,8 @@
 ``rank_layers`` quantizes one layer at a time and measures how far the output moves from the fp32 reference (an
 ``egeunet.accuracy.Comparison``, most drift first by its one ``sort_key``); ``keep_float_until`` keeps the k most
 sensitive layers in float, k = 0, 1, 2, ..., until the budget holds. Both take callables: the ONNX exporter's
-``--int8-drift-budget`` runs them on its calibration images; TFLite (ai-edge-quantizer NO_QUANTIZE overrides) is not
-wired up yet. ``sensitivity_for`` ranks the layers of every int8 ONNX artifact of a benchmark by re-quantizing its
+``--int8-drift-budget`` runs them (``budget_search``) on its calibration images, for ONNX QDQ and full-int8 TFLite
+(ai-edge-quantizer NO_QUANTIZE rules per layer). ``sensitivity_for`` ranks the layers of every int8 ONNX artifact of a benchmark by re-quantizing its
 fp32 sibling (``egeunet benchmark`` composes it with the benchmark's results).
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ from egeunet.progress import progress
 
 EVAL_IMAGES = 8
 MAX_LAYERS = 128
+RANKING_ROWS = 10  # most sensitive layers recorded with a drift-budget choice
 WEIGHT_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 
 
@@ -52,6 +53,33 @@ def keep_float_until(ranked: Sequence[str] | Callable[[], Sequence[str]],
         if met or k >= (len(order) if max_float is None else min(max_float, len(order))):
             return {"float_layers": kept, "result": result, "met": met, "trials": trials, "artifact": artifact}
         k += 1
+
+
+def budget_search(layers: Sequence[str], budget: float, images: int, evaluate: Callable[[object], "Comparison"],
+                  quantize_only: Callable[[str], object],
+                  quantize_excluding: Callable[[list[str]], object]) -> tuple[object, dict]:
+    """Keep the most int8-sensitive ``layers`` in float until mask agreement with the float graph reaches ``budget``.
+
+    Full int8 first; only if it misses are the layers ranked (each quantized alone). Returns the chosen artifact and
+    the manifest record (budget, kept-float layers, whether it was met, every trial, the most sensitive layers).
+    """
+    from egeunet.accuracy import Gate
+
+    gate = Gate(min_agreement=budget)
+    ranked: list[dict] = []
+
+    def ranking() -> list[str]:
+        ranked.extend(rank_layers(layers, quantize_only, evaluate))
+        return [r["layer"] for r in ranked]
+
+    choice = keep_float_until(ranking, quantize_excluding, evaluate, lambda result: gate.check(result).passed)
+    record = {"budget": budget, "measure": "mask agreement with the float graph on the calibration images",
+              "images": images, "kept_float": choice["float_layers"], "met": choice["met"],
+              "agreement": choice["result"].agreement,
+              "trials": [{"k": t["k"], "agreement": round(t["result"].agreement, 6)} for t in choice["trials"]],
+              "most_sensitive": [{"layer": r["layer"], "agreement": round(r["result"].agreement, 6)}
+                                 for r in ranked[:RANKING_ROWS]] or "not ranked: every layer in int8 meets the budget"}
+    return choice["artifact"], record
 
 
 def quantized_op_types(int8_path: str | Path) -> set[str]:

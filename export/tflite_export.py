@@ -10,15 +10,19 @@ Flex/custom ops, then trimmed (short tensor names, no signature/debug metadata) 
 """
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 from egeunet.atomic import write_bytes_atomic
 from egeunet.errors import EGEUNetError
 from egeunet.export import tflite_flatbuffer as fb
-from egeunet.export.base import Exporter, contract_json, deploy_key, register
-from egeunet.export.recipes import Recipe, deploy_float_regions, float_recipe, region_pattern
+from egeunet.export.base import BUDGET_KEY, Exporter, contract_json, deploy_key, register
+from egeunet.export.recipes import Recipe, budget_note, deploy_float_regions, float_recipe, region_pattern
 from egeunet.export.spec import ExportSpec, FormatConfig
 
 CONFIG = FormatConfig(name="tflite", suffix=".tflite", runtime="litert", precisions=("fp32", "fp16", "int8"))
@@ -64,35 +68,120 @@ def float_region_problems(buf: bytes, recipe: Recipe, deploy) -> list[str]:
     return problems
 
 
-def _quantize(fp32_path: str, out: str, recipe: Recipe, spec: ExportSpec) -> None:
-    """Configure ai-edge-quantizer from the recipe's fields (the file itself records what ended up int8)."""
+NO_QUANTIZE = "no_quantize"
+CONV_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
+
+
+def _rules(recipe: Recipe, spec: ExportSpec, float_layers: Sequence[str] = (), only: str | None = None) -> list[dict]:
+    """The recipe as ai-edge-quantizer rules (later rules win): static int8 everywhere, or only on layer ``only``,
+    then the recipe's float regions, the extra ``float_layers`` and float I/O as NO_QUANTIZE rules."""
+    from ai_edge_quantizer import recipe as recipes
+
+    static = recipes.static_wi8_ai8()
+    rules = static if only is None else [{"regex": ".*", "operation": "*", "algorithm_key": NO_QUANTIZE},
+                                         *({**rule, "regex": _layer_regex(only)} for rule in static)]
+    rules += [{"regex": region_pattern(r), "operation": "*", "algorithm_key": NO_QUANTIZE} for r in recipe.float_regions]
+    rules += [{"regex": _layer_regex(layer), "operation": "*", "algorithm_key": NO_QUANTIZE} for layer in float_layers]
+    float_io = ["INPUT", "OUTPUT"] if recipe.io == "float32" else (["INPUT"] if spec.bake_preprocess else [])
+    return rules + [{"regex": ".*", "operation": name, "algorithm_key": NO_QUANTIZE} for name in float_io]
+
+
+def _layer_regex(layer: str) -> str:
+    """Regex of one layer's tensors: its converter scope, then the ";N" litert-torch appends."""
+    import re
+
+    return re.escape(layer) + ";.*"
+
+
+def conv_layers(buf: bytes) -> list[str]:
+    """Converter scopes of the convolution layers of an (untrimmed) flatbuffer, in graph order."""
+    model = fb.load(buf)
+    graph = model.subgraphs[0]
+    scopes = [(graph.tensors[op.outputs[0]].name or b"").decode().split(";")[0]
+              for name, op in zip(fb.op_names(model), graph.operators or []) if name in CONV_OPS]
+    return list(dict.fromkeys(s for s in scopes if s))
+
+
+class StaticQuantizer:
+    """Full-int8 quantization of one fp32 flatbuffer by a recipe: calibrated once, then built with any layer set."""
+
+    def __init__(self, fp32_path: str, recipe: Recipe, spec: ExportSpec) -> None:
+        from egeunet.runtime.contract import ArtifactIO
+
+        self.fp32_path, self.recipe, self.spec = fp32_path, recipe, spec
+        self.inputs = ArtifactIO(spec.size, spec.layout, spec.bake_preprocess, "uint8").images_input(
+            spec.calibration.images)
+        key, name = _signature(fp32_path)
+        self.calibration = self._quantizer(_rules(recipe, spec)).calibrate(
+            {key: [{name: x[None]} for x in self.inputs]})
+
+    def _quantizer(self, rules: list[dict]):
+        from ai_edge_quantizer import quantizer
+
+        q = quantizer.Quantizer(self.fp32_path)
+        q.load_quantization_recipe(rules)
+        return q
+
+    def build(self, float_layers: Sequence[str] = (), only: str | None = None) -> bytes:
+        """The quantized flatbuffer with ``float_layers`` kept float (or only layer ``only`` in int8)."""
+        rules = _rules(self.recipe, self.spec, float_layers, only)
+        return bytes(self._quantizer(rules).quantize(self.calibration).quantized_model)
+
+    def probabilities(self, buf: bytes) -> np.ndarray:
+        """Probabilities N x S x S of a flatbuffer on the calibration images (int8 I/O dequantized)."""
+        from ai_edge_litert.interpreter import Interpreter
+
+        from egeunet.runtime.contract import ArtifactIO
+
+        interpreter = Interpreter(model_content=buf)
+        interpreter.allocate_tensors()
+        inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+        quant = {f"{key}_{part}": cast(d["quantization"][i]) for key, d in (("input", inp), ("output", out))
+                 if d["dtype"] == np.int8 for i, (part, cast) in enumerate((("scale", float), ("zero_point", int)))}
+        io = ArtifactIO(self.spec.size, self.spec.layout, self.spec.bake_preprocess, "uint8", **quant)
+        probs = []
+        for image in self.spec.calibration.images:
+            interpreter.set_tensor(inp["index"], io.images_input(image[None]))
+            interpreter.invoke()
+            probs.append(io.output(interpreter.get_tensor(out["index"]))[0, 0])
+        return np.stack(probs)
+
+    def within_budget(self) -> tuple[bytes, dict]:
+        """``sensitivity.budget_search`` over the convolution layers: (flatbuffer, manifest record)."""
+        from egeunet.accuracy import compare
+        from egeunet.export.sensitivity import budget_search
+
+        fp32 = Path(self.fp32_path).read_bytes()
+        reference = self.probabilities(fp32)
+        layers = conv_layers(fp32)
+        short = {layer: "/".join(part.rsplit(".", 1)[-1] for part in layer.split("/")[1:]) or layer for layer in layers}
+        buf, record = budget_search(layers, self.spec.int8_drift_budget, len(self.inputs),
+                                    lambda b: compare(self.probabilities(b), reference),
+                                    lambda layer: self.build(only=layer), lambda kept: self.build(float_layers=kept))
+        record["kept_float"] = [short[layer] for layer in record["kept_float"]]
+        if isinstance(record["most_sensitive"], list):
+            record["most_sensitive"] = [{**row, "layer": short[row["layer"]]} for row in record["most_sensitive"]]
+        return buf, record
+
+
+def _quantize(fp32_path: str, out: str, recipe: Recipe, spec: ExportSpec) -> dict | None:
+    """Configure ai-edge-quantizer from the recipe's fields; returns the drift-budget record when one was searched."""
     from ai_edge_quantizer import qtyping, quantizer, recipe as recipes
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
 
-    ops = qtyping.TFLOperationName
     q = quantizer.Quantizer(fp32_path)
     if recipe.weights == "float16":
-        for op in (ops.CONV_2D, ops.DEPTHWISE_CONV_2D):
+        for op in (qtyping.TFLOperationName.CONV_2D, qtyping.TFLOperationName.DEPTHWISE_CONV_2D):
             q.add_weight_only_config(regex=".*", operation_name=op, num_bits=16, algorithm_key=AlgorithmName.FLOAT_CASTING)
-        q.quantize().export_model(out, overwrite=True)
-        return
-    if not recipe.static:
+    elif not recipe.static:
         q.load_quantization_recipe(recipes.dynamic_wi8_afp32())
-        q.quantize().export_model(out, overwrite=True)
-        return
-    q.load_quantization_recipe(recipes.static_wi8_ai8())
-    for region in recipe.float_regions:  # litert-torch names tensors by module class
-        q.update_quantization_recipe(regex=region_pattern(region), operation_name=ops.ALL_SUPPORTED,
-                                     algorithm_key=AlgorithmName.NO_QUANTIZE)
-    float_io = ["INPUT", "OUTPUT"] if recipe.io == "float32" else (["INPUT"] if spec.bake_preprocess else [])
-    for name in float_io:
-        q.update_quantization_recipe(regex=".*", operation_name=getattr(ops, name), algorithm_key=AlgorithmName.NO_QUANTIZE)
-    from egeunet.runtime.contract import ArtifactIO
-
-    inputs = ArtifactIO(spec.size, spec.layout, spec.bake_preprocess, "uint8").images_input(spec.calibration.images)
-    key, name = _signature(fp32_path)
-    calibration = q.calibrate({key: [{name: x[None]} for x in inputs]})
-    q.quantize(calibration).export_model(out, overwrite=True)
+    else:
+        static = StaticQuantizer(fp32_path, recipe, spec)
+        buf, record = static.within_budget() if spec.int8_drift_budget is not None else (static.build(), None)
+        Path(out).write_bytes(buf)
+        return record
+    q.quantize().export_model(out, overwrite=True)
+    return None
 
 
 @register
@@ -113,7 +202,7 @@ class TFLiteExporter(Exporter):
         what = "int8 output" + ("" if spec.bake_preprocess else " and input") if int8_io else "float I/O"
         full = Recipe("int8-io" if int8_io else "int8", "int8", weights="int8", activations="int8", io=io,
                       float_regions=deploy_float_regions(), scales="calibration",
-                      method=f"full int8: int8 convolutions and activations, norm ops float, {what}")
+                      method=f"full int8: int8 convolutions and activations, norm ops float, {what}" + budget_note(spec))
         return [dynamic, full]
 
     def _fp32_bytes(self, deploy) -> bytes:
@@ -126,19 +215,20 @@ class TFLiteExporter(Exporter):
         return self._fp32[key]
 
     def export(self, deploy, spec: ExportSpec, out_path: Path, recipe: Recipe) -> Path:
-        buf = self._fp32_bytes(deploy)
+        buf, budget = self._fp32_bytes(deploy), None
         if recipe.weights != "float32":
             with tempfile.TemporaryDirectory() as work:
                 fp32, out = os.path.join(work, "fp32.tflite"), os.path.join(work, "q.tflite")
                 Path(fp32).write_bytes(buf)
-                _quantize(fp32, out, recipe, spec)
+                budget = _quantize(fp32, out, recipe, spec)
                 buf = Path(out).read_bytes()
             problems = float_region_problems(buf, recipe, deploy) if recipe.float_regions else []
             if problems:
                 raise EGEUNetError(f"{out_path.name}: the artifact does not keep its recipe's float regions: "
                                    f"{'; '.join(problems[:3])}")
         fb.reject_unsupported_ops(fb.op_names(fb.load(buf)), str(out_path))
-        trimmed = fb.trim(buf, contract_json(spec, CONFIG, recipe), CONFIG.input_name, CONFIG.output_name)
+        extra = {BUDGET_KEY: json.dumps(budget, separators=(",", ":"))} if budget else None
+        trimmed = fb.trim(buf, contract_json(spec, CONFIG, recipe), CONFIG.input_name, CONFIG.output_name, extra)
         write_bytes_atomic(out_path, trimmed)
         return Path(out_path)
 
@@ -158,5 +248,6 @@ class TFLiteExporter(Exporter):
         breakdown = fb.size_breakdown(buf)
         return {"inputs": io(interpreter.get_input_details()), "outputs": io(interpreter.get_output_details()),
                 "ops": breakdown.pop("ops"), "op_counts": breakdown.pop("op_counts"), "size_breakdown": breakdown,
-                "quantization": fb.quantization_summary(fb.load(buf)), "contract": read_metadata(buf)}
+                "quantization": fb.quantization_summary(fb.load(buf)), "contract": read_metadata(buf),
+                "int8_drift_budget": read_metadata(buf, BUDGET_KEY)}
 

@@ -57,10 +57,9 @@ def reject_unsupported_ops(names: list[str], where: str = "artifact") -> None:
         raise EGEUNetError(f"{where}: has ops the LiteRT builtin runtime cannot run: {', '.join(bad)}")
 
 
-def trim(buf: bytes, contract: str, input_name: str, output_name: str) -> bytes:
-    """Short tensor names, no signature or debug metadata, the contract as metadata; numbers untouched.
-
-    The main subgraph's (subgraph 0) input and output get ``input_name`` and ``output_name``.
+def trim(buf: bytes, contract: str, input_name: str, output_name: str, extra: dict[str, str] | None = None) -> bytes:
+    """Short tensor names, no signature or debug metadata, the contract (and ``extra`` entries) as metadata; numbers
+    untouched. The main subgraph's (subgraph 0) input and output get ``input_name`` and ``output_name``.
     """
     schema = _schema()
     model = load(buf)
@@ -74,13 +73,15 @@ def trim(buf: bytes, contract: str, input_name: str, output_name: str) -> bytes:
     model.signatureDefs = []
     model.description = None
     keep = [m for m in (model.metadata or []) if m.name in KEEP_METADATA and m.name != CONTRACT_KEY.encode()]
-    entry = schema.MetadataT()
-    entry.name = CONTRACT_KEY.encode()
-    data = schema.BufferT()
-    data.data = list(contract.encode())
-    model.buffers.append(data)
-    entry.buffer = len(model.buffers) - 1
-    model.metadata = keep + [entry]
+    for key, text in {CONTRACT_KEY: contract, **(extra or {})}.items():
+        entry = schema.MetadataT()
+        entry.name = key.encode()
+        data = schema.BufferT()
+        data.data = list(text.encode())
+        model.buffers.append(data)
+        entry.buffer = len(model.buffers) - 1
+        keep.append(entry)
+    model.metadata = keep
     model.metadataBuffer = None
     return dump(model)
 

@@ -247,7 +247,7 @@ def test_strict_drift_budget_keeps_sensitive_layers_float(budget_export):
     assert record["met"] and len(record["kept_float"]) >= 1 and record["agreement"] >= record["budget"]
     assert record["trials"][0]["agreement"] < record["budget"] and len(record["trials"]) == len(record["kept_float"]) + 1
     assert record["kept_float"] == [row["layer"] for row in record["most_sensitive"]][:len(record["kept_float"])]
-    assert manifest["int8_drift_budget"]["applies_to"].startswith("ONNX int8 only")
+    assert manifest["int8_drift_budget"]["applies_to"].startswith("ONNX int8 and full-int8 TFLite")
     convs = _conv_weights_from_int8(out / int8["file"])  # readable module paths, kept float exactly as recorded
     assert "final" in convs and all("/" not in name for name in convs)
     assert {name for name, quantized in convs.items() if not quantized} == set(record["kept_float"])

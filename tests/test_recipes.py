@@ -69,3 +69,32 @@ def test_built_artifact_matches_its_recipe_float_set(quantized):
     gone = dataclasses.replace(recipe, float_regions=("egeunet.export.deploy.RsqrtLayerNorm",))
     stripped = built["recipe"].replace(b"RsqrtLayerNorm_", b"RsqrtLayerNormX")  # a converter that renamed scopes
     assert any("matches no op" in p for p in float_region_problems(stripped, gone, deploy))
+
+
+def test_tflite_drift_budget_keeps_the_most_sensitive_convolutions_float(tmp_path, monkeypatch):
+    """Full-int8 TFLite under a budget that keeping six convolutions float reaches: the search meets it with at most
+    those six float (searching among them only, to keep the test short), and records its trials."""
+    from egeunet.accuracy import compare
+    from egeunet.export import tflite_export
+
+    torch.manual_seed(1)
+    deploy = deploy_form(EGEUNet().eval(), SIZE)
+    calib, _ = synthetic_sets(SIZE, 4, 1)
+    exporter = get_format("tflite")
+    fp32 = tmp_path / "fp32.tflite"
+    fp32.write_bytes(exporter._fp32_bytes(deploy))
+    spec = ExportSpec(size=SIZE, calibration=calib)
+    recipe = next(r for r in exporter.recipes("int8", spec) if r.static)
+    static = tflite_export.StaticQuantizer(str(fp32), recipe, spec)
+    six = tflite_export.conv_layers(fp32.read_bytes())[:6]
+    monkeypatch.setattr(tflite_export, "conv_layers", lambda buf: six)
+    reference = static.probabilities(fp32.read_bytes())
+    full = compare(static.probabilities(static.build()), reference).agreement
+    budget = compare(static.probabilities(static.build(float_layers=six)), reference).agreement
+    assert full < budget
+    static.spec = ExportSpec(size=SIZE, calibration=calib, int8_drift_budget=budget)
+    buf, record = static.within_budget()
+    assert record["met"] and record["agreement"] >= budget and 1 <= len(record["kept_float"]) <= 6
+    assert record["trials"][0]["agreement"] == pytest.approx(full, abs=1e-6) and record["images"] == 4
+    assert compare(static.probabilities(buf), reference).agreement == pytest.approx(record["agreement"])
+    assert all("/" in layer and "." not in layer for layer in record["kept_float"])  # short module scopes

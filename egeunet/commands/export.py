@@ -39,9 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--int8-iou-drop", type=float, default=gates["int8"].max_iou_drop_points, metavar="POINTS",
                         help="int8 gate: largest pooled-IoU drop versus PyTorch, in percentage POINTS (0.5 = 0.005)")
     parser.add_argument("--int8-drift-budget", type=float, metavar="AGREEMENT",
-                        help="ONNX int8: keep the most int8-sensitive Conv layers in float until mask agreement with "
-                        "fp32 on the calibration images is >= AGREEMENT, a fraction in [0, 1] (e.g. 0.995); "
-                        "recorded in the manifest (TFLite and CoreML int8 ignore it)")
+                        help="ONNX int8 and full-int8 TFLite: keep the most int8-sensitive convolutions in float until "
+                        "mask agreement with the float graph on the calibration images is >= AGREEMENT, a fraction in "
+                        "[0, 1] (e.g. 0.995); recorded in the manifest (CoreML int8 ignores it)")
     parser.add_argument("--no-golden", action="store_true", help="do not write golden vectors for the demos")
 
 
