@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from egeunet.errors import EGEUNetError
 
@@ -44,6 +45,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_format(command: str):  # noqa: ANN202 - returns a warnings.formatwarning
+    """A ``warnings.formatwarning``: `egeunet CMD: warning: message`, one line, without Python's file and source line.
+
+    Only the format changes (not ``showwarning``), so filters and recorders such as pytest.warns still work.
+    """
+
+    def one_line(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001 - warnings' signature
+        kind = "" if category is UserWarning else f" ({category.__name__})"
+        return f"egeunet {command}: warning{kind}: {' '.join(str(message).split())}\n"
+
+    return one_line
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `egeunet` console script."""
     parser = build_parser()
@@ -51,19 +65,36 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
+    previous, warnings.formatwarning = warnings.formatwarning, _one_line_format(args.command)
+    try:
+        return _run(args)
+    finally:
+        warnings.formatwarning = previous
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the command; its errors become one line on stderr and an exit status (tracebacks only with --debug)."""
     try:
         return int(args.run(args) or 0)
-    except EGEUNetError as exc:
-        if args.debug:
-            raise
-        print(f"egeunet {args.command}: error: {exc}", file=sys.stderr)
-        return 1
     except BrokenPipeError:  # output piped into `head` and closed early
         sys.stderr.close()
         return 0
+    except (EGEUNetError, OSError) as exc:
+        if args.debug:
+            raise
+        print(f"egeunet {args.command}: error: {_message(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"egeunet {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _message(exc: EGEUNetError | OSError) -> str:
+    """One line for the user: EGEUNetError's text, or an OSError's file and reason (disk full, permission, ...)."""
+    if isinstance(exc, EGEUNetError) or not exc.strerror:
+        return str(exc)
+    names = " -> ".join(str(name) for name in (exc.filename, exc.filename2) if name is not None)
+    return f"{names}: {exc.strerror}" if names else exc.strerror
 
 
 if __name__ == "__main__":

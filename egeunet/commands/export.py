@@ -42,9 +42,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Export, print a summary table; exit 1 when any artifact failed (the manifest still says why)."""
+    from egeunet.commands import checks
     from egeunet.export.api import ExportFailed, export_all, summary_table
     from egeunet.export.spec import Gates
 
+    checks.positive("--n-calib", args.n_calib)
+    checks.positive("--n-held", args.n_held)
+    checks.size("--size", args.size)
+    checks.output_dir("--out", args.out)
     gates = Gates(args.fp32_tol, args.fp16_tol, args.fp16_agreement, args.int8_agreement, args.int8_iou_change)
     try:
         manifest = export_all(args.model, args.out, args.formats, args.precisions, args.calib, args.n_calib,
