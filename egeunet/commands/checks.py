@@ -29,11 +29,11 @@ def size(option: str, value: int | None) -> None:
     if value is None:
         return
     if not SIZE_MULTIPLE <= value <= MAX_SIZE:
-        raise EGEUNetError(f"{option} {value}: sizes must be multiples of {SIZE_MULTIPLE} from {SIZE_MULTIPLE} "
-                           f"to {MAX_SIZE} pixels; the paper uses 256")
+        raise EGEUNetError(f"{option}: size {value} is out of range: sizes are multiples of {SIZE_MULTIPLE} from "
+                           f"{SIZE_MULTIPLE} to {MAX_SIZE} pixels (the paper uses 256)")
     if value % SIZE_MULTIPLE:
         fix = round(value / SIZE_MULTIPLE) * SIZE_MULTIPLE
-        raise EGEUNetError(f"{option} {value}: sizes must be multiples of {SIZE_MULTIPLE}; use {fix}")
+        raise EGEUNetError(f"{option}: size {value} is not a multiple of {SIZE_MULTIPLE}: use {fix}")
 
 
 def output_dir(option: str, path: str | os.PathLike) -> None:
