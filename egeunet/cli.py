@@ -5,6 +5,7 @@ import argparse
 import importlib
 import sys
 import warnings
+from collections.abc import Callable
 
 from egeunet.errors import EGEUNetError
 
@@ -45,13 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line_format(command: str):  # noqa: ANN202 - returns a warnings.formatwarning
+def _one_line_format(command: str) -> Callable[..., str]:
     """A ``warnings.formatwarning``: `egeunet CMD: warning: message`, one line, without Python's file and source line.
 
     Only the format changes (not ``showwarning``), so filters and recorders such as pytest.warns still work.
     """
 
-    def one_line(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001 - warnings' signature
+    def one_line(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 line: str | None = None) -> str:
         kind = "" if category is UserWarning else f" ({category.__name__})"
         return f"egeunet {command}: warning{kind}: {' '.join(str(message).split())}\n"
 

@@ -270,3 +270,13 @@ def test_cli_log_has_no_carriage_returns(tmp_path):
     lines = proc.stderr.splitlines()
     assert "\r" not in proc.stderr and 1 <= len(lines) <= 11
     assert lines[-1].startswith("writing synthetic samples: 100% 20/20 [")
+
+
+def test_os_errors_during_work_are_one_line(dataset, model, tmp_path, capsys):
+    """A folder squatting on an output file's name: the rename fails mid-run, and says where and why."""
+    image = sorted((dataset / IMAGE_FOLDER).glob("*.jpg"))[0]
+    squatter = tmp_path / "out" / f"{image.stem}_mask.png"
+    squatter.mkdir(parents=True)
+    err = _one_line_error(capsys, ["predict", str(model), str(image), "--out", str(tmp_path / "out")])
+    assert err.endswith(f"{squatter}: Is a directory")
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [squatter.name]  # no temporary file left behind
