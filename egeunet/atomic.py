@@ -14,7 +14,7 @@ TEMP_PREFIX = 40  # characters of the final name kept in the temporary one
 
 
 def check_name(path: str | os.PathLike, fix: str = "use a shorter name") -> None:
-    """Raise a one-line EGEUNetError when the file name is longer than its file system allows (usually 255 bytes)."""
+    """One-line EGEUNetError when the last name of ``path`` is longer than its file system allows."""
     path = Path(path)
     folder = next((p for p in path.parents if os.path.isdir(p)), Path("."))
     try:
@@ -23,7 +23,7 @@ def check_name(path: str | os.PathLike, fix: str = "use a shorter name") -> None
         limit = 255
     length = len(os.fsencode(path.name))
     if length > limit:
-        raise EGEUNetError(f"{path}: the file name is {length} bytes, longer than the {limit} its file system "
+        raise EGEUNetError(f"{path}: the name is {length} bytes, longer than the {limit} bytes its file system "
                            f"allows; {fix}")
 
 

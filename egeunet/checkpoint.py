@@ -64,7 +64,7 @@ def read_checkpoint(path: str | Path) -> dict:
         detail = re.search(r"WeightsUnpickler error:\s*(.+)", text)
         hint = detail.group(1).strip() if detail else text.strip().splitlines()[0][:120]
         raise EGEUNetError(f"{path}: not a PyTorch checkpoint (corrupt or another file type: {hint})") from None
-    except Exception as exc:  # noqa: BLE001 - random bytes make the unpickler fail in many ways (IndexError, struct.error, ...)
+    except Exception as exc:  # noqa: BLE001 - random bytes break the unpickler in many ways (IndexError, struct.error)
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         hint = "truncated or corrupt" if path.stat().st_size else "empty file"
         raise EGEUNetError(f"{path}: not a readable PyTorch checkpoint ({hint}: {msg[:120]})") from None

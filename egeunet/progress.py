@@ -77,8 +77,9 @@ class LineProgress:
 
     def _print(self) -> None:
         counts = COUNTED if self.total else UNCOUNTED
-        line = tqdm.format_meter(self.n, self.total, _clock() - self.start, prefix=f"{self.desc}: " if self.desc else "",
-                                 unit=self.unit, postfix=self.postfix or None, bar_format="{desc}" + counts)
+        prefix = f"{self.desc}: " if self.desc else ""
+        line = tqdm.format_meter(self.n, self.total, _clock() - self.start, prefix=prefix, unit=self.unit,
+                                 postfix=self.postfix or None, bar_format="{desc}" + counts)
         print(line, file=sys.stderr, flush=True)
         self.lines += 1
         self.last_line = _clock()

@@ -102,6 +102,7 @@ def test_bad_options_fail_in_one_line_before_any_work(dataset, tmp_path, capsys)
         (["demo", "--out", str(a_file)], "is a file, not a folder"),
         (["demo", "--out", str(tmp_path / "d"), "--n", "0"], "--n must be at least 1, got 0"),
         (["sample-data", "--out", str(a_file)], "is a file, not a folder"),
+        (["sample-data", "--out", str(tmp_path / ("d" * 256) / "x")], "the name is 256 bytes, longer than the 255"),
     ]
     for argv, message in cases:
         assert message in _one_line_error(capsys, argv), argv
@@ -157,7 +158,7 @@ def test_atomic_temporary_name_is_bounded(tmp_path):
     longest = tmp_path / ("n" * 251 + ".png")
     write_bytes_atomic(longest, b"data")
     assert longest.read_bytes() == b"data" and [p.name for p in tmp_path.iterdir()] == [longest.name]
-    with pytest.raises(EGEUNetError, match=r"the file name is 256 bytes, longer than the 255"):
+    with pytest.raises(EGEUNetError, match=r"the name is 256 bytes, longer than the 255 bytes"):
         write_bytes_atomic(tmp_path / ("n" * 256), b"data")
 
 
@@ -173,7 +174,7 @@ def test_predict_long_names_and_all_bad_inputs(dataset, model, tmp_path, capsys)
     too_long = images / ("g" * 250 + ".jpg")
     too_long.write_bytes(source.read_bytes())
     err = _one_line_error(capsys, ["predict", str(model), str(too_long), "--out", str(tmp_path / "out2")])
-    assert "_overlay.png: the file name is 262 bytes" in err and f"rename the input {too_long}" in err
+    assert "_overlay.png: the name is 262 bytes" in err and f"rename the input {too_long}" in err
     assert not (tmp_path / "out2").exists()
 
     bad = tmp_path / "bad"
@@ -264,8 +265,8 @@ def test_progress_on_a_terminal_is_tqdm(monkeypatch):
 
 def test_cli_log_has_no_carriage_returns(tmp_path):
     """`sample-data` into a pipe: whole progress lines, at most one per tenth plus the final one."""
-    proc = subprocess.run([sys.executable, "-m", "egeunet.cli", "sample-data", "--out", str(tmp_path / "d"), "--n", "20"],
-                          capture_output=True, text=True, timeout=120)
+    argv = ["sample-data", "--out", str(tmp_path / "d"), "--n", "20"]
+    proc = subprocess.run([sys.executable, "-m", "egeunet.cli", *argv], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stderr.splitlines()
     assert "\r" not in proc.stderr and 1 <= len(lines) <= 11

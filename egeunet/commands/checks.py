@@ -5,6 +5,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from egeunet.atomic import check_name
 from egeunet.errors import EGEUNetError
 
 MAX_SIZE = 2048  # a 2048 x 2048 input already needs several GB of activations; larger is a typo
@@ -51,6 +52,8 @@ def output_dir(option: str, path: str | os.PathLike) -> None:
     if not os.path.isdir(probe):
         raise EGEUNetError(f"{option} {path}: {probe} is a file, so the folder cannot be created there; "
                            "choose another path")
+    for missing in (path, *path.parents[: len(path.parts) - len(probe.parts) - 1]):
+        check_name(missing, fix=f"choose a shorter {option}")
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".egeunet-probe-", dir=probe))
     except OSError as exc:
