@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
-
 from egeunet.errors import EGEUNetError
+from egeunet.progress import progress
 
 
 @dataclass
@@ -60,7 +59,7 @@ def load_eval_set(data: str | Path, split: str | None, size: int, split_file: st
     with_masks = all(s.mask is not None for s in samples)
     inputs = np.empty((len(samples), 3, size, size), np.float32)
     masks = np.empty((len(samples), size, size), bool) if with_masks else None
-    for i, sample in enumerate(tqdm(samples, desc=f"reading {len(samples)} images", unit="img", leave=False)):
+    for i, sample in enumerate(progress(samples, desc=f"reading {len(samples)} images", unit="img", leave=False)):
         inputs[i] = preprocess(read_image(sample.image), size)[0]
         if masks is not None:
             mask = cv2.resize(read_mask(sample.mask), (size, size), interpolation=cv2.INTER_NEAREST)

@@ -143,6 +143,8 @@ class Sweep:
         row["gate"], row["gate_reasons"] = "", []
         if is_reference and row["status"] != "ok":
             self.reference_problem = f"reference {row['file']}: {row['note'] or row['status']}"
+            if gate.active:  # nothing can be checked against a reference that does not run
+                row["gate"], row["gate_reasons"] = "fail", [f"the reference did not run: {row['note'] or row['status']}"]
         if not gate.active or is_reference:
             return row
         if row["status"] != "ok":

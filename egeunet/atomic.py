@@ -8,11 +8,33 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from egeunet.errors import EGEUNetError
+
+TEMP_PREFIX = 40  # characters of the final name kept in the temporary one
+
+
+def check_name(path: str | os.PathLike, fix: str = "use a shorter name") -> None:
+    """One-line EGEUNetError when the last name of ``path`` is longer than its file system allows."""
+    path = Path(path)
+    folder = next((p for p in path.parents if os.path.isdir(p)), Path("."))
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    length = len(os.fsencode(path.name))
+    if length > limit:
+        raise EGEUNetError(f"{path}: the name is {length} bytes, longer than the {limit} bytes its file system "
+                           f"allows; {fix}")
+
 
 def _temporary_name(final: Path) -> Path:
-    """A unique hidden name beside `final`, so the last rename stays on one file system."""
+    """A unique hidden name beside `final` (one file system for the last rename), never longer than 64 characters.
+
+    It keeps the start of the final name, so a leftover from a killed process says what it was.
+    """
+    check_name(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    return final.parent / f".{final.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
+    return final.parent / f".{final.name[:TEMP_PREFIX]}.{uuid.uuid4().hex[:16]}.tmp"
 
 
 @contextlib.contextmanager

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pickle
 import re
-import zipfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,9 @@ def read_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise EGEUNetError(f"{path}: no such file")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a corrupt header also warns about its "pickle protocol"
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         text = str(exc)
         found = re.search(r"(Unsupported global|unsupported GLOBAL)[: ]+(GLOBAL )?([\w.]+)", text)
@@ -62,7 +64,7 @@ def read_checkpoint(path: str | Path) -> dict:
         detail = re.search(r"WeightsUnpickler error:\s*(.+)", text)
         hint = detail.group(1).strip() if detail else text.strip().splitlines()[0][:120]
         raise EGEUNetError(f"{path}: not a PyTorch checkpoint (corrupt or another file type: {hint})") from None
-    except (RuntimeError, EOFError, KeyError, zipfile.BadZipFile, ValueError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - random bytes break the unpickler in many ways (IndexError, struct.error)
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         hint = "truncated or corrupt" if path.stat().st_size else "empty file"
         raise EGEUNetError(f"{path}: not a readable PyTorch checkpoint ({hint}: {msg[:120]})") from None
@@ -93,18 +95,18 @@ def model_from_checkpoint(obj: dict, path: str | Path = "<checkpoint>") -> tuple
     """Build the model from any supported checkpoint dict; returns (model, metadata)."""
     path = Path(path)
     meta: dict = {"source": "egeunet"}
-    if obj.get("format") == FORMAT:
+    own = obj.get("format") == FORMAT
+    state = obj.get("state_dict") if own else obj.get("model_state_dict", obj)  # the authors' latest.pth nests it
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        keys = ", ".join(list(map(str, obj))[:5])
+        raise EGEUNetError(f"{path}: not an EGE-UNet checkpoint (no state dict of tensors; top-level keys: {keys})")
+    if own:
         try:
             config = EGEUNetConfig.from_dict(obj["config"])
         except (KeyError, TypeError, ValueError) as exc:
             raise EGEUNetError(f"{path}: bad architecture options in checkpoint ({exc})") from None
-        state = obj.get("state_dict")
         meta.update({k: v for k, v in obj.items() if k != "state_dict"})
     else:
-        state = obj.get("model_state_dict", obj)  # the authors' latest.pth nests it
-        if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-            keys = ", ".join(list(map(str, obj))[:5])
-            raise EGEUNetError(f"{path}: not an EGE-UNet checkpoint (no state dict of tensors; top-level keys: {keys})")
         config = EGEUNetConfig()
         if is_official_state_dict(state):
             meta["source"] = "authors' release"

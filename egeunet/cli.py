@@ -5,6 +5,8 @@ import argparse
 import importlib
 import signal
 import sys
+import warnings
+from collections.abc import Callable
 
 from egeunet.errors import EGEUNetError
 
@@ -45,6 +47,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_format(command: str) -> Callable[..., str]:
+    """A ``warnings.formatwarning``: `egeunet CMD: warning: message`, one line, without Python's file and source line.
+
+    Only the format changes (not ``showwarning``), so filters and recorders such as pytest.warns still work.
+    """
+
+    def one_line(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 line: str | None = None) -> str:
+        kind = "" if category is UserWarning else f" ({category.__name__})"
+        return f"egeunet {command}: warning{kind}: {' '.join(str(message).split())}\n"
+
+    return one_line
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (``timeout``, ``docker stop``, a CI cancel) raised as an interrupt, so every cleanup runs as on Ctrl-C:
     child processes are killed, temporary folders removed, manifests left true."""
@@ -56,33 +72,44 @@ def _terminate(signum: int, frame) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `egeunet` console script."""
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        return _main(argv)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
+    previous, warnings.formatwarning = warnings.formatwarning, _one_line_format(args.command)
+    previous_term = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _run(args)
+    finally:
+        warnings.formatwarning = previous
+        signal.signal(signal.SIGTERM, previous_term)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the command; its errors become one line on stderr and an exit status (tracebacks only with --debug)."""
     try:
         return int(args.run(args) or 0)
-    except EGEUNetError as exc:
-        if args.debug:
-            raise
-        print(f"egeunet {args.command}: error: {exc}", file=sys.stderr)
-        return 1
     except BrokenPipeError:  # output piped into `head` and closed early
         sys.stderr.close()
         return 0
+    except (EGEUNetError, OSError) as exc:
+        if args.debug:
+            raise
+        print(f"egeunet {args.command}: error: {_message(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as exc:
         terminated = isinstance(exc, Terminated)
         print(f"egeunet {args.command}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
         return 143 if terminated else 130
+
+
+def _message(exc: EGEUNetError | OSError) -> str:
+    """One line for the user: EGEUNetError's text, or an OSError's file and reason (disk full, permission, ...)."""
+    if isinstance(exc, EGEUNetError) or not exc.strerror:
+        return str(exc)
+    names = " -> ".join(str(name) for name in (exc.filename, exc.filename2) if name is not None)
+    return f"{names}: {exc.strerror}" if names else exc.strerror
 
 
 if __name__ == "__main__":

@@ -128,7 +128,7 @@ def test_user_errors_are_one_line(straight, dataset, tmp_path, capsys):
         ([], straight, "already holds a run"),
         (["--resume", "--batch-size", "2"], straight, "batch_size=4, not 2"),
         (["--resume"], tmp_path / "empty", "last.pt not found"),
-        (["--size", "70"], tmp_path / "a", "multiples of 32"),
+        (["--size", "70"], tmp_path / "a", "--size: size 70 is not a multiple of 32: use 64"),
         (["--amp"], tmp_path / "b", "--amp needs --device cuda"),
         (["--variant", "tiny"], tmp_path / "c", "unknown variant 'tiny'"),
     ]

@@ -49,14 +49,15 @@ def config_from_args(args: argparse.Namespace):
     """The ``BenchmarkConfig`` the options describe (shared with `egeunet demo`)."""
     from egeunet.accuracy import Gate
     from egeunet.benchmark.harness import BenchmarkConfig
+    from egeunet.commands import checks
     from egeunet.errors import EGEUNetError
 
     for name in ("runs", "batch", "limit"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            raise EGEUNetError(f"--{name} must be at least 1, got {getattr(args, name)}")
+        checks.positive(f"--{name}", getattr(args, name))
+    checks.non_negative("--warmup", args.warmup)
     if args.min_agreement is not None and not 0 <= args.min_agreement <= 1:
         raise EGEUNetError(f"--min-agreement is a fraction in [0, 1] (0.99 = 99%), got {args.min_agreement}")
-    return BenchmarkConfig(threads=args.threads, runs=args.runs, warmup=max(0, args.warmup), batch=args.batch,
+    return BenchmarkConfig(threads=args.threads, runs=args.runs, warmup=args.warmup, batch=args.batch,
                            split=args.split, split_file=args.split_file, limit=args.limit,
                            gate=Gate(min_agreement=args.min_agreement, max_iou_drop_points=args.max_miou_drop))
 
@@ -89,7 +90,9 @@ def finish(results: dict, out: str) -> int:
 def run(args: argparse.Namespace) -> int:
     """Benchmark, write the report, and exit non-zero when an artifact breaks the gate's budget."""
     from egeunet.benchmark.harness import run_benchmark
+    from egeunet.commands import checks
 
+    checks.output_dir("--out", args.out)
     runtimes = [r.strip() for r in args.runtimes.split(",")] if args.runtimes else None
     results = run_benchmark(args.model, args.data, config_from_args(args), args.reference, runtimes)
     if not args.no_sensitivity:

@@ -40,7 +40,7 @@ def _settings(args: argparse.Namespace) -> dict[str, dict]:
 
 def _plan(out: Path, settings: dict[str, dict], force: bool) -> list[str]:
     """The stages to (re)build: the first stage whose settings changed or whose output is missing, and all after it."""
-    recorded = json.loads((out / "demo.json").read_text()) if (out / "demo.json").is_file() and not force else {}
+    recorded = {} if force else _recorded(out)
     done = {"data": out / "data", "run": out / "run" / "test_metrics.json", "export": out / "export" / "manifest.json",
             "report": out / "report" / "report.md"}
     for i, stage in enumerate(STAGES):
@@ -56,14 +56,22 @@ def _clear(path: Path) -> None:
         shutil.rmtree(path)
 
 
+def _recorded(out: Path) -> dict:
+    """The stages demo.json records as finished; none when it is missing or unreadable (every stage is rebuilt)."""
+    try:
+        recorded = json.loads((out / "demo.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return recorded if isinstance(recorded, dict) else {}
+
+
 def _record(out: Path, settings: dict, stage: str) -> None:
     """Note in demo.json that ``stage`` finished with these settings."""
-    from egeunet.atomic import atomic_write
+    from egeunet.atomic import write_bytes_atomic
 
-    path = out / "demo.json"
-    recorded = json.loads(path.read_text()) if path.is_file() else {}
+    recorded = _recorded(out)
     recorded[stage] = settings[stage]
-    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(recorded, indent=1) + "\n"))
+    write_bytes_atomic(out / "demo.json", (json.dumps(recorded, indent=1) + "\n").encode())
 
 
 def _stage_data(out: Path, s: dict) -> None:
@@ -105,12 +113,13 @@ def _stage_report(out: Path, s: dict) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run the stages that need running, then print the table and where the report is."""
-    from egeunet.errors import EGEUNetError
+    from egeunet.commands import checks
 
+    checks.positive("--n", args.n)
+    checks.positive("--epochs", args.epochs)
+    checks.output_dir("--out", args.out)
     out = Path(args.out)
     settings = _settings(args)
-    if min(settings["data"]["n"], settings["run"]["epochs"]) < 1:
-        raise EGEUNetError("--n and --epochs must be at least 1")
     out.mkdir(parents=True, exist_ok=True)
     todo = _plan(out, settings, args.force)
     stages = {"data": _stage_data, "run": _stage_run, "export": _stage_export, "report": _stage_report}

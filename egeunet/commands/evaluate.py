@@ -37,15 +37,19 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from egeunet.runtime.runners import open_runner
-    from egeunet.data.cache import open_cache
+    from egeunet.commands import checks
+    from egeunet.data.cache import cache_setting, open_cache
     from egeunet.data.layouts import find_samples
     from egeunet.data.splits import load_split
     from egeunet.errors import EGEUNetError
     from egeunet.training.dataset import open_split_data, recorded_split
     from egeunet.training.evaluate import evaluate_rows, runner_predictor
 
-    if args.batch_size < 1:
-        raise EGEUNetError(f"--batch-size must be at least 1, got {args.batch_size}")
+    checks.positive("--batch-size", args.batch_size)
+    checks.positive("--threads", args.threads)
+    checks.size("--size", args.size)
+    cache_dir, setting = cache_setting(args.cache_dir)
+    checks.output_dir(setting, cache_dir)
     runner = open_runner(args.model, runtime=args.runtime, threads=args.threads, device=args.device)
     size = args.size or runner.input_size
     split_file = args.split_file or recorded_split(args.model, args.data)

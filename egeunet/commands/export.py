@@ -48,8 +48,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Export, print a summary table; exit 1 when any artifact failed (the manifest still says why)."""
     from egeunet.accuracy import Gate
+    from egeunet.commands import checks
     from egeunet.export.api import ExportFailed, export_all, summary_table
 
+    checks.positive("--n-calib", args.n_calib)
+    checks.positive("--n-held", args.n_held)
+    checks.size("--size", args.size)
+    checks.output_dir("--out", args.out)
     gates = {"fp32": Gate(max_abs_dprob=args.fp32_tol),
              "fp16": Gate(min_agreement=args.fp16_agreement, max_abs_dprob=args.fp16_tol),
              "int8": Gate(min_agreement=args.int8_agreement, max_iou_drop_points=args.int8_iou_drop)}

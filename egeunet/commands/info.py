@@ -18,12 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from egeunet import EGEUNet, load_model, variant_config
+    from egeunet.commands import checks
     from egeunet.errors import EGEUNetError
     from egeunet.model.complexity import profile
-    from egeunet.model.network import check_input_size
 
+    checks.size("--size", args.size)
     try:
-        check_input_size(args.size, args.size)
         model = load_model(args.model) if args.model else EGEUNet(variant_config(args.variant))
     except ValueError as exc:
         raise EGEUNetError(str(exc)) from None

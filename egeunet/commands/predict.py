@@ -47,21 +47,26 @@ def expand_inputs(paths: list[str]) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Predict every input and write its mask and overlay atomically."""
-    from tqdm import tqdm
-
+    """Predict every input and write its mask and overlay atomically; exit 1 when no image could be read."""
+    from egeunet.atomic import check_name
     from egeunet.runtime.runners import open_runner
+    from egeunet.commands import checks
     from egeunet.data.imageio import read_image, write_png_atomic
-    from egeunet.postprocess import mask_at_size, overlay
     from egeunet.errors import EGEUNetError
+    from egeunet.postprocess import mask_at_size, overlay
+    from egeunet.progress import progress
 
     if not 0.0 <= args.threshold <= 1.0:
         raise EGEUNetError(f"--threshold must be in [0, 1], got {args.threshold}")
+    checks.positive("--threads", args.threads)
+    checks.output_dir("--out", args.out)
     files = expand_inputs(args.images)
-    runner = open_runner(args.model, runtime=args.runtime, threads=args.threads, device=args.device)
     out = Path(args.out)
+    for path in files:  # the longer of the two output names, checked before any work
+        check_name(out / f"{path.stem}_overlay.png", fix=f"rename the input {path}")
+    runner = open_runner(args.model, runtime=args.runtime, threads=args.threads, device=args.device)
     skipped: list[str] = []
-    for path in tqdm(files, desc="predicting", unit="img", disable=len(files) < 2):
+    for path in progress(files, desc="predicting", unit="img", disable=len(files) < 2):
         try:
             image = read_image(path)
         except EGEUNetError as exc:
@@ -72,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
         mask = mask_at_size(runner.predict_image(image), *image.shape[:2], args.threshold)
         write_png_atomic(out / f"{path.stem}_mask.png", mask)
         write_png_atomic(out / f"{path.stem}_overlay.png", overlay(image, mask))
+    if len(skipped) == len(files):
+        raise EGEUNetError(f"none of the {len(files)} images could be read (--skip-bad); first: {skipped[0]}")
     if skipped:
         warnings.warn(f"skipped {len(skipped)} of {len(files)} images; first: {skipped[0]}", stacklevel=1)
     print(f"wrote the mask and overlay of {len(files) - len(skipped)} of {len(files)} images to {out}"

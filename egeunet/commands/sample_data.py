@@ -16,8 +16,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write the dataset and print a one-line summary."""
+    from egeunet.commands import checks
     from egeunet.data.synthetic import write_sample_dataset  # heavy imports only when the command runs
 
+    checks.positive("--n", args.n)
+    checks.output_dir("--out", args.out)
     start = time.perf_counter()
     out = write_sample_dataset(args.out, args.n, args.seed)
     print(f"wrote {args.n} synthetic images and masks (seed {args.seed}, ISIC 2018 layout) to {out} "

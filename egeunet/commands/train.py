@@ -39,8 +39,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Build the config from the options and train."""
+    """Check the options and output folders, build the config and train."""
+    from egeunet.commands import checks
+    from egeunet.data.cache import cache_setting
     from egeunet.training import TrainConfig, train
+
+    checks.size("--size", args.size)
+    checks.output_dir("--out", args.out)
+    cache_dir, setting = cache_setting(args.cache_dir)
+    checks.output_dir(setting, cache_dir)
 
     config = TrainConfig(
         data=args.data, out=args.out, epochs=args.epochs, batch_size=args.batch_size, size=args.size, lr=args.lr,

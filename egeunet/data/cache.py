@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,12 +28,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from egeunet.atomic import atomic_folder, write_bytes_atomic
 from egeunet.data.imageio import read_image, read_mask
 from egeunet.data.layouts import Sample
 from egeunet.errors import EGEUNetError
+from egeunet.progress import progress
 
 CACHE_FORMAT = 1
 
@@ -55,6 +56,13 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("EGEUNET_CACHE", Path.home() / ".cache" / "egeunet"))
 
 
+def cache_setting(cache_dir: str | os.PathLike | None = None) -> tuple[Path, str]:
+    """The cache folder and the setting it comes from (--cache-dir, $EGEUNET_CACHE or the default), for messages."""
+    if cache_dir:
+        return Path(cache_dir), "--cache-dir"
+    return default_cache_dir(), "$EGEUNET_CACHE" if "EGEUNET_CACHE" in os.environ else "the default cache folder"
+
+
 def open_cache(
     samples: Sequence[Sample],
     size: int = 256,
@@ -62,17 +70,27 @@ def open_cache(
     skip_bad: bool = False,
     workers: int | None = None,
 ) -> CachedSplit:
-    """Open the cache of `samples` at `size` x `size`, building it first (with a progress bar) if absent."""
+    """Open the cache of `samples` at `size` x `size`, building it first (with progress) if absent or damaged."""
     if not samples:
         raise EGEUNetError("no samples to cache")
-    folder = Path(cache_dir or default_cache_dir()) / f"{size}px-{len(samples)}-{_key(samples, size)}"
-    if not (folder / "meta.json").is_file():
+    root, setting = cache_setting(cache_dir)
+    folder = root / f"{size}px-{len(samples)}-{_key(samples, size)}"
+    try:
+        cached = _load(folder, size)
+    except EGEUNetError as exc:
+        warnings.warn(f"{exc}; rebuilding the cache", stacklevel=2)
+        _discard(folder)
+        cached = None
+    if cached is None:
         try:
             _build(samples, size, folder, workers or min(8, os.cpu_count() or 1))
-        except OSError:
+        except OSError as exc:
             if not (folder / "meta.json").is_file():  # not another process finishing the same cache first
-                raise
-    meta = json.loads((folder / "meta.json").read_text())
+                reason = "a file is in the way" if _file_on_path(folder) else exc.strerror or str(exc)
+                raise EGEUNetError(f"{setting} {root}: cannot write the decoded-image cache there ({reason}); "
+                                   f"point {setting} at a writable folder") from None
+        cached = _load(folder, size)
+    meta, images, masks = cached
     bad = meta["bad"]
     if bad and not skip_bad:
         raise EGEUNetError(f"{bad[0]} (1 of {len(bad)} bad files of {len(samples)}; --skip-bad skips them)")
@@ -80,12 +98,46 @@ def open_cache(
         warnings.warn(f"skipped {len(bad)} bad files of {len(samples)}; first: {bad[0]}", stacklevel=2)
     if not meta["ids"]:
         raise EGEUNetError(f"none of the {len(samples)} images is usable; first problem: {bad[0]}")
-    return CachedSplit(
-        ids=meta["ids"],
-        images=np.load(folder / "images.npy", mmap_mode="r"),
-        masks=np.load(folder / "masks.npy", mmap_mode="r"),
-        folder=folder,
-    )
+    return CachedSplit(ids=meta["ids"], images=images, masks=masks, folder=folder)
+
+
+def _load(folder: Path, size: int) -> tuple[dict, np.ndarray | None, np.ndarray | None] | None:
+    """meta.json and the memory-mapped arrays of a built cache; None when not built, EGEUNetError when damaged."""
+    if not (folder / "meta.json").is_file():
+        return None
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+        n = len(meta["ids"]), len(meta["bad"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise EGEUNetError(f"{folder / 'meta.json'}: damaged cache file ({type(exc).__name__})") from None
+    if not meta["ids"]:  # every file was bad: there are no rows to map
+        return meta, None, None
+    arrays = []
+    for name, shape in (("images.npy", (n[0], size, size, 3)), ("masks.npy", (n[0], size, size))):
+        try:
+            array = np.load(folder / name, mmap_mode="r")
+        except (OSError, ValueError) as exc:
+            raise EGEUNetError(f"{folder / name}: damaged cache file ({str(exc)[:80]})") from None
+        if array.shape != shape or array.dtype != np.uint8:
+            raise EGEUNetError(f"{folder / name}: damaged cache file (holds {array.dtype} {array.shape}, "
+                               f"expected uint8 {shape})")
+        arrays.append(array)
+    return meta, *arrays
+
+
+def _file_on_path(path: Path) -> bool:
+    """Whether ``path`` or one of its parents is an existing file (so no folder can be made there)."""
+    return any(os.path.exists(p) and not os.path.isdir(p) for p in (path, *path.parents))
+
+
+def _discard(folder: Path) -> None:
+    """Move a damaged cache out of the way (one rename, so a concurrent reader never sees it half deleted)."""
+    aside = folder.with_name(f".{folder.name}.damaged-{os.getpid()}")
+    try:
+        os.replace(folder, aside)
+    except FileNotFoundError:  # another process discarded it first
+        return
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def load_pair(sample: Sample, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -138,7 +190,7 @@ def _build(samples: Sequence[Sample], size: int, folder: Path, workers: int) -> 
 
         with ThreadPoolExecutor(workers) as pool:
             work = pool.map(decode, range(n))
-            for _ in tqdm(work, total=n, desc=f"caching {n} images at {size}px", unit="img"):
+            for _ in progress(work, total=n, desc=f"caching {n} images at {size}px", unit="img"):
                 pass
         good = [i for i in range(n) if problems[i] is None]
         if good and len(good) < n:

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from egeunet.atomic import atomic_folder
 from egeunet.data.imageio import write_jpeg_atomic, write_png_atomic
 from egeunet.errors import EGEUNetError
+from egeunet.progress import progress
 
 SIZES = ((600, 450), (640, 480), (767, 576), (1024, 768), (450, 600))  # width x height; the last is portrait
 IMAGE_FOLDER = "ISIC2018_Task1-2_Training_Input"
@@ -80,7 +80,7 @@ def write_sample_dataset(out: str | os.PathLike, n: int, seed: int = 0, workers:
             write_png_atomic(tmp / MASK_FOLDER / f"ISIC_{i:07d}_segmentation.png", mask)
 
         with ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1)) as pool:
-            for _ in tqdm(pool.map(write, range(n)), total=n, desc="writing synthetic samples", unit="img"):
+            for _ in progress(pool.map(write, range(n)), total=n, desc="writing synthetic samples", unit="img"):
                 pass
     return out
 

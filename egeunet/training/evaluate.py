@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from egeunet.data.cache import CachedSplit
 from egeunet.metrics import SegmentationMeter
+from egeunet.progress import progress
 from egeunet.training.batches import iterate
 
 Predict = Callable[[torch.Tensor], Any]
@@ -24,7 +24,7 @@ def evaluate_rows(predict: Predict, cached: CachedSplit, rows: np.ndarray, batch
                   device: torch.device | str = "cpu", desc: str | None = None) -> dict[str, Any]:
     """Pooled metrics, per-image means and the worst images of ``predict`` on ``rows`` (no bar when desc is None)."""
     meter = SegmentationMeter()
-    with tqdm(total=len(rows), desc=desc, unit="img", disable=desc is None, leave=False) as bar:
+    with progress(total=len(rows), desc=desc, unit="img", disable=desc is None, leave=False) as bar:
         for batch_rows, x, y in iterate(cached, rows, batch_size, torch.device(device)):
             meter.update(predict(x), y, ids=[cached.ids[r] for r in batch_rows])
             bar.update(len(batch_rows))

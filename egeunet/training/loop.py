@@ -10,11 +10,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from egeunet.data.augment import augment_batch
 from egeunet.data.cache import CachedSplit
 from egeunet.losses import deep_supervision_loss
+from egeunet.progress import Progress
 from egeunet.training.batches import iterate
 
 POSTFIX_EVERY = 10  # batches between progress-bar loss updates (each one syncs the device)
@@ -48,7 +48,7 @@ class EpochStats:
 
 def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
                 cached: CachedSplit, order: np.ndarray, batch_size: int, device: torch.device,
-                generator: torch.Generator, amp_dtype: torch.dtype | None = None, bar: tqdm | None = None) -> EpochStats:
+                generator: torch.Generator, amp_dtype: torch.dtype | None = None, bar: Progress | None = None) -> EpochStats:
     """Train ``model`` (a LogitsModule, maybe DDP-wrapped) over ``order``'s rows once."""
     model.train()
     loss_sum = torch.zeros((), device=device)

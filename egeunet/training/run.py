@@ -6,6 +6,7 @@ main process writes files or prints; under torchrun every process trains its sha
 """
 from __future__ import annotations
 
+import json
 import math
 import random
 import time
@@ -20,6 +21,7 @@ from tqdm import tqdm
 from egeunet.data.splits import save_split
 from egeunet.errors import EGEUNetError
 from egeunet.model import EGEUNet, EGEUNetConfig, check_input_size, variant_config
+from egeunet.progress import progress
 from egeunet.training import distributed
 from egeunet.training.batches import epoch_order
 from egeunet.training.dataset import SplitData, check_parts, choose_split, open_split_data, split_hash
@@ -124,6 +126,9 @@ def _run(config: TrainConfig, ctx: distributed.DistContext, device: torch.device
     run_dir = Path(config.out)
     split_path = run_dir / "split.json"
     ckpt = _resume_checkpoint(config, run_dir)
+    test = _written_test(run_dir) if ckpt and ckpt["resume"]["epoch"] >= config.epochs else None
+    if test:
+        return _finished(config, arch, ckpt, test, run_dir, ctx, start)
     source = config.split_file or (str(split_path) if ckpt else None)
     split = choose_split(config.data, source, config.seed)
     if ckpt and split_hash(split) != ckpt["training"]["split_hash"]:
@@ -145,14 +150,16 @@ def _run(config: TrainConfig, ctx: distributed.DistContext, device: torch.device
     model = distributed.wrap(LogitsModule(net), ctx, device)
     say = tqdm.write if ctx.is_main else (lambda _: None)
     counts = " / ".join(f"{n} {part}" for part, n in records.training["images"].items())
+    todo = f"epochs {done + 1}..{config.epochs}" if done < config.epochs else \
+        f"all {done} epochs already done, only the test split is left to score"
     say(f"training {config.variant} at {config.size}px on {counts} images "
-        f"({ctx.world_size} x {device.type}, batch {config.batch_size}), epochs {done + 1}..{config.epochs}")
+        f"({ctx.world_size} x {device.type}, batch {config.batch_size}), {todo}")
 
     for epoch in range(done + 1, config.epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
         order = epoch_order(data.parts["train"], config.seed, epoch, ctx.rank, ctx.world_size)
         generator = torch.Generator().manual_seed(_augment_seed(config.seed, epoch, ctx.rank))
-        with tqdm(total=math.ceil(len(order) / config.batch_size), desc=f"epoch {epoch}/{config.epochs}",
+        with progress(total=math.ceil(len(order) / config.batch_size), desc=f"epoch {epoch}/{config.epochs}",
                   unit="batch", leave=False, disable=not (config.progress and ctx.is_main)) as bar:
             stats = train_epoch(model, optimizer, scaler, data.cached, order, config.batch_size, device,
                                 generator, amp_dtype, bar)
@@ -177,6 +184,29 @@ def _run(config: TrainConfig, ctx: distributed.DistContext, device: torch.device
     distributed.barrier(ctx)
     return RunResult(run_dir, records.best_path, records.last_path, records.best_epoch, records.best_miou, test,
                      seconds, net)
+
+
+def _written_test(run_dir: Path) -> dict[str, Any] | None:
+    """The run's test_metrics.json, or None when it is missing or unreadable (then the test is scored again)."""
+    try:
+        test = json.loads((run_dir / "test_metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return test if isinstance(test, dict) and "miou" in test else None
+
+
+def _finished(config: TrainConfig, arch: EGEUNetConfig, ckpt: dict[str, Any], test: dict[str, Any], run_dir: Path,
+              ctx: distributed.DistContext, start: float) -> RunResult:
+    """A resumed run that has nothing left to do: say so and return what it produced, without reading data."""
+    state = ckpt["resume"]
+    if ctx.is_main:
+        print(f"{run_dir}: this run is already finished ({state['epoch']} of {config.epochs} epochs done, best val "
+              f"mIoU {state['best_miou']:.4f} at epoch {state['best_epoch']}, test mIoU {test['miou']:.4f}); "
+              f"pass a larger --epochs to train longer")
+    net = _build_model(config, arch)
+    net.load_state_dict(ckpt["state_dict"])
+    return RunResult(run_dir, run_dir / "best.pt", run_dir / "last.pt", state["best_epoch"], state["best_miou"], test,
+                     time.perf_counter() - start, net)
 
 
 def _test(config: TrainConfig, data: SplitData, records: RunRecords) -> dict[str, Any] | None:
