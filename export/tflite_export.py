@@ -6,7 +6,8 @@ and LayerNorm: MEAN, SUB, MUL, ADD, RSQRT) and of baked preprocessing in float; 
 points of agreement (shared/notes/int8-tflite-trial.md). Selecting these by module scope rather than
 by op kind lets the GHPA attention multiplies and the bridge additions go int8: on a 12-epoch model at
 256 x 256 that gave 99.69% agreement (op-kind selection: 99.71%) in 239 KB instead of 285 KB. Each file is checked for
-Flex/custom ops, then trimmed (short tensor names, no signature/debug metadata) and given the contract.
+Flex/custom ops, trimmed (no signature/debug metadata, the contract added) and compacted (``tflite_compact``:
+shared vectors and tables, names only on the I/O, SLICE runs as SPLIT; every output bit-identical).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from egeunet.atomic import write_bytes_atomic
 from egeunet.export import tflite_flatbuffer as fb
 from egeunet.export.base import FORMATS, Exporter, contract_json, register
 from egeunet.export.spec import ExportSpec, FormatConfig, Variant
+from egeunet.export.tflite_compact import compact
 
 CONFIG = FormatConfig(name="tflite", suffix=".tflite", runtime="litert", precisions=("fp32", "fp16", "int8"))
 SIGNATURE_INPUT = "args_0"  # litert-torch's name for the first positional argument
@@ -97,7 +99,7 @@ class TFLiteExporter(Exporter):
                 buf = Path(out).read_bytes()
         fb.reject_unsupported_ops(fb.op_names(fb.load(buf)), str(out_path))
         trimmed = fb.trim(buf, contract_json(spec, CONFIG, variant))
-        write_bytes_atomic(out_path, trimmed)
+        write_bytes_atomic(out_path, compact(trimmed))
         return Path(out_path)
 
     def describe(self, path: Path) -> dict:
