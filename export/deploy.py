@@ -3,11 +3,7 @@
 Same numbers as ``EGEUNet.forward`` (to float rounding) at one input size, rewritten for export:
 - only the final probability map is computed (deep-supervision heads stay only where GAB needs them);
 - each GHPA's weight-only attention maps are folded into constant buffers, one multiply per group;
-- LayerNorm is ``(x - mean) * rsqrt(mean((x - mean)^2 + eps))``: an int8 DIV crashes the TFLite interpreter, and
-  eps inside the mean needs no broadcast constant of its own;
-- its affine is folded into the next convolution where one follows (scale and shift before a 1x1 convolution;
-  the scale alone before a zero-padded 3x3 one, as ``w * (n + b / w)``, only when every |w| >= ``FOLD_MIN_SCALE``);
-- a GAB's resize of xh to xl's size is skipped when equal;
+- LayerNorm is ``(x - mean) * rsqrt(var + eps)``: an int8 DIV crashes the TFLite interpreter;
 - optional front and back: baked preprocessing (uint8 RGB in, min-max stretch in the graph) and NHWC I/O.
 """
 from __future__ import annotations
@@ -17,18 +13,12 @@ import copy
 import torch
 from torch import nn
 
-from egeunet.model import GAB, GHPA, EGEUNet, LayerNorm2d, check_input_size
+from egeunet.model import GHPA, EGEUNet, LayerNorm2d, check_input_size
 from egeunet.model.layers import upsample_to
 
 
-FOLD_MIN_SCALE = 0.05  # smallest |LayerNorm weight| divided into the shift when the scale moves into a 3x3 conv
-
-
 class RsqrtLayerNorm(nn.Module):
-    """Channels-first LayerNorm with a multiply by rsqrt instead of a divide; affine as (1,C,1,1) constants.
-
-    ``weight`` or ``bias`` is None once folded into the following convolution (``fold_into_conv``).
-    """
+    """Channels-first LayerNorm with a multiply by rsqrt instead of a divide; affine as (1,C,1,1) constants."""
 
     def __init__(self, norm: LayerNorm2d) -> None:
         super().__init__()
@@ -38,29 +28,8 @@ class RsqrtLayerNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         centred = x - x.mean(1, keepdim=True)
-        x = centred * torch.rsqrt((centred * centred + self.eps).mean(1, keepdim=True))
-        if self.weight is not None:
-            x = x * self.weight
-        return x + self.bias if self.bias is not None else x
-
-
-@torch.no_grad()
-def fold_into_conv(norm: RsqrtLayerNorm, conv: nn.Conv2d) -> None:
-    """Move the norm's affine into ``conv`` (which reads only the norm's output): same function, fewer ops.
-
-    A 1x1 convolution without padding takes scale and shift; a padded one (zero borders) takes the scale
-    only, leaving ``n + b / w`` in the norm, and only when no |w| is below ``FOLD_MIN_SCALE``.
-    """
-    w, b = norm.weight.view(-1), norm.bias.view(-1)
-    per_input = w.view(1, -1, 1, 1) if conv.groups == 1 else w.view(-1, 1, 1, 1)
-    if conv.kernel_size == (1, 1) and conv.padding == (0, 0) and conv.groups == 1:
-        conv.bias += conv.weight.sum((2, 3)) @ b
-        conv.weight *= per_input
-        norm.weight = norm.bias = None
-    elif conv.groups == conv.in_channels == conv.out_channels and bool((w.abs() >= FOLD_MIN_SCALE).all()):
-        conv.weight *= per_input
-        norm.bias = (b / w).view(1, -1, 1, 1)
-        norm.weight = None
+        var = (centred * centred).mean(1, keepdim=True)
+        return centred * torch.rsqrt(var + self.eps) * self.weight + self.bias
 
 
 class FoldedGHPA(nn.Module):
@@ -78,7 +47,6 @@ class FoldedGHPA(nn.Module):
         self.norm2 = RsqrtLayerNorm(ghpa.norm2)
         self.dw = copy.deepcopy(ghpa.dw) if self.multi_axis else None
         self.ldw = copy.deepcopy(ghpa.ldw)
-        fold_into_conv(self.norm2, self.ldw[0])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.norm1(x)
@@ -88,29 +56,6 @@ class FoldedGHPA(nn.Module):
             g1, g2, g3, g4 = torch.split(x, self.group, dim=1)
             x = torch.cat([g1 * self.map0, g2 * self.map1, g3 * self.map2, self.dw(g4)], dim=1)
         return self.ldw(self.norm2(x))
-
-
-class DeployGAB(nn.Module):
-    """GAB with each LayerNorm's affine folded into its convolution and no resize of xh when sizes already match."""
-
-    def __init__(self, gab: GAB) -> None:
-        super().__init__()
-        self.use_mask = gab.use_mask
-        self.pre_project = copy.deepcopy(gab.pre_project)
-        self.groups = nn.ModuleList(copy.deepcopy(getattr(gab, f"g{i}")) for i in range(4))
-        self.tail_conv = copy.deepcopy(gab.tail_conv)
-        for branch in (*self.groups, self.tail_conv):
-            branch[0] = RsqrtLayerNorm(branch[0])
-            fold_into_conv(branch[0], branch[1])
-
-    def forward(self, xh: torch.Tensor, xl: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        xh = self.pre_project(xh)
-        if xh.shape[2:] != xl.shape[2:]:
-            xh = upsample_to(xh, (xl.shape[2], xl.shape[3]))
-        extra = [mask] if self.use_mask else []
-        groups = [branch(torch.cat([h, l, *extra], dim=1))
-                  for branch, h, l in zip(self.groups, xh.chunk(4, 1), xl.chunk(4, 1))]
-        return self.tail_conv(torch.cat(groups, dim=1))
 
 
 def _ghpa_sizes(model: EGEUNet, size: int) -> dict[GHPA, tuple[int, int]]:
@@ -153,7 +98,7 @@ class DeployEGEUNet(nn.Module):
         self.size, self.bake_preprocess, self.nhwc = int(size), bool(bake_preprocess), bool(nhwc)
         model = copy.deepcopy(model).eval()
         sizes = _ghpa_sizes(model, size)
-        _swap_modules(model, {GHPA: lambda g: FoldedGHPA(g, *sizes[g]), GAB: DeployGAB, LayerNorm2d: RsqrtLayerNorm})
+        _swap_modules(model, {GHPA: lambda g: FoldedGHPA(g, *sizes[g]), LayerNorm2d: RsqrtLayerNorm})
         self.net = model
         self.stretch = MinMaxStretch() if self.bake_preprocess else None
         for p in self.parameters():

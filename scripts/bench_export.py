@@ -69,7 +69,8 @@ def plain_tflite(model, size: int, path: Path) -> None:
     """``litert_torch.convert`` of the unmodified EGEUNet, the LiteRT latency baseline."""
     import litert_torch
 
-    litert_torch.convert(model.eval(), (torch.zeros(1, 3, size, size),)).export(str(path))
+    with torch.enable_grad():  # GHPA's map cache (no-grad only) reads data pointers, which export tracing forbids
+        litert_torch.convert(model.eval(), (torch.zeros(1, 3, size, size),)).export(str(path))
 
 
 NCHWC_OFF = ["NchwcTransformer"]  # ORT's NCHWc layout pass, measured on and off
