@@ -6,7 +6,8 @@ and LayerNorm: MEAN, SUB, MUL, ADD, RSQRT) and of baked preprocessing in float; 
 points of agreement (shared/notes/int8-tflite-trial.md). Selecting these by module scope rather than
 by op kind lets the GHPA attention multiplies and the bridge additions go int8: on a 12-epoch model at
 256 x 256 that gave 99.69% agreement (op-kind selection: 99.71%) in 239 KB instead of 285 KB. Each file is checked for
-Flex/custom ops, then trimmed (short tensor names, no signature/debug metadata) and given the contract.
+Flex/custom ops, trimmed (no signature/debug metadata, the contract added) and compacted (``tflite_compact``:
+shared vectors and tables, names only on the I/O, SLICE runs as SPLIT; every output bit-identical).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from egeunet.export import tflite_flatbuffer as fb
 from egeunet.export.base import BUDGET_KEY, Exporter, contract_json, deploy_key, register
 from egeunet.export.recipes import Recipe, budget_note, deploy_float_regions, float_recipe, region_pattern
 from egeunet.export.spec import ExportSpec, FormatConfig
+from egeunet.export.tflite_compact import compact
 
 CONFIG = FormatConfig(name="tflite", suffix=".tflite", runtime="litert", precisions=("fp32", "fp16", "int8"))
 
@@ -254,7 +256,7 @@ class TFLiteExporter(Exporter):
         fb.reject_unsupported_ops(fb.op_names(fb.load(buf)), str(out_path))
         extra = {BUDGET_KEY: json.dumps(budget, separators=(",", ":"))} if budget else None
         trimmed = fb.trim(buf, contract_json(spec, CONFIG, recipe), CONFIG.input_name, CONFIG.output_name, extra)
-        write_bytes_atomic(out_path, trimmed)
+        write_bytes_atomic(out_path, compact(trimmed))
         return Path(out_path)
 
     def describe(self, path: Path) -> dict:
