@@ -167,8 +167,8 @@ class StaticQuantizer:
 
 
 def integer_only_problems(buf: bytes) -> list[str]:
-    """Why a flatbuffer is not integer-only: a tensor of an op other than the input QUANTIZE and the output DEQUANTIZE
-    that is not an integer type, or a (de)quantization anywhere else. Empty: an NPU can run every op."""
+    """Why a flatbuffer is not integer-only: a float tensor on any op other than the input QUANTIZE and the output
+    DEQUANTIZE (inner QUANTIZE ops that rescale int8 to int8 are integer). Empty: an NPU can run every op."""
     model = fb.load(buf)
     graph = model.subgraphs[0]
     types = {v: k for k, v in vars(fb._schema().TensorType).items() if not k.startswith("_")}
@@ -180,8 +180,8 @@ def integer_only_problems(buf: bytes) -> list[str]:
             continue
         floats = sorted({types[graph.tensors[t].type] for t in [*op.inputs, *op.outputs]
                          if t >= 0 and not types[graph.tensors[t].type].startswith(("INT", "UINT", "BOOL"))})
-        if floats or name in ("QUANTIZE", "DEQUANTIZE"):
-            problems.append(f"{name} on {', '.join(floats) or 'an inner tensor'}")
+        if floats:
+            problems.append(f"{name} on {', '.join(floats)}")
     return problems
 
 

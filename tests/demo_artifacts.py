@@ -63,7 +63,7 @@ def _export() -> Path:
     # PyTorch, see tests/test_web_demo.py; int8 mask agreement ~93%).
     code = main(["export", str(REFERENCE_DIR / "best.pth"), "--formats", "onnx,tflite", "--precisions", "fp32,int8",
                  "--nhwc", "--int8-io", "--n-calib", "8", "--n-held", "2", "--fp32-tol", "1",
-                 "--int8-agreement", "0", "--int8-iou-change", "1", "--out", str(out)])
+                 "--int8-agreement", "0", "--int8-iou-drop", "100", "--out", str(out)])
     assert code == 0, f"egeunet export failed with exit code {code}"
     assert (out / "golden" / "index.json").is_file(), "egeunet export wrote no golden vectors"
     return out
