@@ -1,7 +1,9 @@
 """The exported ONNX runs in the other clients people use: OpenCV DNN (default engine) and ``onnx.reference``.
 
-One fp32 + int8 ONNX export of a lightly trained model at 64 x 64; each artifact runs in ONNX Runtime and
+One fp32 + int8 ONNX export of a lightly trained model at 128 x 128; each artifact runs in ONNX Runtime and
 in both clients on two held-out images (``onnx.reference`` is pure numpy: about 1 s per image here).
+128, not test_export's 64: OpenCV 5.0's fused int8 convolution is wrong on feature maps whose side is not a
+multiple of 4 (EGE-UNet's deepest map is size / 32: 2 x 2 at 64), see export/onnx_portable.py.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+import torch
 
 from egeunet import save_checkpoint
 from egeunet.benchmark.runners.onnx_runner import OnnxRunner
@@ -18,15 +21,21 @@ from egeunet.export import export_all
 from egeunet.export.data import synthetic_sets
 from egeunet.export.onnx_portable import CLIENTS, PORTABLE_OPSET, make_portable, run_client
 from egeunet.metrics import mask_agreement
-from test_export import N_CALIB, N_HELD, SIZE, TEST_GATES, light_training
+from test_export import N_CALIB, N_HELD, TEST_GATES, light_training
 
+SIZE = 128  # the smallest size whose deepest feature map (size / 32) OpenCV's int8 convolution computes right
 N_IMAGES = 2
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("clients")
-    save_checkpoint(folder / "model.pt", light_training(), SIZE)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # 12 s on a busy 2-core machine, where 2 threads took minutes
+    try:
+        save_checkpoint(folder / "model.pt", light_training(size=SIZE), SIZE)
+    finally:
+        torch.set_num_threads(threads)
     export_all(folder / "model.pt", folder, "onnx", "fp32,int8", n_calib=N_CALIB, n_held=N_HELD, gates=TEST_GATES,
                golden=False, progress=False)
     return folder
@@ -49,7 +58,7 @@ def test_client_matches_onnxruntime(exported, inputs, client, precision):
     if precision == "fp32":
         assert np.abs(out - reference).max() <= 1e-4
     else:
-        assert 0.02 < reference.mean() < 0.98, "degenerate masks would make agreement meaningless"
+        assert 0.02 < (reference > 0.5).mean() < 0.98, "a near-empty or near-full mask would make agreement meaningless"
         assert mask_agreement(out, reference)["agreement"] >= 0.99
 
 
