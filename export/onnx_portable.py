@@ -10,6 +10,10 @@ Two rewrites of the quantized graph, neither changing what ONNX Runtime computes
   ``QuantizeLinear`` follows it, so the float ``MaxPool`` after EGE-UNet's group norms fails at
   ``forward()`` (``pool2_int8_layer.cpp: inptype == CV_8SC1``). Quantizing it instead would add an
   int8 rounding that ONNX Runtime does not have today.
+
+Not fixable here: OpenCV 5.0's fused int8 convolution (DequantizeLinear -> Conv -> QuantizeLinear) is wrong on
+feature maps whose side is not a multiple of 4 (EGE-UNet's deepest map is size / 32), so in OpenCV int8 needs an
+input size that is a multiple of 128; 256 is.
 """
 from __future__ import annotations
 
