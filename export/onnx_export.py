@@ -5,7 +5,8 @@ the casts at load): float16 compute throughout (onnxruntime's float16 converter)
 |Δprob| on a lightly trained model, twice the fp16 gate. int8: per-channel int8 convolution weights,
 int8 activations around convolutions (QDQ); normalisation, GELU, resize and attention ops stay float by default (``quantize_ops``).
 With ``spec.int8_drift_budget`` the most int8-sensitive convolutions (ranked on the calibration images) stay float
-until the budget holds; the choice is stored in the artifact (``BUDGET_KEY``) and the manifest.
+until the budget holds; the choice is stored in the artifact (``BUDGET_KEY``) and the manifest. The int8 graph is then
+made portable (``onnx_portable``: opset 19, MaxPool as ReduceMax) so OpenCV DNN and ``onnx.reference`` run it too.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from egeunet.atomic import atomic_write
 from egeunet.export.base import BUDGET_KEY, Exporter, contract_json, register
+from egeunet.export.onnx_portable import make_portable
 from egeunet.export.recipes import Recipe, budget_note, float_recipe
 from egeunet.export.spec import ExportSpec, FormatConfig
 from egeunet.runtime.contract import CONTRACT_KEY
@@ -222,7 +224,8 @@ class OnnxExporter(Exporter):
         return [Recipe("int8", "int8", weights="int8", activations="int8", scales="calibration",
                        int8_ops=tuple(self.quantize_ops),
                        method=f"ORT static QDQ, per-channel int8 weights, int8 activations on "
-                              f"{', '.join(self.quantize_ops)}, {spec.calib_method} calibration" + budget_note(spec))]
+                              f"{', '.join(self.quantize_ops)}, {spec.calib_method} calibration; opset 19, MaxPool as "
+                              "ReduceMax (runs in OpenCV DNN and onnx.reference too)" + budget_note(spec))]
 
     def export(self, deploy, spec: ExportSpec, out_path: Path, recipe: Recipe) -> Path:
         import onnx
@@ -235,6 +238,7 @@ class OnnxExporter(Exporter):
                 if recipe.static:
                     chosen, budget = _int8(fp32, spec, self.quantize_ops, work)
                     model = onnx.load(str(chosen))
+                    make_portable(model)  # opset 19, MaxPool as ReduceMax: OpenCV DNN and onnx.reference run it too
                 else:
                     model = onnx.load(fp32)
                 if recipe.weights == "float16":

@@ -44,10 +44,10 @@ EXPECTED = {"onnx": ["fp32", "fp16", "int8"], "tflite": ["fp32", "fp16", "int8-d
 OPTIONAL = {"tflite": ["int8-integer"]}
 
 
-def light_training(steps: int = 60, seed: int = 0) -> EGEUNet:
+def light_training(steps: int = 60, seed: int = 0, size: int = SIZE) -> EGEUNet:
     """A few AdamW steps on synthetic images (seed 100, never the export's seed 0), so int8 gates mean something."""
     torch.manual_seed(seed)
-    data, _ = synthetic_sets(SIZE, 48, 1, seed=100)
+    data, _ = synthetic_sets(size, 48, 1, seed=100)
     x = torch.from_numpy(data.canonical())
     y = torch.from_numpy(data.masks[:, None].astype(np.float32))
     model = EGEUNet()
