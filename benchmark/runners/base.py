@@ -17,6 +17,7 @@ _MODULES = {
     "pytorch": "egeunet.benchmark.runners.torch_runner",
     "onnxruntime": "egeunet.benchmark.runners.onnx_runner",
     "litert": "egeunet.benchmark.runners.litert_runner",
+    "litert-arm64": "egeunet.benchmark.runners.litert_arm64_runner",  # aarch64 kernels under qemu (scripts/setup_arm64.sh)
     "coreml": "egeunet.benchmark.runners.coreml_runner",
 }
 
