@@ -113,3 +113,10 @@ def test_missing_kit_and_old_qemu_are_one_line_errors(tflite, tmp_path, monkeypa
     monkeypatch.setenv(CPU_ENV, "max")
     with pytest.raises(EGEUNetError, match="needs qemu >= 10"):
         open_runner(path, runtime="litert-arm64")
+
+
+def test_unreadable_file_is_a_one_line_error(tmp_path):
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"not a flatbuffer")
+    with pytest.raises(EGEUNetError, match=r"bad\.tflite: not a readable \.tflite"):
+        open_runner(bad, runtime="litert-arm64")

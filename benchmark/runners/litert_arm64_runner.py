@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import tempfile
 from importlib import metadata
@@ -50,7 +51,7 @@ def load_kit() -> dict:
     return kit
 
 
-def _tensor_info(model, index: int) -> tuple[list[int], type, float | None, int]:
+def _tensor_info(model, index: int, path: Path) -> tuple[list[int], type, float | None, int]:
     """Shape, numpy dtype and (scale, zero point) of tensor ``index`` of the first subgraph."""
     from ai_edge_litert import schema_py_generated as schema
 
@@ -58,7 +59,7 @@ def _tensor_info(model, index: int) -> tuple[list[int], type, float | None, int]
     tensor = model.subgraphs[0].tensors[index]
     name = types.get(tensor.type, str(tensor.type))
     if name not in _DTYPES:
-        raise EGEUNetError(f"tensor {index} has type {name}; the litert-arm64 runner feeds float32, int8 or uint8")
+        raise EGEUNetError(f"{path}: tensor {index} has type {name}; the litert-arm64 runner feeds float32, int8 or uint8")
     q = tensor.quantization
     scale = float(q.scale[0]) if q is not None and q.scale is not None and len(q.scale) else None
     zero_point = int(q.zeroPoint[0]) if scale is not None and q.zeroPoint is not None and len(q.zeroPoint) else 0
@@ -85,11 +86,13 @@ class LiteRTArm64Runner(ContractRunnerMixin, Runner):
 
         try:
             data = self.path.read_bytes()
+            if data[4:8] != b"TFL3":
+                raise ValueError("no TFL3 flatbuffer identifier")
             model, contract = fb.load(data), fb.read_metadata(data)
             graph = model.subgraphs[0]
-            in_shape, self.in_dtype, in_scale, in_zp = _tensor_info(model, graph.inputs[0])
-            out_shape, self.out_dtype, out_scale, out_zp = _tensor_info(model, graph.outputs[0])
-        except (ValueError, IndexError, AttributeError, TypeError, UnicodeDecodeError) as exc:
+            in_shape, self.in_dtype, in_scale, in_zp = _tensor_info(model, graph.inputs[0], path)
+            out_shape, self.out_dtype, out_scale, out_zp = _tensor_info(model, graph.outputs[0], path)
+        except (ValueError, IndexError, AttributeError, TypeError, struct.error) as exc:
             why = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
             raise EGEUNetError(f"{path}: not a readable .tflite ({why})") from None
         quant = {}
@@ -114,8 +117,12 @@ class LiteRTArm64Runner(ContractRunnerMixin, Runner):
         with tempfile.TemporaryDirectory(prefix="egeunet-arm64-") as tmp:
             src, dst = Path(tmp) / "in.bin", Path(tmp) / "out.bin"
             x.tofile(src)
-            proc = subprocess.run(self.command(str(src), str(dst)), capture_output=True, text=True,
-                                  timeout=120 + 30 * len(x))
+            limit = 120 + 120 * len(x)  # fp32 at 256 x 256 under -cpu max: about 25 s per image emulated
+            try:
+                proc = subprocess.run(self.command(str(src), str(dst)), capture_output=True, text=True, timeout=limit)
+            except subprocess.TimeoutExpired:
+                raise EGEUNetError(f"{self.path}: LiteRT aarch64 under qemu -cpu {self.cpu} took over {limit} s "
+                                   f"for {len(x)} images") from None
             if proc.returncode != 0:
                 lines = [line for line in proc.stderr.splitlines() if not line.startswith(("INFO:", "WARNING:"))]
                 why = lines[-1] if lines else f"exit code {proc.returncode}"
