@@ -32,7 +32,6 @@ def _one_op_model(module: torch.nn.Module, shape: tuple[int, ...], out: Path) ->
     import litert_torch
     from ai_edge_quantizer import quantizer, recipe
 
-    torch.manual_seed(0)
     example = torch.randn(shape)
     fp32 = out.with_suffix(".fp32.tflite")
     litert_torch.convert(module.eval(), (example,)).export(str(fp32))
@@ -83,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=4, help="random inputs per model")
     args = parser.parse_args(argv)
     kit = load_kit()
+    torch.manual_seed(0)  # the layers' weights
     ops = {"FULLY_CONNECTED": (torch.nn.Linear(256, 256), (64, 256)),
            "CONV_2D": (torch.nn.Conv2d(32, 64, 3, padding=1), (1, 32, 32, 32))}
     failed, rows = False, []
