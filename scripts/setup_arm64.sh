@@ -32,10 +32,11 @@ apt_install() {  # apt_install [-t SUITE] PKG...: quiet (last lines shown on fai
   return "$status"
 }
 qemu_major() { "$1" --version 2>/dev/null | sed -n 's/.*version \([0-9]*\)\..*/\1/p' | head -n1; }
+older_than_10() { local major; major="$(qemu_major "$1")"; [ -z "$major" ] || [ "$major" -lt 10 ]; }
 
 # --- Debian packages -------------------------------------------------------------------------------
 qemu="$(command -v qemu-aarch64 || true)"
-if [ -z "$qemu" ] || [ "$(qemu_major "$qemu")" -lt 10 ]; then
+if [ -z "$qemu" ] || older_than_10 "$qemu"; then
   codename="$(. /etc/os-release && echo "${VERSION_CODENAME:-}")"
   backports=/etc/apt/sources.list.d/egeunet-backports.sources
   # the Debian mirror apt already uses (deb822 .sources or one-line .list)
@@ -53,7 +54,7 @@ if [ -z "$qemu" ] || [ "$(qemu_major "$qemu")" -lt 10 ]; then
     command -v qemu-aarch64-static >/dev/null || apt_install qemu-user-static || fail "cannot install qemu-user"
   fi
   qemu="$(command -v qemu-aarch64 || true)"
-  if [ -z "$qemu" ] || [ "$(qemu_major "$qemu")" -lt 10 ]; then qemu="$(command -v qemu-aarch64-static)"; fi
+  if [ -z "$qemu" ] || older_than_10 "$qemu"; then qemu="$(command -v qemu-aarch64-static)" || fail "no qemu-aarch64"; fi
 fi
 need=()
 command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
