@@ -79,7 +79,7 @@ class LiteRTArm64Runner(ContractRunnerMixin, Runner):
             raise EGEUNetError(f"{path}: the litert-arm64 runner runs on cpu only, not {device!r}")
         self.kit = load_kit()
         self.cpu = os.environ.get(CPU_ENV) or self.kit["cpu"]
-        if self.cpu == "max" and int(self.kit["qemu_version"].split(".")[0]) < 10:
+        if self.cpu.split(",")[0] == "max" and int(self.kit["qemu_version"].split(".")[0]) < 10:
             raise EGEUNetError(f"{CPU_ENV}=max needs qemu >= 10 (qemu {self.kit['qemu_version']} mis-emulates the "
                                "SME instruction SMOPA): use cortex-a76 or install qemu 10 with scripts/setup_arm64.sh")
         from egeunet.export import tflite_flatbuffer as fb
