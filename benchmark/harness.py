@@ -78,11 +78,14 @@ def _size_columns(path: Path) -> dict:
         return {"bytes": path.stat().st_size if path.is_file() else None, "size_note": f"could not parse: {_one_line(exc)}"}
 
 
-def _latency_columns(target: Target, config: BenchmarkConfig, image: Path) -> dict:
+EMULATED_RUNS = 3  # timed runs of an emulated runtime: seconds each, and not comparable with native rows anyway
+
+
+def _latency_columns(target: Target, config: BenchmarkConfig, image: Path, emulated: bool = False) -> dict:
     from egeunet.benchmark.probe import measure_isolated
 
-    result = measure_isolated(target.artifact.path, target.runtime, config.threads, config.runs, config.warmup, image,
-                              config.batch)
+    runs, warmup = (min(config.runs, EMULATED_RUNS), 0) if emulated else (config.runs, config.warmup)
+    result = measure_isolated(target.artifact.path, target.runtime, config.threads, runs, warmup, image, config.batch)
     return {"latency_error": result["error"]} if "error" in result else result
 
 
@@ -134,7 +137,7 @@ class Sweep:
                 order = np.argsort(per_image, kind="stable")[:self.config.worst]
                 self.worst[target.name] = {"index": order.tolist(), "agreement": per_image[order].tolist(),
                                            "probs": probs[order]}
-        row.update(_latency_columns(target, self.config, self.evalset.images[0]))
+        row.update(_latency_columns(target, self.config, self.evalset.images[0], bool(row.get("emulated"))))
         return self._gate(row, comparison, is_reference)
 
     def _gate(self, row: dict, comparison, is_reference: bool) -> dict:

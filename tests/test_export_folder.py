@@ -113,3 +113,17 @@ def test_held_out_images_are_the_models_own_test_split(tmp_path):
     assert other.ids == tuple(ids[7:9])  # --n-held caps the test part
     synthetic = _image_sets(SIZE, None, None, 4, None, ckpt)[1]
     assert len(synthetic) == 32  # no split known: 32 held-out images by default
+
+
+def test_golden_vectors_cover_only_listed_artifacts(first, tmp_path):
+    """A stale model file left in the folder (not in the manifest) gets no golden vectors."""
+    import shutil
+
+    ckpt, out = first
+    folder = tmp_path / "golden-export"
+    shutil.copytree(out, folder)
+    shutil.copy(folder / "egeunet_fp32.onnx", folder / "stale.onnx")
+    manifest = export_all(ckpt, folder, "onnx", "fp32", n_calib=2, n_held=2, progress=False)
+    index = json.loads((folder / manifest["golden"]["index"]).read_text())
+    assert {a["file"] for a in index["artifacts"]} == {r["file"] for r in manifest["artifacts"]}
+    assert "stale.onnx" not in {a["file"] for a in index["artifacts"]}

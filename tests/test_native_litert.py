@@ -38,6 +38,9 @@ def test_litert_c_api_matches_python(tmp_path):
             name = image["name"]
             np.load(folder / f"{name}.in.npy").tofile(tmp_path / f"{name}.in.bin")
             args += [str(tmp_path / f"{name}.in.bin"), str(tmp_path / f"{name}.out.bin")]
+        # the batch form: every image back to back in one file, outputs back to back in one file
+        np.concatenate([np.load(folder / f"{i['name']}.in.npy") for i in index["images"]]).tofile(tmp_path / "all.in.bin")
+        args += [str(tmp_path / "all.in.bin"), str(tmp_path / "all.out.bin")]
         proc = run([str(exe), str(golden.parent / art["file"]), *args], timeout=180)
         lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
         assert lines[0]["input_bytes"] == int(np.prod(art["input_shape"])) * np.dtype(art["input_dtype"]).itemsize
@@ -51,6 +54,9 @@ def test_litert_c_api_matches_python(tmp_path):
                 assert diff <= FP32_TOLERANCE, f"{art['file']} {image['name']}: C differs from Python by {diff}"
             else:  # same runtime, same integer kernels: identical
                 assert np.array_equal(got, expected), f"{art['file']} {image['name']}: int8 output differs by {diff}"
-        report[art["file"]] = {"max_abs_diff": worst, "ms": [line["ms"] for line in lines[1:]]}
+        singles = b"".join((tmp_path / f"{image['name']}.out.bin").read_bytes() for image in index["images"])
+        assert (tmp_path / "all.out.bin").read_bytes() == singles, f"{art['file']}: batch file differs from single runs"
+        assert lines[-1]["tensors"] == len(index["images"])
+        report[art["file"]] = {"max_abs_diff": worst, "ms": [ms for line in lines[1:-1] for ms in line["ms"]]}
     assert any(np.dtype(a["output_dtype"]) == np.int8 or "int8" in a["file"] for a in index["artifacts"])
     print("C (libLiteRt.so) vs Python LiteRT:", report)

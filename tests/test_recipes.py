@@ -109,3 +109,17 @@ def test_tflite_drift_budget_keeps_the_most_sensitive_convolutions_float(tmp_pat
     assert record["trials"][0]["agreement"] == pytest.approx(full, abs=1e-6) and record["images"] == 4
     assert compare(static.probabilities(buf), reference).agreement == pytest.approx(record["agreement"])
     assert all("/" in layer and "." not in layer for layer in record["kept_float"])  # short module scopes
+
+
+def test_conversion_caches_are_keyed_by_content_not_identity():
+    """A deploy form changed in place (as fine-tuning does) must not get a stale conversion back."""
+    from egeunet.export.base import deploy_key
+
+    deploy = deploy_form(EGEUNet().eval(), SIZE)
+    before = deploy_key(deploy)
+    assert deploy_key(deploy_form(EGEUNet().eval().load_state_dict(deploy.net.state_dict()) and deploy.net, SIZE)) \
+        == before
+    with torch.no_grad():
+        deploy.net.final.bias.add_(1.0)
+    assert deploy_key(deploy) != before
+    assert get_format("tflite") is not get_format("tflite")  # one exporter (and cache) per export run

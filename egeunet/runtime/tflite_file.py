@@ -30,3 +30,21 @@ def constant_data_bytes(buf: bytes) -> int:
     """Bytes of constant data held in the model's buffers (weights, folded constants, metadata)."""
     model = _model(buf)
     return sum(model.Buffers(i).DataLength() for i in range(model.BuffersLength()))
+
+
+def io_tensors(buf: bytes) -> tuple[dict, dict]:
+    """The main subgraph's input and output tensors: shape, type name (FLOAT32, INT8, ...), scale, zero point."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    types = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    graph = _model(buf).Subgraphs(0)
+
+    def describe(index: int) -> dict:
+        tensor = graph.Tensors(index)
+        q = tensor.Quantization()
+        scale = float(q.Scale(0)) if q is not None and q.ScaleLength() else None
+        zero_point = int(q.ZeroPoint(0)) if scale is not None and q.ZeroPointLength() else 0
+        return {"shape": [int(d) for d in tensor.ShapeAsNumpy()], "type": types.get(tensor.Type(), str(tensor.Type())),
+                "scale": scale, "zero_point": zero_point}
+
+    return describe(graph.Inputs(0)), describe(graph.Outputs(0))

@@ -16,6 +16,7 @@ _TABLE = {
     "pytorch": ("egeunet.runtime.runners.torch_runner", (".pt", ".pth")),
     "onnxruntime": ("egeunet.runtime.runners.onnx_runner", (".onnx",)),
     "litert": ("egeunet.runtime.runners.litert_runner", (".tflite",)),
+    "litert-arm64": ("egeunet.runtime.runners.litert_arm64_runner", (".tflite",)),  # emulated: never the default
     "coreml": ("egeunet.runtime.runners.coreml_runner", (".mlpackage", ".mlmodel")),
 }
 

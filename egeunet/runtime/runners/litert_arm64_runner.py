@@ -1,0 +1,127 @@
+"""LiteRT's aarch64 build under qemu user-mode emulation: a .tflite on the CPU kernels a phone runs.
+
+The kit (qemu-user, the aarch64 ``libLiteRt.so`` of the installed ai-edge-litert version, the C runner
+``native_check/litert_run.c`` cross-compiled against it, a qemu prefix with an ARMv8.2 /proc/cpuinfo) is
+made by ``scripts/setup_arm64.sh`` and described by its ``kit.json``. One emulator process runs a whole
+batch. Numbers are the ARM kernels' own; latency is emulated and not comparable with native rows.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from egeunet.errors import EGEUNetError
+from egeunet.runtime.contract import ArtifactIO
+from egeunet.runtime.launcher import Launcher
+from egeunet.runtime.runners.base import Runner, register
+
+KIT_ENV = "EGEUNET_ARM64_KIT"  # folder holding litert-<version>/ (default ~/.cache/egeunet/arm64)
+CPU_ENV = "EGEUNET_ARM64_CPU"  # qemu -cpu model instead of the kit's (e.g. max: SVE2 + SME, qemu >= 10 only)
+SETUP = "run scripts/setup_arm64.sh"
+_DTYPES = {"FLOAT32": np.float32, "INT8": np.int8, "UINT8": np.uint8}
+
+
+def kit_dir() -> Path:
+    """Folder of the emulation kit matching the installed ai-edge-litert version."""
+    try:
+        version = metadata.version("ai-edge-litert")
+    except metadata.PackageNotFoundError:
+        raise EGEUNetError("runtime 'litert-arm64' needs ai-edge-litert (pip install egeunet[tflite])") from None
+    base = Path(os.environ.get(KIT_ENV) or Path.home() / ".cache" / "egeunet" / "arm64")
+    return base / f"litert-{version}"
+
+
+def load_kit() -> dict:
+    """The kit's kit.json, checked: every file it names exists; one-line error saying how to install otherwise."""
+    folder = kit_dir()
+    try:
+        kit = json.loads((folder / "kit.json").read_text())
+        missing = [kit[k] for k in ("qemu", "prefix", "litert_run") if not Path(kit[k]).exists()]
+    except (OSError, ValueError, KeyError):
+        missing = [str(folder / "kit.json")]
+    if missing:
+        raise EGEUNetError(f"runtime 'litert-arm64': the ARM64 emulation kit is not installed ({missing[0]} "
+                           f"missing): {SETUP}")
+    return kit
+
+
+@register
+class LiteRTArm64Runner(Runner):
+    """A .tflite run by the aarch64 LiteRT C API (XNNPACK, LiteRT's default CPU options) under qemu-aarch64."""
+
+    runtime = "litert-arm64"
+    emulated = True  # latency is an emulator's, not a phone's
+
+    def __init__(self, path: Path, threads: int | None = None, device: str = "cpu") -> None:
+        super().__init__(path, threads, device)
+        if device != "cpu":
+            raise EGEUNetError(f"{path}: the litert-arm64 runner runs on cpu only, not {device!r}")
+        self.kit = load_kit()
+        self.cpu = os.environ.get(CPU_ENV) or self.kit["cpu"]
+        if self.cpu.split(",")[0] == "max" and int(self.kit["qemu_version"].split(".")[0]) < 10:
+            raise EGEUNetError(f"{CPU_ENV}=max needs qemu >= 10 (qemu {self.kit['qemu_version']} mis-emulates the "
+                               "SME instruction SMOPA): use cortex-a76 or install qemu 10 with scripts/setup_arm64.sh")
+        from egeunet.runtime.tflite_file import io_tensors, read_metadata
+
+        try:
+            data = self.path.read_bytes()
+            if data[4:8] != b"TFL3":
+                raise ValueError("no TFL3 flatbuffer identifier")
+            contract = read_metadata(data)
+            tensors = io_tensors(data)
+        except (ValueError, IndexError, AttributeError, TypeError, UnicodeDecodeError, struct.error) as exc:
+            why = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            raise EGEUNetError(f"{path}: not a readable .tflite ({why})") from None
+        for tensor in tensors:
+            if tensor["type"] not in _DTYPES:
+                raise EGEUNetError(f"{path}: an I/O tensor has type {tensor['type']}; the litert-arm64 runner feeds "
+                                   "float32, int8 or uint8")
+        (self.in_shape, self.in_dtype), (self.out_shape, self.out_dtype) = (
+            (t["shape"], _DTYPES[t["type"]]) for t in tensors)
+        quant = {}
+        for key, tensor in zip(("input", "output"), tensors):
+            if _DTYPES[tensor["type"]] == np.int8:
+                quant.update({f"{key}_scale": tensor["scale"], f"{key}_zero_point": tensor["zero_point"]})
+        self.io = ArtifactIO.from_contract(contract, **quant)
+        self.launcher = Launcher(prefix=(self.kit["qemu"], "-L", self.kit["prefix"], "-cpu", self.cpu),
+                                 label=f"qemu-aarch64 -cpu {self.cpu}")
+        self.last_ms: list[float] = []  # emulated milliseconds of each inference of the last call
+
+    def command(self, *args: str) -> list[str]:
+        """The emulator command line running the C runner on this model with ``args`` (IN.bin OUT.bin ...)."""
+        return self.launcher.program(self.kit["litert_run"], str(self.path), *args)
+
+    def run_raw(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=self.in_dtype)
+        if list(x.shape[1:]) != self.in_shape[1:]:
+            raise EGEUNetError(f"{self.path}: input {list(x.shape)} does not match the model's {self.in_shape}")
+        with tempfile.TemporaryDirectory(prefix="egeunet-arm64-") as tmp:
+            src, dst = Path(tmp) / "in.bin", Path(tmp) / "out.bin"
+            x.tofile(src)
+            limit = 120 + 120 * len(x)  # fp32 at 256 x 256 under -cpu max: about 25 s per image emulated
+            try:
+                proc = self.launcher.run(self.command(str(src), str(dst)), timeout=limit)
+            except subprocess.TimeoutExpired:
+                raise EGEUNetError(f"{self.path}: LiteRT aarch64 under qemu -cpu {self.cpu} took over {limit} s "
+                                   f"for {len(x)} images") from None
+            if proc.returncode != 0:
+                lines = [line for line in proc.stderr.splitlines() if not line.startswith(("INFO:", "WARNING:"))]
+                why = lines[-1] if lines else f"exit code {proc.returncode}"
+                raise EGEUNetError(f"{self.path}: LiteRT aarch64 under qemu-aarch64 -cpu {self.cpu} failed: {why[:200]}")
+            out = np.fromfile(dst, dtype=self.out_dtype)
+        runs = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith('{"input"')]
+        self.last_ms = runs[-1]["ms"] if runs else []
+        return out.reshape(len(x), *self.out_shape[1:])
+
+    def describe(self) -> dict:
+        return {**super().describe(), "threads": None, "input_dtype": np.dtype(self.in_dtype).name, "emulated": True,
+                "latency": "emulated (qemu user mode): not comparable with native rows",
+                "emulator": f"qemu-aarch64 {self.kit['qemu_version']}", "cpu": self.cpu,
+                "litert_version": self.kit["litert_version"]}

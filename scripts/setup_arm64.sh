@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Install the kit that runs .tflite artifacts on LiteRT's aarch64 kernels under user-mode emulation
+# (runtime `litert-arm64`, benchmark/runners/litert_arm64_runner.py), skipping whatever is present:
+#   - qemu-user 10 from Debian's <codename>-backports (qemu 7.2 mis-emulates the SME int8 instruction
+#     SMOPA); if backports cannot be had, qemu-user-static 7.2, then only with -cpu cortex-a76
+#   - gcc-aarch64-linux-gnu + libc6-dev-arm64-cross (cross compiler and the arm64 C library)
+#   - the aarch64 ai-edge-litert wheel of the version installed here, unpacked (its libLiteRt.so)
+#   - native_check/litert_run.c cross-compiled against it
+#   - a qemu prefix folder (-L): links to the arm64 libraries and a fake proc/cpuinfo describing an
+#     ARMv8.2 core (LiteRT otherwise reads the host's x86 /proc/cpuinfo and crashes)
+#   - kit.json: what the runner needs (qemu binary, its version, cpu model, library version)
+# Kit folder: $EGEUNET_ARM64_KIT or ~/.cache/egeunet/arm64, one subfolder per ai-edge-litert version.
+# Idempotent and quiet; exits non-zero with a one-line reason when the kit cannot be made.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+py="${PYTHON:-$root/.venv/bin/python}"  # the egeunet virtual environment (scripts/venv.sh)
+[ -x "$py" ] || py=python3
+say() { echo "[setup_arm64] $*"; }
+fail() { echo "[setup_arm64] FAILED: $*" >&2; exit 1; }
+
+version="$("$py" -c 'import importlib.metadata as m; print(m.version("ai-edge-litert"))' 2>/dev/null)" ||
+  fail "ai-edge-litert is not installed for $py (install egeunet[tflite] first)"
+kit="${EGEUNET_ARM64_KIT:-$HOME/.cache/egeunet/arm64}/litert-$version"
+mkdir -p "$kit"
+
+apt_install() {  # apt_install [-t SUITE] PKG...: quiet (last lines shown on failure), waits for another apt
+  local log status=0
+  log="$(mktemp)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 "$@" \
+    >"$log" 2>&1 || { status=$?; grep -v '^debconf: ' "$log" | tail -n 3 >&2; }
+  rm -f "$log"
+  return "$status"
+}
+qemu_major() { "$1" --version 2>/dev/null | sed -n 's/.*version \([0-9]*\)\..*/\1/p' | head -n1; }
+older_than_10() { local major; major="$(qemu_major "$1")"; [ -z "$major" ] || [ "$major" -lt 10 ]; }
+
+# --- Debian packages -------------------------------------------------------------------------------
+qemu="$(command -v qemu-aarch64 || true)"
+if [ -z "$qemu" ] || older_than_10 "$qemu"; then
+  codename="$(. /etc/os-release && echo "${VERSION_CODENAME:-}")"
+  backports=/etc/apt/sources.list.d/egeunet-backports.sources
+  # the Debian mirror apt already uses (deb822 .sources or one-line .list)
+  mirror="$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list 2>/dev/null |
+    grep -v '^ *#' | grep -o -E 'https?://[^ ]*/debian/?( |$)' | head -n1 | tr -d ' ' | sed 's:/$::')"
+  if [ -n "$codename" ] && [ ! -f "$backports" ] && [ -n "$mirror" ]; then
+    say "adding $codename-backports ($mirror) for qemu-user 10"
+    printf 'Types: deb\nURIs: %s\nSuites: %s-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+      "$mirror" "$codename" > "$backports"
+  fi
+  apt-get update -qq -o DPkg::Lock::Timeout=600 >/dev/null || say "apt-get update reported errors; trying anyway"
+  say "apt-get install qemu-user ($codename-backports)"
+  if ! apt_install -t "$codename-backports" qemu-user; then
+    say "qemu-user from backports not installable; falling back to qemu-user-static (7.2: -cpu cortex-a76 only)"
+    command -v qemu-aarch64-static >/dev/null || apt_install qemu-user-static || fail "cannot install qemu-user"
+  fi
+  qemu="$(command -v qemu-aarch64 || true)"
+  if [ -z "$qemu" ] || older_than_10 "$qemu"; then qemu="$(command -v qemu-aarch64-static)" || fail "no qemu-aarch64"; fi
+fi
+need=()
+command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
+[ -f /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || need+=(libc6-dev-arm64-cross)
+[ -f /usr/aarch64-linux-gnu/lib/libstdc++.so.6 ] || need+=(libstdc++6-arm64-cross)
+if [ ${#need[@]} -gt 0 ]; then
+  say "apt-get install ${need[*]}"
+  apt_install "${need[@]}" || { apt-get update -qq >/dev/null; apt_install "${need[@]}"; } || fail "cannot install ${need[*]}"
+fi
+
+# --- the aarch64 LiteRT library ---------------------------------------------------------------------
+lib="$kit/ai_edge_litert/libLiteRt.so"
+if [ ! -f "$lib" ]; then
+  say "downloading the aarch64 ai-edge-litert $version wheel"
+  wheels="$(mktemp -d)"
+  trap 'rm -rf "$wheels"' EXIT
+  "$py" -m pip download --quiet --no-deps --only-binary=:all: --platform manylinux_2_27_aarch64 \
+    --python-version 3.11 --dest "$wheels" "ai-edge-litert==$version" 2>"$wheels/pip.log" ||
+    fail "pip cannot download the aarch64 ai-edge-litert==$version wheel: $(grep -i error "$wheels/pip.log" | tail -n 1)"
+  "$py" -m zipfile -e "$wheels"/ai_edge_litert-*.whl "$kit.unpack" && rm -rf "$kit/ai_edge_litert" &&
+    mv "$kit.unpack/ai_edge_litert" "$kit/ai_edge_litert" && rm -rf "$kit.unpack"
+  [ -f "$lib" ] || fail "the aarch64 wheel has no ai_edge_litert/libLiteRt.so"
+fi
+
+# --- the C runner, cross-compiled (rebuilt when its source changes) ---------------------------------
+src="$root/native_check/litert_run.c"
+sum="$(cat "$src" "$root/native_check/litert_c_api.h" | sha256sum | cut -d' ' -f1)"
+if [ ! -x "$kit/litert_run" ] || [ "$(cat "$kit/litert_run.sha256" 2>/dev/null)" != "$sum" ]; then
+  say "cross-compiling native_check/litert_run.c for aarch64"
+  aarch64-linux-gnu-gcc -std=c11 -O2 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=199309L -o "$kit/litert_run.tmp" "$src" \
+    -L"$kit/ai_edge_litert" -l:libLiteRt.so -Wl,-rpath,"$kit/ai_edge_litert" || fail "aarch64-linux-gnu-gcc failed"
+  mv "$kit/litert_run.tmp" "$kit/litert_run"
+  echo "$sum" > "$kit/litert_run.sha256"
+fi
+
+# --- the qemu prefix: arm64 libraries and an ARMv8.2 /proc/cpuinfo ----------------------------------
+prefix="$kit/prefix"
+mkdir -p "$prefix/proc"
+ln -sfn /usr/aarch64-linux-gnu/lib "$prefix/lib"
+cpuinfo="processor	: 0
+BogoMIPS	: 50.00
+Features	: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp
+CPU implementer	: 0x41
+CPU architecture: 8
+CPU variant	: 0x4
+CPU part	: 0xd0b
+CPU revision	: 1
+"
+[ "$(cat "$prefix/proc/cpuinfo" 2>/dev/null)" = "$(printf '%s' "$cpuinfo")" ] || printf '%s' "$cpuinfo" > "$prefix/proc/cpuinfo"
+
+# --- kit.json ---------------------------------------------------------------------------------------
+qemu_version="$("$qemu" --version | sed -n 's/.*version \([0-9][0-9.]*\).*/\1/p' | head -n1)"
+# The emulated core: a Cortex-A76 (ARMv8.2 + dot product: most phones' kernels), 2-10x faster to emulate than
+# `max`. EGEUNET_ARM64_CPU=max (SVE2 + SME: the newest phones' kernels) is allowed with qemu >= 10 only:
+# qemu 7.2 gets the SME instruction SMOPA wrong.
+cpu=cortex-a76
+"$py" - "$kit/kit.json" "$qemu" "$qemu_version" "$cpu" "$version" "$prefix" "$kit/litert_run" <<'EOF'
+import json, sys
+from egeunet.atomic import write_bytes_atomic
+path, qemu, qemu_version, cpu, version, prefix, exe = sys.argv[1:]
+kit = {"qemu": qemu, "qemu_version": qemu_version, "cpu": cpu, "litert_version": version, "prefix": prefix,
+       "litert_run": exe}
+text = json.dumps(kit, indent=1) + "\n"
+try:
+    same = open(path).read() == text
+except OSError:
+    same = False
+if not same:
+    write_bytes_atomic(path, text.encode())
+EOF
