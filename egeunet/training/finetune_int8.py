@@ -154,9 +154,9 @@ class Validator:
                 "mean_abs_dprob": summary["mean_abs_dprob"], "passed": verdict.passed}
 
 
-def _selection_key(val: dict[str, Any]) -> tuple[bool, float, float]:
-    """Passing the gate first, then agreement, then the smaller IoU drop."""
-    return (bool(val["passed"]), float(val["agreement"]), -float(val["iou_drop_points"]))
+def _selection_key(row: dict[str, Any]) -> tuple[bool, float, float]:
+    """Order of log rows for best.pt: passing the int8 gate on validation, then agreement, then the smaller IoU drop."""
+    return (bool(row["val_passed"]), float(row["val_agreement"]), -float(row["val_iou_drop_points"]))
 
 
 def _train_epoch(student: FakeQuantEGEUNet, teacher: EGEUNet, optimizer: torch.optim.Optimizer, data: SplitData,
@@ -226,10 +226,8 @@ def finetune_int8(config: FinetuneConfig) -> FinetuneResult:
     data = open_split_data(config.data, split, size, source, cache_dir=config.cache_dir, workers=config.workers)
     check_parts(data, source)
 
-    teacher = original.to(device).eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
     student = FakeQuantEGEUNet(original).to(device)
+    teacher = original.to(device).eval().requires_grad_(False)
     optimizer = torch.optim.AdamW(student.net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     calib_rows = data.parts["train"][: config.n_calib]
     calib_images, _ = load_batch(data.cached, calib_rows, device)
@@ -264,11 +262,12 @@ def finetune_int8(config: FinetuneConfig) -> FinetuneResult:
         loss = _train_epoch(student, teacher, optimizer, data, config, epoch, device)
         student.calibrate(calib_images)
         val = validator.score(student)
-        is_best = _selection_key(val) > _selection_key(history[best_epoch])
+        row = _row(epoch, loss, val, time.perf_counter() - tic, False)
+        row["best"] = is_best = _selection_key(row) > _selection_key(history[best_epoch])
         if is_best:
             best_epoch = epoch
             save(run_dir / "best.pt", epoch, val)
-        history.append(_row(epoch, loss, val, time.perf_counter() - tic, is_best))
+        history.append(row)
         resume = {"optimizer": optimizer.state_dict(), "rng": rng_state(), "epoch": epoch, "best_epoch": best_epoch,
                   "history": history, "quantizers": student.quantizer_state()}
         save(run_dir / "last.pt", epoch, val, resume=resume)
