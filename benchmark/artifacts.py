@@ -62,7 +62,8 @@ def collect_targets(model_or_dir: str | Path, runtimes: list[str] | None = None)
     for entry in manifest.get("failed") or []:  # listed by the exporter but not kept: a row, not a silence
         name = str(entry.get("file") or entry.get("variant", "?"))
         failed = Artifact(name, root / name, str(entry.get("format", "")), str(entry.get("precision", "")),
-                          str(entry.get("method", "")), problem=f"not exported: {entry.get('error', 'failed')}")
+                          str(entry.get("method", "")), problem=f"not exported: {entry.get('error', 'failed')}",
+                          optional=bool(entry.get("optional")))
         targets.append(Target(failed, None))
     return targets, manifest
 

@@ -104,7 +104,7 @@ class Sweep:
         row = _base_row(target, is_reference)
         row.update(_size_columns(target.artifact.path))
         if target.problem:
-            row.update(status="failed", note=target.problem)
+            row.update(status="not exported" if target.artifact.optional else "failed", note=target.problem)
             return self._gate(row, None, is_reference)
         try:
             runner = open_runner(target.artifact.path, target.runtime, threads=max(self.config.threads))
@@ -145,7 +145,7 @@ class Sweep:
             self.reference_problem = f"reference {row['file']}: {row['note'] or row['status']}"
             if gate.active:  # nothing can be checked against a reference that does not run
                 row["gate"], row["gate_reasons"] = "fail", [f"the reference did not run: {row['note'] or row['status']}"]
-        if not gate.active or is_reference:
+        if not gate.active or is_reference or row["status"] == "not exported":  # optional, not in the folder
             return row
         if row["status"] != "ok":
             row["gate"], row["gate_reasons"] = "fail", [f"could not be checked: {row['status']}: {row['note']}"]

@@ -66,13 +66,15 @@ def _build_one(exporter, deploy, spec: ExportSpec, recipe, folder, reference, he
     except Exception as exc:  # a converter crash fails this artifact, not the whole run (named in the manifest)
         folder.discard(name)
         error = _one_line(exc) if isinstance(exc, EGEUNetError) else f"conversion failed: {type(exc).__name__}: {_one_line(exc)}"
-        return {**record, "kept": False, "error": error}
+        return {**record, "kept": False, "optional": recipe.optional, "error": error}
     validation = record["validation"]
     if not validation["passed"]:
         folder.discard(name)
         why = "; ".join(validation.get("reasons", [])) or validation["gate"]
         hint = "" if validation.get("firm", True) else " (not a firm decision: more held-out images, --n-held, would settle it)"
-        return {**record, "kept": False, "error": f"gate failed: {why}{hint}"}
+        if recipe.optional:
+            hint += "; optional artifact: the export still succeeds"
+        return {**record, "kept": False, "optional": recipe.optional, "error": f"gate failed: {why}{hint}"}
     from egeunet.runtime.artifacts import file_digest
 
     size, sha = file_digest(staged)
@@ -81,6 +83,7 @@ def _build_one(exporter, deploy, spec: ExportSpec, recipe, folder, reference, he
             "baked_preprocess": spec.bake_preprocess, "ops": info["ops"], "op_counts": info["op_counts"],
             "quantization": info.get("quantization"), "contract": info.get("contract"),
             **({"int8_drift_budget": info["int8_drift_budget"]} if info.get("int8_drift_budget") else {}),
+            **({"integer_only": info["integer_only"]} if "integer_only" in info else {}),
             **({"size_breakdown": info["size_breakdown"]} if "size_breakdown" in info else {})}
 
 
@@ -173,9 +176,10 @@ def export_all(model_path: str | Path, out: str | Path, formats: str | Sequence[
             "written": False, "reason": "not requested"}
         manifest["complete"] = True
         folder.write(manifest)
-    if manifest["failed"]:
-        names = "; ".join(f"{r['file']}: {r['error']}" for r in manifest["failed"])
-        raise ExportFailed(f"{len(manifest['failed'])} of {len(jobs)} artifacts failed and were not kept ({names})", manifest)
+    required = [r for r in manifest["failed"] if not r.get("optional")]
+    if required:
+        names = "; ".join(f"{r['file']}: {r['error']}" for r in required)
+        raise ExportFailed(f"{len(required)} of {len(jobs)} artifacts failed and were not kept ({names})", manifest)
     return manifest
 
 
@@ -186,8 +190,10 @@ def summary_table(manifest: dict) -> str:
         v = r.get("validation", {})
         numbers = (f"{v['max_abs_dprob']:.2e}", f"{v['agreement']:.4f}", f"{v['iou_drop_points']:+.2f}",
                    str(v["images"])) if "agreement" in v else ("-", "-", "-", "-")
-        verdict = ("ok" + (" (from an earlier export)" if r.get("from_earlier_export") else "")) if r.get("kept", True) \
-            else "FAILED"
+        if r.get("kept", True):
+            verdict = "ok" + (" (from an earlier export)" if r.get("from_earlier_export") else "")
+        else:
+            verdict = f"not kept (optional): {r['error']}" if r.get("optional") else "FAILED"
         if v.get("skipped_reason"):
             verdict += f" (numeric check skipped: {v['skipped_reason']})"
         rows.append((r["file"], f"{r.get('bytes', 0):,}" if r.get("kept", True) else "-", *numbers, verdict))

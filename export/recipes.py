@@ -26,6 +26,7 @@ class Recipe:
     int8_ops: tuple[str, ...] = ()  # when set, only these op types compute in int8 (the rest stays float)
     scales: str = "none"  # none (float), calibration (post-training), fine-tuning (quantization-aware)
     method: str = ""  # the converter and quantizer route, in words
+    optional: bool = False  # a failed gate is reported (not kept) without failing the export run
 
     def __post_init__(self) -> None:
         for what, value, allowed in (("weights", self.weights, DTYPES), ("activations", self.activations, DTYPES),

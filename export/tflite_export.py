@@ -6,7 +6,8 @@ and LayerNorm: MEAN, SUB, MUL, ADD, RSQRT) and of baked preprocessing in float; 
 points of agreement (shared/notes/int8-tflite-trial.md). Selecting these by module scope rather than
 by op kind lets the GHPA attention multiplies and the bridge additions go int8: on a 12-epoch model at
 256 x 256 that gave 99.69% agreement (op-kind selection: 99.71%) in 239 KB instead of 285 KB. Each file is checked for
-Flex/custom ops, then trimmed (short tensor names, no signature/debug metadata) and given the contract.
+Flex/custom ops, trimmed (no signature/debug metadata, the contract added) and compacted (``tflite_compact``:
+shared vectors and tables, names only on the I/O, SLICE runs as SPLIT; every output bit-identical).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from egeunet.export import tflite_flatbuffer as fb
 from egeunet.export.base import BUDGET_KEY, Exporter, contract_json, deploy_key, register
 from egeunet.export.recipes import Recipe, budget_note, deploy_float_regions, float_recipe, region_pattern
 from egeunet.export.spec import ExportSpec, FormatConfig
+from egeunet.export.tflite_compact import compact
 
 CONFIG = FormatConfig(name="tflite", suffix=".tflite", runtime="litert", precisions=("fp32", "fp16", "int8"))
 
@@ -164,6 +166,25 @@ class StaticQuantizer:
         return buf, record
 
 
+def integer_only_problems(buf: bytes) -> list[str]:
+    """Why a flatbuffer is not integer-only: a tensor of an op other than the input QUANTIZE and the output DEQUANTIZE
+    that is not an integer type, or a (de)quantization anywhere else. Empty: an NPU can run every op."""
+    model = fb.load(buf)
+    graph = model.subgraphs[0]
+    types = {v: k for k, v in vars(fb._schema().TensorType).items() if not k.startswith("_")}
+    problems = []
+    for name, op in zip(fb.op_names(model), graph.operators or []):
+        if name == "QUANTIZE" and all(i in graph.inputs for i in op.inputs):
+            continue
+        if name == "DEQUANTIZE" and all(o in graph.outputs for o in op.outputs):
+            continue
+        floats = sorted({types[graph.tensors[t].type] for t in [*op.inputs, *op.outputs]
+                         if t >= 0 and not types[graph.tensors[t].type].startswith(("INT", "UINT", "BOOL"))})
+        if floats or name in ("QUANTIZE", "DEQUANTIZE"):
+            problems.append(f"{name} on {', '.join(floats) or 'an inner tensor'}")
+    return problems
+
+
 def _quantize(fp32_path: str, out: str, recipe: Recipe, spec: ExportSpec) -> dict | None:
     """Configure ai-edge-quantizer from the recipe's fields; returns the drift-budget record when one was searched."""
     from ai_edge_quantizer import qtyping, quantizer, recipe as recipes
@@ -203,7 +224,10 @@ class TFLiteExporter(Exporter):
         full = Recipe("int8-io" if int8_io else "int8", "int8", weights="int8", activations="int8", io=io,
                       float_regions=deploy_float_regions(), scales="calibration",
                       method=f"full int8: int8 convolutions and activations, norm ops float, {what}" + budget_note(spec))
-        return [dynamic, full]
+        integer = Recipe("int8-integer", "int8", weights="int8", activations="int8", io=io, scales="calibration",
+                         optional=True, method=f"integer-only int8 for NPUs: every op in int8, the norms included, "
+                         f"{what}; needs quantization-aware fine-tuning (egeunet finetune-int8) to pass its gate")
+        return [dynamic, full, integer]
 
     def _fp32_bytes(self, deploy) -> bytes:
         key = deploy_key(deploy)
@@ -226,10 +250,13 @@ class TFLiteExporter(Exporter):
             if problems:
                 raise EGEUNetError(f"{out_path.name}: the artifact does not keep its recipe's float regions: "
                                    f"{'; '.join(problems[:3])}")
+            problems = integer_only_problems(buf) if recipe.integer_only else []
+            if problems:
+                raise EGEUNetError(f"{out_path.name}: not integer-only ({len(problems)} ops): {'; '.join(problems[:3])}")
         fb.reject_unsupported_ops(fb.op_names(fb.load(buf)), str(out_path))
         extra = {BUDGET_KEY: json.dumps(budget, separators=(",", ":"))} if budget else None
         trimmed = fb.trim(buf, contract_json(spec, CONFIG, recipe), CONFIG.input_name, CONFIG.output_name, extra)
-        write_bytes_atomic(out_path, trimmed)
+        write_bytes_atomic(out_path, compact(trimmed))
         return Path(out_path)
 
     def describe(self, path: Path) -> dict:
@@ -249,5 +276,6 @@ class TFLiteExporter(Exporter):
         return {"inputs": io(interpreter.get_input_details()), "outputs": io(interpreter.get_output_details()),
                 "ops": breakdown.pop("ops"), "op_counts": breakdown.pop("op_counts"), "size_breakdown": breakdown,
                 "quantization": fb.quantization_summary(fb.load(buf)), "contract": read_metadata(buf),
-                "int8_drift_budget": read_metadata(buf, BUDGET_KEY)}
+                "int8_drift_budget": read_metadata(buf, BUDGET_KEY),
+                "integer_only": not integer_only_problems(buf)}
 

@@ -4,8 +4,11 @@
 
 Without --model a model is trained briefly on synthetic images (seed 100; the export calibrates and
 validates on seed 0). Latency: batch 1, one thread, median of --runs after warm-up, every runtime in
-this one process with calls interleaved (fair on a shared machine); the fp32 ONNX deploy form is
-compared with a plain ``torch.onnx.export`` of the same weights in the same run. Prints a markdown table and writes DIR/bench.json.
+this one process with calls interleaved (fair on a shared machine). The exported fp32 ONNX and TFLite
+are compared with a plain export of the same eval-mode weights (``torch.onnx.export`` at opset 17 and
+``litert_torch.convert``) in the same run, each ONNX file with ORT's default options and with the NCHWc
+layout pass disabled (``disabled_optimizers=["NchwcTransformer"]``), the better of the two counting.
+Prints markdown tables and writes DIR/bench.json.
 """
 from __future__ import annotations
 
@@ -60,6 +63,77 @@ def plain_onnx(model, size: int, path: Path) -> None:
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (torch.zeros(1, 3, size, size),), str(path), dynamo=False, opset_version=17,
                           input_names=["image"], output_names=["prob"])
+
+
+def plain_tflite(model, size: int, path: Path) -> None:
+    """``litert_torch.convert`` of the unmodified EGEUNet, the LiteRT latency baseline."""
+    import litert_torch
+
+    with torch.enable_grad():  # GHPA's map cache (no-grad only) reads data pointers, which export tracing forbids
+        litert_torch.convert(model.eval(), (torch.zeros(1, 3, size, size),)).export(str(path))
+
+
+NCHWC_OFF = ["NchwcTransformer"]  # ORT's NCHWc layout pass, measured on and off
+
+
+def ort_predict(path: Path, disabled: list[str] | None = None):
+    """Bare one-thread ORT session on the float NCHW input (no runner overhead, same for every file)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"],
+                                   disabled_optimizers=disabled or [])
+    name = session.get_inputs()[0].name
+    return lambda x: session.run(None, {name: x})[0]
+
+
+def litert_predict(path: Path):
+    """Bare one-thread LiteRT interpreter (XNNPACK, the default delegate) on the float NCHW input."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path), num_threads=1)
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0]["index"], interpreter.get_output_details()[0]["index"]
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        interpreter.set_tensor(inp, x)
+        interpreter.invoke()
+        return interpreter.get_tensor(out)
+
+    return predict
+
+
+def deploy_vs_plain(out: Path, model, size: int, x: np.ndarray, runs: int) -> dict:
+    """fp32 and int8 exports against plain exports of the same weights: ms per runtime and option, and ratios."""
+    plain_onnx(model, size, out / "plain.onnx")
+    plain_tflite(model, size, out / "plain.tflite")
+    art = out / "artifacts"
+    predictors = {}
+    for name, path in (("plain", out / "plain.onnx"), ("deploy", art / "egeunet_fp32.onnx"),
+                       ("deploy int8", art / "egeunet_int8.onnx")):
+        if path.exists():
+            predictors[f"ORT {name}"] = ort_predict(path)
+            predictors[f"ORT {name}, NCHWc off"] = ort_predict(path, NCHWC_OFF)
+    for name, path in (("plain", out / "plain.tflite"), ("deploy", art / "egeunet_fp32.tflite"),
+                       ("deploy int8", art / "egeunet_int8.tflite")):
+        if path.exists():
+            predictors[f"LiteRT {name}"] = litert_predict(path)
+    ms = latency_ms(predictors, x, runs)
+
+    def best(prefix: str) -> float | None:
+        found = [v for k, v in ms.items() if k == prefix or k == prefix + ", NCHWc off"]
+        return min(found) if found else None
+
+    ratios = {}
+    for runtime in ("ORT", "LiteRT"):
+        plain = best(f"{runtime} plain")
+        for form in ("deploy", "deploy int8"):
+            mine = best(f"{runtime} {form}")
+            if plain and mine:
+                ratios[f"{runtime} {form} / plain"] = mine / plain
+    sizes = {"plain.onnx": (out / "plain.onnx").stat().st_size, "plain.tflite": (out / "plain.tflite").stat().st_size}
+    return {"ms_1thread": ms, "ratios": ratios, "plain_bytes": sizes}
 
 
 def main() -> None:
@@ -119,7 +193,10 @@ def main() -> None:
         row["ms_1thread"] = measured.get(row["file"])
     deploy_ms = next((r["ms_1thread"] for r in rows if r["file"] == "egeunet_fp32.onnx"), None)
     ratio = deploy_ms / rows[1]["ms_1thread"] if deploy_ms else None
-    result = {"size": args.size, "rows": rows, "deploy_vs_plain_onnx_latency": ratio, "versions": manifest["versions"]}
+    with torch.no_grad():
+        versus = deploy_vs_plain(out, model, args.size, x, args.runs)
+    result = {"size": args.size, "rows": rows, "deploy_vs_plain_onnx_latency": ratio, "deploy_vs_plain": versus,
+              "versions": manifest["versions"]}
     (out / "bench.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
 
     print(f"\n| artifact | bytes | max abs dprob | mask agreement | IoU drop (points) | 1-thread ms ({args.size}^2) |")
@@ -132,6 +209,14 @@ def main() -> None:
         print(f"| {r['file']} | " + " | ".join(cells) + " |")
     if ratio:
         print(f"\nfp32 ONNX deploy form / plain torch.onnx.export latency (1 thread, same run): {ratio:.2f}x")
+    print(f"\nDeploy form vs plain export of the same weights (1 thread, batch 1, {args.size}^2, one interleaved run; "
+          "ratios use the better of ORT default / NCHWc off):")
+    print("| model | ms |\n|---|---|")
+    for name, value in versus["ms_1thread"].items():
+        print(f"| {name} | {value:.2f} |")
+    for name, value in versus["ratios"].items():
+        print(f"{name}: {value:.2f}x")
+    print("plain export bytes: " + ", ".join(f"{k} {v:,}" for k, v in versus["plain_bytes"].items()))
     for r in rows:
         if "size_breakdown" in r:
             b = r["size_breakdown"]

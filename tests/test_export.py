@@ -37,9 +37,11 @@ TEST_GATES = {"fp32": Gate(max_abs_dprob=1e-4), "fp16": Gate(min_agreement=0.99,
               "int8": Gate(min_agreement=0.98, max_iou_drop_points=2.0)}
 # the macOS workflow exports CoreML only (EGEUNET_TEST_FORMATS=coreml); everywhere else every format
 FORMATS_UNDER_TEST = os.environ.get("EGEUNET_TEST_FORMATS", ",".join(FORMATS)).split(",")
-# every artifact an all-precision export builds, per format (the int8 I/O run replaces TFLite "int8")
+# every artifact an all-precision export must build, per format (the int8 I/O run replaces TFLite "int8"); the
+# optional integer-only TFLite ("int8-integer") is kept only when it passes its gate (it needs fine-tuning)
 EXPECTED = {"onnx": ["fp32", "fp16", "int8"], "tflite": ["fp32", "fp16", "int8-dynamic", "int8"],
             "coreml": ["fp32", "fp16", "int8"]}
+OPTIONAL = {"tflite": ["int8-integer"]}
 
 
 def light_training(steps: int = 60, seed: int = 0) -> EGEUNet:
@@ -159,7 +161,11 @@ def test_every_registered_format_is_exported_and_tested(fmt, full_export):
         pytest.skip(f"EGEUNET_TEST_FORMATS={','.join(FORMATS_UNDER_TEST)}")
     _, manifest = full_export
     built = [a["variant"] for a in manifest["artifacts"] if a["format"] == fmt]
-    assert built == EXPECTED[fmt]
+    assert [v for v in built if v not in OPTIONAL.get(fmt, [])] == EXPECTED[fmt]
+    for variant in OPTIONAL.get(fmt, []):  # kept, or reported as a failed optional artifact with its gate numbers
+        failed = [r for r in manifest["failed"] if r["format"] == fmt and r["variant"] == variant]
+        assert (variant in built) != bool(failed)
+        assert not failed or (failed[0]["optional"] and failed[0]["error"].startswith("gate failed"))
 
 
 @pytest.mark.parametrize("fmt,variant", [(f, v) for f, vs in EXPECTED.items() for v in vs])
@@ -284,7 +290,8 @@ def test_manifest_matches_the_files(full_export):
     assert on_disk == json.loads(json.dumps(manifest))
     assert manifest["calibration"]["source"].startswith("synthetic sample, seed 0")
     assert manifest["calibration"]["count"] == N_CALIB and manifest["held_out"]["count"] == N_HELD
-    assert not manifest["held_out"]["images_overlap_calibration"] and not manifest["failed"]
+    assert not manifest["held_out"]["images_overlap_calibration"]
+    assert all(r["optional"] for r in manifest["failed"])
     assert {"torch", "onnx", "onnxruntime", "litert-torch", "ai-edge-litert", "coremltools"} <= set(manifest["versions"])
     for record in manifest["artifacts"]:
         assert file_digest(out / record["file"]) == (record["bytes"], record["sha256"])
@@ -311,8 +318,8 @@ def test_golden_vectors_are_written_and_documented(full_export):
 def test_mobile_variants_pass_and_declare_their_io(mobile_export):
     _, manifest = mobile_export
     by_name = {(a["format"], a["variant"]): a for a in manifest["artifacts"]}
-    assert set(by_name) == {("onnx", "fp32"), ("onnx", "int8"), ("tflite", "fp32"), ("tflite", "int8-dynamic"),
-                            ("tflite", "int8-io")}
+    assert set(by_name) - {("tflite", "int8-integer")} == {("onnx", "fp32"), ("onnx", "int8"), ("tflite", "fp32"),
+                                                           ("tflite", "int8-dynamic"), ("tflite", "int8-io")}
     io = by_name["tflite", "int8-io"]
     assert io["inputs"][0]["dtype"] == "uint8" and io["inputs"][0]["shape"] == [1, SIZE, SIZE, 3]
     assert io["outputs"][0]["dtype"] == "int8" and io["outputs"][0]["shape"] == [1, SIZE, SIZE, 1]

@@ -62,9 +62,10 @@ def test_variants_table_is_complete():
 
 
 def test_authors_checkpoint_reproduces_their_outputs(reference_dir):
-    """Equal to float32 rounding. This random-weight network amplifies rounding: float64 differs from
-    the reference by 2.3e-4 at the worst pixel, and so does float32 with another kernel order (1
-    thread). With the order the reference was computed in (torch CPU, 2 threads) the match is exact."""
+    """Equal to float32 rounding of the kernel order. This random-weight network amplifies rounding: float64
+    differs from the reference by 2.3e-4 at the worst pixel, and so does float32 with another kernel order (1
+    thread: 2.1e-4; an AVX-512 Xeon at 2 threads: 1.1e-4). With the order the reference was computed in (torch
+    CPU, 2 threads, on the CPU the reference was made on) the match is exact; the bound is the order-free one."""
     model = load_model(reference_dir / "best.pth")
     ref = np.load(reference_dir / "reference.npz")
     x = torch.from_numpy(ref["input"])
@@ -73,9 +74,10 @@ def test_authors_checkpoint_reproduces_their_outputs(reference_dir):
         final = model(x).numpy()
         _, heads = model.forward_logits(x)
     assert final.shape == (1, 1, 256, 256)
-    assert np.abs(final - ref["final"]).max() <= 1e-5
+    assert np.abs(final - ref["final"]).max() <= 5e-4
+    assert np.mean((final >= 0.5) == (ref["final"] >= 0.5)) >= 0.9999
     for i, head in enumerate(heads):  # coarsest first, as the authors return them
-        assert np.abs(torch.sigmoid(head).numpy() - ref[f"ds{i}"]).max() <= 1e-5, f"ds{i}"
+        assert np.abs(torch.sigmoid(head).numpy() - ref[f"ds{i}"]).max() <= 5e-4, f"ds{i}"
 
 
 def test_authors_checkpoint_in_float64_agrees_whatever_the_kernel_order(reference_dir):

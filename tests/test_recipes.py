@@ -71,6 +71,17 @@ def test_built_artifact_matches_its_recipe_float_set(quantized):
     assert any("matches no op" in p for p in float_region_problems(stripped, gone, deploy))
 
 
+def test_integer_only_is_proven_by_walking_the_flatbuffer(quantized):
+    from egeunet.export.tflite_export import integer_only_problems
+
+    _, _, built = quantized
+    assert integer_only_problems(built["all-int8"]) == []  # only the input QUANTIZE and output DEQUANTIZE are float
+    mixed = integer_only_problems(built["recipe"])  # float norms: float ops and inner (de)quantizations
+    assert any("FLOAT32" in p for p in mixed) and any(p.startswith(("QUANTIZE", "DEQUANTIZE")) for p in mixed)
+    integer = next(r for r in get_format("tflite").recipes("int8", ExportSpec(size=SIZE)) if r.name == "int8-integer")
+    assert integer.integer_only and integer.optional and integer.float_regions == ()
+
+
 def test_tflite_drift_budget_keeps_the_most_sensitive_convolutions_float(tmp_path, monkeypatch):
     """Full-int8 TFLite under a budget that keeping six convolutions float reaches: the search meets it with at most
     those six float (searching among them only, to keep the test short), and records its trials."""

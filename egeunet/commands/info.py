@@ -1,15 +1,19 @@
-"""`egeunet info [MODEL]`: parameters, multiply-accumulates and a per-module table."""
+"""`egeunet info [MODEL]`: parameters, multiply-accumulates and a per-module table; for an exported artifact
+(.onnx, .tflite, .mlpackage) its contract, size, ops and numerics (int8 ops, float fallbacks, integer-only)."""
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
-HELP = "print parameter counts (both conventions), MACs and a per-module table"
+HELP = "print parameter counts (both conventions), MACs and a per-module table, or an exported artifact's facts"
+
+ARTIFACT_FORMATS = {".onnx": "onnx", ".tflite": "tflite", ".mlpackage": "coreml"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", nargs="?", help="checkpoint (egeunet .pt or the authors' best/latest.pth); "
-                        "default: a fresh paper model")
+    parser.add_argument("model", nargs="?", help="checkpoint (egeunet .pt or the authors' best/latest.pth) or an "
+                        "exported artifact (.onnx, .tflite, .mlpackage); default: a fresh paper model")
     parser.add_argument("--variant", default="egeunet", help="Table 2 variant when no MODEL is given "
                         "(egeunet, baseline, baseline+ghpa, baseline+gab, no-multi-axis, no-param-dw, no-mask, no-dilation)")
     parser.add_argument("--size", type=int, default=256, help="input height = width for MAC counting (multiple of 32)")
@@ -23,6 +27,8 @@ def run(args: argparse.Namespace) -> int:
     from egeunet.model.complexity import profile
 
     checks.size("--size", args.size)
+    if args.model and Path(args.model).suffix.lower() in ARTIFACT_FORMATS:
+        return _artifact(Path(args.model), args.json)
     try:
         model = load_model(args.model) if args.model else EGEUNet(variant_config(args.variant))
     except ValueError as exc:
@@ -51,4 +57,37 @@ def run(args: argparse.Namespace) -> int:
     print(f"  {'module':<18}{'params (all)':>14}{'params (conv)':>15}{'MACs (conv)':>14}{'MACs (other)':>14}")
     for r in rows:
         print(f"  {r.name:<18}{r.params_all:>14,}{r.params_conv:>15,}{r.macs_conv:>14,}{r.macs_other:>14,}")
+    return 0
+
+
+def _artifact(path: Path, as_json: bool) -> int:
+    """Describe an exported artifact from the file itself: contract, bytes, ops, quantization, integer-only."""
+    from egeunet.errors import EGEUNetError
+    from egeunet.export import get_format
+    from egeunet.runtime.artifacts import file_digest
+
+    if not path.exists():
+        raise EGEUNetError(f"{path}: no such file")
+    try:
+        info = get_format(ARTIFACT_FORMATS[path.suffix.lower()]).describe(path)
+    except EGEUNetError:
+        raise
+    except Exception as exc:  # converters' readers raise untyped errors on a damaged file
+        raise EGEUNetError(f"{path}: cannot read it as {path.suffix} ({type(exc).__name__})") from None
+    size, sha = file_digest(path)
+    record = {"file": str(path), "bytes": size, "sha256": sha, **{k: v for k, v in info.items() if k != "size_breakdown"}}
+    if as_json:
+        print(json.dumps(record, indent=2, default=str))
+        return 0
+    contract = info.get("contract") or {}
+    quant = info.get("quantization") or {}
+    print(f"{path.name}: {size:,} bytes, {info['ops']} ops, variant {contract.get('variant', '?')} "
+          f"({contract.get('precision', '?')}), input {contract.get('layout', '?')} {contract.get('input_dtype', '?')} "
+          f"{contract.get('input_size', '?')}px")
+    if "integer_only" in info:
+        print(f"  integer-only: {'yes: every op between input and output computes on integers' if info['integer_only'] else 'no'}")
+    if quant:
+        print(f"  int8 ops: {', '.join(quant.get('int8_ops', [])) or '-'}")
+        print(f"  float ops: {', '.join(quant.get('float_fallback_ops', [])) or 'none'}")
+    print("  ops: " + ", ".join(f"{k} {v}" for k, v in list(info["op_counts"].items())[:12]))
     return 0

@@ -67,6 +67,7 @@ class Artifact:
     method: str = ""
     sha256: str | None = None
     problem: str | None = None
+    optional: bool = False  # an optional artifact the exporter did not keep: shown, never gated
 
     def check(self) -> "Artifact":
         """Set ``problem`` when the file is missing or differs from its recorded sha256; returns self."""

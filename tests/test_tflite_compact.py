@@ -1,0 +1,87 @@
+"""TFLite compaction: fewer bytes, and every output bit-identical on the builtin kernels and on XNNPACK."""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from egeunet import EGEUNet, EGEUNetConfig
+from egeunet.export import tflite_flatbuffer as fb
+from egeunet.export.data import synthetic_sets
+from egeunet.export.deploy import deploy_form
+from egeunet.export import get_format
+from egeunet.export.spec import ExportSpec
+from egeunet.export.tflite_compact import compact
+from egeunet.runtime.tflite_file import read_metadata
+
+from conftest import perturb_
+
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+SIZE = 32
+SMALL = EGEUNetConfig(channels=(4, 8, 12, 16, 24, 32))
+
+
+@pytest.fixture(scope="module")
+def raw_tflite(tmp_path_factory) -> dict[str, bytes]:
+    """Trimmed (not compacted) fp32, fp16 and full-int8 conversions of a small perturbed model's deploy form."""
+    from egeunet.export import tflite_export
+
+    work = tmp_path_factory.mktemp("compact")
+    torch.manual_seed(0)
+    deploy = deploy_form(perturb_(EGEUNet(SMALL).eval()), SIZE)
+    fp32 = work / "fp32.tflite"
+    tflite_export._convert_fp32(deploy, str(fp32))
+    spec = ExportSpec(size=SIZE, calibration=synthetic_sets(SIZE, 4, 1)[0])
+    out = {"fp32": fb.trim(fp32.read_bytes(), "{}", "image", "prob")}
+    recipes = {r.name: r for p in ("fp16", "int8") for r in get_format("tflite").recipes(p, spec)}
+    for name in ("fp16", "int8"):
+        path = work / f"{name}.tflite"
+        tflite_export._quantize(str(fp32), str(path), recipes[name], spec)
+        out[name] = fb.trim(path.read_bytes(), "{}", "image", "prob")
+    return out
+
+
+def _outputs(buf: bytes, resolver: OpResolverType, x: np.ndarray) -> np.ndarray:
+    interpreter = Interpreter(model_content=buf, experimental_op_resolver_type=resolver, num_threads=1)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy()
+
+
+@pytest.mark.parametrize("variant", ["fp32", "fp16", "int8"])
+def test_compaction_is_bit_identical_and_smaller(variant, raw_tflite):
+    """Same outputs bit for bit (XNNPACK and builtin kernels) on random images, in a smaller file."""
+    before = raw_tflite[variant]
+    after = compact(before)
+    assert len(after) < 0.85 * len(before)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 1, 3, SIZE, SIZE)).astype(np.float32)
+    for resolver in (OpResolverType.AUTO, OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES):
+        for image in x:
+            expected = _outputs(before, resolver, image)
+            assert np.array_equal(_outputs(after, resolver, image), expected), resolver
+            assert np.isfinite(expected).all() and expected.std() > 0
+
+
+def test_compaction_rewrites_what_it_claims(raw_tflite):
+    """SLICE runs become SPLITs, names stay on the I/O only, no empty quantization, the contract survives."""
+    before, after = fb.load(raw_tflite["int8"]), fb.load(compact(raw_tflite["int8"]))
+    ops_before, ops_after = Counter(fb.op_names(before)), Counter(fb.op_names(after))
+    assert ops_before["SLICE"] >= 4 and ops_after["SLICE"] == 0
+    assert ops_after["SPLIT"] == ops_before["SLICE"] // 4
+    assert sum(ops_after.values()) == sum(ops_before.values()) - 3 * ops_after["SPLIT"]
+    sg = after.subgraphs[0]
+    named = {i for i, t in enumerate(sg.tensors) if t.name}
+    assert named == {int(sg.inputs[0]), int(sg.outputs[0])}
+    assert all(t.quantization is None or len(t.quantization.scale) for t in sg.tensors)
+    assert read_metadata(compact(raw_tflite["int8"])) == {}
+
+
+def test_compacting_twice_changes_nothing(raw_tflite):
+    """A compacted file is a fixed point (nothing left to share or drop)."""
+    once = compact(raw_tflite["int8"])
+    assert compact(once) == once
