@@ -15,6 +15,7 @@ COMMANDS = (
     "info",
     "sample_data",
     "train",
+    "finetune_int8",
     "evaluate",
     "predict",
     "export",

@@ -1,0 +1,234 @@
+"""Fake quantization of EGE-UNet that mirrors the integer-only int8 TFLite export, for quantization-aware fine-tuning.
+
+The integer-only export converts the deploy form (LayerNorm as ``(x - mean) * rsqrt(var + eps)``, GroupNorm
+decomposed, GHPA attention maps folded into constants) and quantizes every tensor with ai-edge-quantizer's static
+int8 recipe: per-channel symmetric int8 convolution weights (range -127..127), per-tensor asymmetric int8 activations
+(-128..127) whose ranges are min-max calibrated (a moving average, factor 0.95, over calibration images), constants
+as symmetric int8, ops that keep their input's scale (max-pool, resize, reshapes, slices) requantizing nothing, and
+the sigmoid's output on the fixed grid 1/256 - 128. ``FakeQuantEGEUNet`` runs the model's own forward code under a
+``TorchFunctionMode`` that applies the same rounding to the same tensors, with straight-through gradients, so the
+weights learn to survive it. Ranges are calibrated, not learned, because the export calibrates them again.
+
+The wrapped network is a copy whose normalisation and GHPA modules are recast to subclasses that compute in the
+deploy form's order; their parameters keep their names, so ``plain()`` gives an ordinary ``EGEUNet`` to save.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+from torch.ao.quantization import FakeQuantize, MovingAverageMinMaxObserver
+from torch.overrides import TorchFunctionMode
+
+from egeunet.model import GHPA, EGEUNet, LayerNorm2d, check_input_size
+from egeunet.model.layers import upsample_to
+
+WEIGHT_QMAX = 127  # symmetric narrow range, what TFLite kernels require of int8 weights and constants
+ACT_QMIN, ACT_QMAX = -128, 127
+CALIBRATION_MOMENTUM = 0.05  # ai-edge-quantizer's moving average keeps 0.95 of the old min/max per image
+SIGMOID_SCALE, SIGMOID_ZERO = 1.0 / 256, -128  # TFLite's fixed int8 LOGISTIC output grid
+RSQRT_FLOOR = 1e-12  # rsqrt of this is far above any calibrated range, so it saturates as an input of 0 does
+
+# Ops whose int8 output gets a scale of its own (TFLite: CONV_2D, DEPTHWISE_CONV_2D, GELU, MEAN, SUB, MUL, ADD,
+# RSQRT, CONCATENATION). Max-pool, resize, reshapes, slices and transposes keep their input's scale: no rounding.
+REQUANTIZING = frozenset({"conv2d", "gelu", "mean", "sub", "__sub__", "__rsub__", "rsub", "mul", "__mul__", "__rmul__",
+                          "add", "__add__", "__radd__", "rsqrt", "cat"})
+
+
+def fake_quant_weight(weight: torch.Tensor) -> torch.Tensor:
+    """Per-output-channel symmetric int8 rounding of a convolution weight (straight-through gradient)."""
+    amax = weight.detach().abs().amax(dim=tuple(range(1, weight.dim())))
+    scale = torch.clamp(amax / WEIGHT_QMAX, min=1e-9).float()
+    zero = torch.zeros_like(scale, dtype=torch.int32)
+    return torch.fake_quantize_per_channel_affine(weight, scale, zero, 0, -WEIGHT_QMAX, WEIGHT_QMAX)
+
+
+def fake_quant_constant(value: torch.Tensor) -> torch.Tensor:
+    """Per-tensor symmetric int8 rounding of a constant operand (norm affine, folded GHPA map)."""
+    scale = max(float(value.detach().abs().max()) / WEIGHT_QMAX, 1e-9)
+    return torch.fake_quantize_per_tensor_affine(value, scale, 0, -WEIGHT_QMAX, WEIGHT_QMAX)
+
+
+def _constant(value: torch.Tensor) -> torch.Tensor:
+    """``fake_quant_constant`` while the active model rounds (not while it calibrates on the float graph)."""
+    mode = _mode()
+    return fake_quant_constant(value) if mode is not None and mode.owner.rounding else value
+
+
+def activation_quantizer() -> FakeQuantize:
+    """Per-tensor asymmetric int8 fake quantization with moving-average min-max ranges (the export's calibration)."""
+    return FakeQuantize(observer=MovingAverageMinMaxObserver, quant_min=ACT_QMIN, quant_max=ACT_QMAX,
+                        dtype=torch.qint8, qscheme=torch.per_tensor_affine, averaging_constant=CALIBRATION_MOMENTUM)
+
+
+class _Int8Mode(TorchFunctionMode):
+    """Rounds convolution weights and every requantizing op's output; the k-th such op uses quantizer k."""
+
+    def __init__(self, owner: "FakeQuantEGEUNet") -> None:
+        super().__init__()
+        self.owner = owner
+        self.index = 0
+        self.paused = False
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if self.paused:
+            return func(*args, **kwargs)
+        name = getattr(func, "__name__", "")
+        rounding = self.owner.rounding
+        if name == "conv2d" and rounding:
+            args = (args[0], fake_quant_weight(args[1]), *args[2:])
+        elif name == "rsqrt":  # int8 RSQRT saturates where its input rounded to 0; keep gradients finite there
+            args = (torch.clamp(args[0], min=RSQRT_FLOOR), *args[1:])
+        out = func(*args, **kwargs)
+        if name == "sigmoid" and rounding:
+            return torch.fake_quantize_per_tensor_affine(out, SIGMOID_SCALE, SIGMOID_ZERO, ACT_QMIN, ACT_QMAX)
+        if name in REQUANTIZING and isinstance(out, torch.Tensor) and out.is_floating_point():
+            out = self.owner.activation(self.index, out)
+            self.index += 1
+        return out
+
+
+def _mode() -> _Int8Mode | None:
+    """The active fake-quantization mode, if any (found on torch's mode stack)."""
+    from torch.overrides import _get_current_function_mode_stack
+
+    return next((m for m in reversed(_get_current_function_mode_stack()) if isinstance(m, _Int8Mode)), None)
+
+
+@contextlib.contextmanager
+def _float() -> Iterator[None]:
+    """Compute without fake quantization (what the export folds into constants before quantizing)."""
+    mode = _mode()
+    if mode is None:
+        yield
+        return
+    mode.paused, was = True, mode.paused
+    try:
+        yield
+    finally:
+        mode.paused = was
+
+
+class RsqrtLayerNorm2d(LayerNorm2d):
+    """LayerNorm2d in the deploy form's op order: mean, sub, square, mean, add eps, rsqrt, mul, mul weight, add bias."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        centred = x - x.mean(1, keepdim=True)
+        var = (centred * centred).mean(1, keepdim=True)
+        weight, bias = (_constant(p).view(1, -1, 1, 1) for p in (self.weight, self.bias))
+        return centred * torch.rsqrt(var + self.eps) * weight + bias
+
+
+class DecomposedGroupNorm(nn.GroupNorm):
+    """GroupNorm as the converter lowers it: per group mean, sub, square, mean, add eps, rsqrt, mul; then the affine."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        groups = x.reshape(n, self.num_groups, -1)
+        centred = groups - groups.mean(-1, keepdim=True)
+        var = (centred * centred).mean(-1, keepdim=True)
+        y = (centred * torch.rsqrt(var + self.eps)).reshape(n, c, h, w)
+        weight, bias = (_constant(p).view(1, -1, 1, 1) for p in (self.weight, self.bias))
+        return y * weight + bias
+
+
+class FoldedMapsGHPA(GHPA):
+    """GHPA whose weight-only attention maps are computed in float and rounded once, as the export folds them."""
+
+    def _cached_maps(self, height: int, width: int, device: torch.device, dtype: torch.dtype) -> list[torch.Tensor]:
+        with _float():
+            maps = self.attention_maps(height, width)
+        return [_constant(m) for m in maps]
+
+
+RECAST: dict[type, type] = {LayerNorm2d: RsqrtLayerNorm2d, nn.GroupNorm: DecomposedGroupNorm, GHPA: FoldedMapsGHPA}
+
+
+class FakeQuantEGEUNet(nn.Module):
+    """An EGE-UNet copy computing as the integer-only int8 export does; ``plain()`` returns its weights as EGEUNet.
+
+    ``forward`` and ``forward_logits`` have EGEUNet's signatures. ``calibrate`` creates the activation quantizers
+    (one per requantizing op, in execution order) and sets their ranges, which stay fixed until the next call:
+    like the export, ranges always come from the float graph, and training adapts the weights to them.
+    """
+
+    def __init__(self, model: EGEUNet) -> None:
+        super().__init__()
+        self.net = copy.deepcopy(model)
+        for module in self.net.modules():
+            if type(module) in RECAST:
+                module.__class__ = RECAST[type(module)]
+        self.quantizers = nn.ModuleList([activation_quantizer()])  # [0]: the input's QUANTIZE
+        self.rounding = True
+
+    def activation(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        """Fake-quantize ``x`` with quantizer ``index`` (input is 0, ops count from 1), creating it when new."""
+        index += 1
+        if index == len(self.quantizers):
+            if self.rounding:
+                raise RuntimeError("fake quantization met an op it has no range for; call calibrate() first")
+            self.quantizers.append(activation_quantizer().to(x.device))
+            self.quantizers[index].disable_fake_quant()  # created while calibrating: observe the float value
+        return self.quantizers[index](x)
+
+    def _run(self, x: torch.Tensor, logits: bool):
+        check_input_size(x.shape[-2], x.shape[-1])
+        x = self.quantizers[0](x)
+        with _Int8Mode(self) as mode:
+            final, heads = self.net._features(x)
+            size = (x.shape[2], x.shape[3])
+            if logits:
+                with _float():  # training targets are at input size; the export resizes only the final map
+                    return upsample_to(final, size), [upsample_to(h, size) for h in heads]
+            count = mode.index
+            prob = torch.sigmoid(upsample_to(final, size))
+        if count + 1 != len(self.quantizers):
+            raise RuntimeError(f"fake quantization saw {count} ops, expected {len(self.quantizers) - 1}")
+        return prob
+
+    def forward_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Final logit and deep-supervision logits at input size, computed on the int8 grid."""
+        return self._run(x, logits=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Probabilities N x 1 x H x W as the integer-only artifact would give them (to rounding)."""
+        return self._run(x, logits=False)
+
+    @torch.no_grad()
+    def calibrate(self, images: torch.Tensor) -> None:
+        """Ranges from scratch as the export calibrates them: on the float graph (no rounding anywhere), a moving
+        average of each tensor's min/max over ``images`` one at a time; then rounding with those ranges, frozen."""
+        self.rounding = False
+        for q in self.quantizers:
+            q.activation_post_process.reset_min_max_vals()
+            q.enable_observer()
+            q.disable_fake_quant()
+        try:
+            for image in images:
+                self(image[None])
+        finally:
+            self.rounding = True
+            for q in self.quantizers:
+                q.disable_observer()
+                q.enable_fake_quant()
+
+    def quantizer_state(self) -> dict[str, torch.Tensor]:
+        """The activation quantizers' state (scales, zero points, ranges) for a resume checkpoint."""
+        return {k: v.detach().cpu().clone() for k, v in self.quantizers.state_dict().items()}
+
+    def load_quantizer_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore ``quantizer_state``: quantizers are created to match, then loaded."""
+        count = 1 + max(int(k.split(".")[0]) for k in state)
+        while len(self.quantizers) < count:
+            self.quantizers.append(activation_quantizer())
+        self.quantizers.load_state_dict(state)
+
+    def plain(self) -> EGEUNet:
+        """The current weights as an ordinary EGEUNet in eval mode (no fake-quant module or class left)."""
+        net = EGEUNet(self.net.config)
+        net.load_state_dict({k: v.detach().cpu() for k, v in self.net.state_dict().items()})
+        return net.eval()

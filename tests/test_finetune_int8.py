@@ -1,0 +1,165 @@
+"""Quantization-aware fine-tuning: the fake-quant model against integer arithmetic, the run's files, exact resume."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from egeunet import EGEUNet, load_model
+from egeunet.checkpoint import read_checkpoint
+from egeunet.cli import main
+from egeunet.data.synthetic import write_sample_dataset
+from egeunet.model import EGEUNetConfig
+from egeunet.training import finetune_int8 as ft
+from egeunet.training.qat import WEIGHT_QMAX, FakeQuantEGEUNet
+from tests.conftest import perturb_
+
+TINY = ["--size", "64", "--batch-size", "4", "--threads", "1", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, Path]:
+    """(dataset, best.pt of a 2-epoch tiny training run on it)."""
+    root = tmp_path_factory.mktemp("ft")
+    data = write_sample_dataset(root / "data", n=12, seed=3)
+    assert main(["train", "--data", str(data), "--out", str(root / "run"), "--cache-dir", str(root / "cache"),
+                 "--epochs", "2", "--channels", "4,8,12,16,24,32", *TINY]) == 0
+    return data, root / "run" / "best.pt"
+
+
+def _tune(trained, out: Path, *extra: str) -> int:
+    data, model = trained
+    return main(["finetune-int8", str(model), "--data", str(data), "--out", str(out),
+                 "--cache-dir", str(data.parent / "cache"), "--n-calib", "4", *TINY, *extra])
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return read_checkpoint(path)["state_dict"]
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def straight(trained) -> Path:
+    """A 2-epoch fine-tuning run, the reference for resume."""
+    out = trained[0].parent / "tuned"
+    assert _tune(trained, out, "--epochs", "2") == 0
+    return out
+
+
+def test_first_convolution_matches_integer_arithmetic():
+    """The fake-quant conv output equals int8 x int8 -> int32 accumulation requantized to the output's int8 grid."""
+    torch.manual_seed(0)
+    model = perturb_(EGEUNet(EGEUNetConfig(channels=(4, 8, 12, 16, 24, 32))), scale=0.1).eval()
+    fq = FakeQuantEGEUNet(model)
+    fq.calibrate(torch.rand(3, 3, 64, 64) * 255)
+    seen = {}
+    fq.quantizers[0].register_forward_hook(lambda m, i, o: seen.setdefault("x", o))
+    fq.quantizers[1].register_forward_hook(lambda m, i, o: seen.setdefault("y", o))
+    with torch.no_grad():
+        fq(torch.rand(1, 3, 64, 64) * 255)
+    (s_in, z_in), (s_out, z_out) = [(float(q.scale), int(q.zero_point)) for q in fq.quantizers[:2]]
+    conv = model.encoder[0].block
+    w = conv.weight.detach().double()
+    s_w = w.abs().amax(dim=(1, 2, 3)) / WEIGHT_QMAX
+    w_q = torch.round(w / s_w[:, None, None, None])
+    x_q = torch.round(seen["x"].double() / s_in) + z_in
+    assert x_q.min() >= -128 and x_q.max() <= 127
+    bias_q = torch.round(conv.bias.detach().double() / (s_in * s_w))
+    acc = torch.nn.functional.conv2d(x_q - z_in, w_q, bias_q, padding=1)  # exact integers in float64
+    y_q = torch.clamp(torch.round(acc * (s_in * s_w)[None, :, None, None] / s_out) + z_out, -128, 127)
+    sim = torch.round(seen["y"].double() / s_out) + z_out
+    assert (sim - y_q).abs().max() <= 1  # the int32 bias rounding may move a value across a rounding boundary
+    assert (sim == y_q).double().mean() > 0.99
+
+
+def test_sigmoid_output_is_on_the_int8_grid_and_plain_weights_round_trip():
+    torch.manual_seed(1)
+    model = perturb_(EGEUNet(EGEUNetConfig(channels=(4, 8, 12, 16, 24, 32))), scale=0.1).eval()
+    fq = FakeQuantEGEUNet(model)
+    x = torch.rand(2, 3, 64, 64) * 255
+    fq.calibrate(x)
+    with torch.no_grad():
+        prob = fq(x)
+    steps = prob.double() * 256
+    assert torch.equal(steps, torch.round(steps))
+    plain = fq.plain()
+    assert type(plain) is EGEUNet and type(plain.encoder[0].norm) is torch.nn.GroupNorm
+    assert _same(plain.state_dict(), model.state_dict())
+    with torch.no_grad():  # the simulation is close to the float model, not equal to it
+        diff = (prob - model(x)).abs()
+    assert 0 < diff.mean() < 0.2
+
+
+def test_run_writes_plain_checkpoints_and_does_not_worsen_agreement(straight, trained):
+    for name in ("best.pt", "last.pt", "log.json", "split.json"):
+        assert (straight / name).is_file(), name
+    model, meta = load_model(straight / "best.pt", with_meta=True)
+    assert type(model) is EGEUNet and meta["input_size"] == 64
+    assert set(model.state_dict()) == set(load_model(trained[1]).state_dict())
+    training = meta["training"]
+    assert training["finetune_int8"]["epochs"] == 2 and training["original_model"] == str(trained[1].resolve())
+    original_split = json.loads((trained[1].parent / "split.json").read_text())
+    assert json.loads((straight / "split.json").read_text()) == original_split  # the model's test images stay unseen
+    rows = json.loads((straight / "log.json").read_text())
+    assert [r["epoch"] for r in rows] == [0, 1, 2]
+    assert rows[0]["train_loss"] is None and all(r["train_loss"] > 0 for r in rows[1:])
+    best = next(r for r in reversed(rows) if r["best"])
+    assert meta["epoch"] == best["epoch"]
+    assert ft._selection_key(best) >= ft._selection_key(rows[0])
+    assert not _same(_weights(straight / "last.pt"), _weights(trained[1]))  # fine-tuning moved the weights
+    last = read_checkpoint(straight / "last.pt")
+    assert last["resume"]["epoch"] == 2 and len(last["resume"]["quantizers"]) > 100
+
+
+def test_resume_after_interrupt_continues_exactly(straight, trained, tmp_path, monkeypatch):
+    """Interrupt a 2-epoch run during epoch 2, resume it: same weights, log and best as the straight run."""
+    out = tmp_path / "cut"
+    real = ft._train_epoch
+
+    def interrupt_second(student, teacher, optimizer, data, config, epoch, device):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return real(student, teacher, optimizer, data, config, epoch, device)
+
+    monkeypatch.setattr(ft, "_train_epoch", interrupt_second)
+    assert _tune(trained, out, "--epochs", "2") == 130
+    monkeypatch.undo()
+    assert read_checkpoint(out / "last.pt")["epoch"] == 1
+    assert _tune(trained, out, "--epochs", "2", "--resume") == 0
+    assert _same(_weights(straight / "last.pt"), _weights(out / "last.pt"))
+    assert _same(_weights(straight / "best.pt"), _weights(out / "best.pt"))
+    drop = ("seconds",)
+    rows, reference = (json.loads((d / "log.json").read_text()) for d in (out, straight))
+    assert [{k: v for k, v in r.items() if k not in drop} for r in rows] == \
+        [{k: v for k, v in r.items() if k not in drop} for r in reference]
+    quantizers = read_checkpoint(out / "last.pt")["resume"]["quantizers"]
+    expected = read_checkpoint(straight / "last.pt")["resume"]["quantizers"]
+    assert all(torch.equal(quantizers[k], expected[k]) for k in expected)
+
+
+def test_finished_run_says_so_and_user_errors_are_one_line(straight, trained, tmp_path, capsys):
+    capsys.readouterr()
+    assert _tune(trained, straight, "--epochs", "2", "--resume") == 0
+    assert "already finished (2 of 2 epochs done" in capsys.readouterr().out
+    cases = [
+        ([], straight, "already holds a run"),
+        (["--resume", "--lr", "0.001"], straight, "lr=0.0001, not 0.001"),
+        (["--resume"], tmp_path / "none", "last.pt not found"),
+        (["--epochs", "0"], tmp_path / "a", "--epochs must be at least 1"),
+        (["--distill", "-1"], tmp_path / "b", "--distill must be a finite number"),
+        (["--size", "70"], tmp_path / "c", "--size: size 70 is not a multiple of 32"),
+    ]
+    for extra, out, message in cases:
+        capsys.readouterr()
+        assert _tune(trained, out, "--epochs", "2", *extra) == 1, extra
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+    assert main(["finetune-int8", str(tmp_path / "missing.pt"), "--data", str(trained[0]), "--out",
+                 str(tmp_path / "d")]) == 1
+    assert "no such file" in capsys.readouterr().err
