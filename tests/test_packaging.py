@@ -69,7 +69,7 @@ def test_info_prints_the_paper_count(capsys):
 def test_info_bad_size_is_one_line_error(capsys):
     assert main(["info", "--size", "250"]) == 1
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "250x250" in err and "multiples of 32" in err
+    assert "\n" not in err and "--size" in err and "size 250 is not a multiple of 32: use 256" in err
 
 
 def test_console_script_is_installed():
