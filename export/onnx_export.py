@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from egeunet.atomic import atomic_write
+from egeunet.export.onnx_compact import compact
 from egeunet.export.base import BUDGET_KEY, Exporter, contract_json, register
 from egeunet.export.recipes import Recipe, budget_note, float_recipe
 from egeunet.export.spec import ExportSpec, FormatConfig
@@ -239,6 +240,7 @@ class OnnxExporter(Exporter):
                     model = onnx.load(fp32)
                 if recipe.weights == "float16":
                     float16_weights(model)
+                compact(model, deploy)
             name_layers(model, self.quantize_ops)
             shorten(model, self.quantize_ops)
             del model.metadata_props[:]
