@@ -5,6 +5,8 @@
   them back into a constant when it loads the file, so the bytes go and the speed stays.
 - ``channel_means_as_conv``: a mean over the channel axis (LayerNorm's ReduceMean) becomes a 1x1 convolution
   with weights 1/C: ONNX Runtime reduces NCHW over channels slowly (a quarter of its kernel time) and convolves fast.
+- ``centre_group_norms``: the input of each InstanceNormalization (GroupNorm) has its mean subtracted first: ONNX
+  Runtime's kernel sums in one pass, 10x further from float64 than PyTorch on uncentred data (fp32 parity).
 - ``drop_zero_points``: DequantizeLinear zero points that are all zero are left out (zero is the default).
 """
 from __future__ import annotations
@@ -65,14 +67,19 @@ def maps_in_graph(model, deploy) -> int:
     return replaced
 
 
+def _shapes(model) -> dict[str, list[int]]:
+    """Inferred shape of every value (0 for an unknown dimension), with data propagation (GHPA's split sizes)."""
+    import onnx
+
+    values = list(onnx.shape_inference.infer_shapes(model, data_prop=True).graph.value_info) + list(model.graph.input)
+    return {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in values}
+
+
 def channel_means_as_conv(model) -> int:
     """Replace every ReduceMean over axis 1 (keepdims, 4-D input of known channels) by a 1x1 Conv; returns how many."""
-    import onnx
     from onnx import helper, numpy_helper
 
-    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
-              for v in onnx.shape_inference.infer_shapes(model, data_prop=True).graph.value_info}
-    shapes.update({v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in model.graph.input})
+    shapes = _shapes(model)
     weights: dict[int, str] = {}
     count = 0
     for i, node in enumerate(model.graph.node):
@@ -90,6 +97,27 @@ def channel_means_as_conv(model) -> int:
         model.graph.node[i].CopyFrom(helper.make_node("Conv", [node.input[0], weights[channels]], list(node.output),
                                                       kernel_shape=[1, 1]))
         count += 1
+    return count
+
+
+def centre_group_norms(model) -> int:
+    """Subtract the per-instance mean (over the spatial axes) before every InstanceNormalization of known rank
+    (GroupNorm exports as one on N x G x L); the normalised values are the same, computed with less rounding."""
+    from onnx import helper
+
+    shapes = _shapes(model)
+    nodes, count = [], 0
+    for node in model.graph.node:
+        rank = len(shapes.get(node.input[0], [])) if node.op_type == "InstanceNormalization" else 0
+        if rank >= 3:
+            source, mean, centred = node.input[0], f"{node.output[0]}/mean", f"{node.output[0]}/centred"
+            nodes += [helper.make_node("ReduceMean", [source], [mean], axes=list(range(2, rank))),
+                      helper.make_node("Sub", [source, mean], [centred])]
+            node.input[0] = centred
+            count += 1
+        nodes.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
     return count
 
 
@@ -113,4 +141,4 @@ def drop_zero_points(model) -> int:
 def compact(model, deploy) -> dict[str, int]:
     """Every rewrite above on an exported (fp32, fp16 or int8 QDQ) model of ``deploy``; counts per rewrite."""
     return {"maps_in_graph": maps_in_graph(model, deploy), "channel_means_as_conv": channel_means_as_conv(model),
-            "zero_points_dropped": drop_zero_points(model)}
+            "group_norms_centred": centre_group_norms(model), "zero_points_dropped": drop_zero_points(model)}
