@@ -148,9 +148,12 @@ def main() -> None:
     parser.add_argument("--n-held", type=int, help="held-out images (default: the model's test split with --calib, else 16)")
     parser.add_argument("--formats", default="onnx,tflite")
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--fp32-tol", type=float, help="fp32 gate's max |dprob| (default: the export's, 1e-4); "
+                                                       "a looser one keeps a failing fp32 file so its latency is measured")
     args = parser.parse_args()
 
     from egeunet import load_model, save_checkpoint
+    from egeunet.accuracy import Gate
     from egeunet.runtime.runners import open_runner
     from egeunet.export import ExportFailed, export_all
     from egeunet.export.data import synthetic_sets
@@ -165,7 +168,8 @@ def main() -> None:
         print(f"trained {args.steps} steps in {time.perf_counter() - start:.0f} s")
     try:
         manifest = export_all(model_path, out / "artifacts", args.formats, "fp32,fp16,int8", calib_dir=args.calib,
-                              n_calib=args.n_calib, n_held=args.n_held or (None if args.calib else 16), size=args.size)
+                              n_calib=args.n_calib, n_held=args.n_held or (None if args.calib else 16), size=args.size,
+                              gates=None if args.fp32_tol is None else {"fp32": Gate(max_abs_dprob=args.fp32_tol)})
     except ExportFailed as exc:
         manifest = exc.manifest
         print(f"some artifacts failed: {exc}")
