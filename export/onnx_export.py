@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from egeunet.atomic import atomic_write
-from egeunet.export.onnx_compact import compact
 from egeunet.export.base import BUDGET_KEY, Exporter, contract_json, register
+from egeunet.export.onnx_compact import compact
 from egeunet.export.recipes import Recipe, budget_note, float_recipe
 from egeunet.export.spec import ExportSpec, FormatConfig
 from egeunet.runtime.contract import CONTRACT_KEY
