@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from egeunet.model import GHPA, EGEUNet, LayerNorm2d, check_input_size
+from egeunet.model.ghpa import PARAM_GRID
 from egeunet.model.layers import upsample_to
 
 
@@ -32,13 +33,32 @@ class RsqrtLayerNorm(nn.Module):
         return centred * torch.rsqrt(var + self.eps) * self.weight + self.bias
 
 
+class XYMapSource(nn.Module):
+    """What a GHPA's height-width map is computed from (8x8 parameter, resize, its conv): graphs that can fold
+    constants at load time (ONNX Runtime) store this instead of the larger map (``export.onnx_compact``)."""
+
+    def __init__(self, ghpa: GHPA, height: int, width: int) -> None:
+        super().__init__()
+        self.register_buffer("params", ghpa.params_xy.detach().clone())
+        self.conv = copy.deepcopy(ghpa.conv_xy)
+        self.size = (height, width)
+
+    def forward(self) -> torch.Tensor:
+        xy = upsample_to(self.params, self.size)
+        return self.conv(xy) if self.conv is not None else xy
+
+
 class FoldedGHPA(nn.Module):
-    """GHPA at a fixed spatial size: its attention maps are constants, each applied by one multiply."""
+    """GHPA at a fixed spatial size: its attention maps are constants, each applied by one multiply.
+
+    ``xy_source`` (unused by ``forward``) keeps what the height-width map is computed from where that is smaller
+    than the map (larger than the 8x8 parameter grid)."""
 
     def __init__(self, ghpa: GHPA, height: int, width: int) -> None:
         super().__init__()
         with torch.no_grad():
             maps = [m.detach().clone() for m in ghpa.attention_maps(height, width)]
+        self.xy_source = XYMapSource(ghpa, height, width) if height * width > PARAM_GRID ** 2 else None
         self.multi_axis = ghpa.multi_axis
         self.group = ghpa.norm1.weight.numel() // 4
         for i, m in enumerate(maps):

@@ -52,7 +52,8 @@ class ExportSpec:
     calib_method: str = "minmax"
     gates: dict[str, Gate] = field(default_factory=default_gates)
     calibration: "ImageSet | None" = None
-    int8_drift_budget: float | None = None  # ONNX int8: min mask agreement vs fp32 on calibration images (fraction)
+    int8_drift_budget: float | None = None  # int8: min mask agreement vs the float graph on calibration images
+    onnx_ort_only: bool = False  # ONNX rewrites only ONNX Runtime runs: GHPA maps computed in the graph, and more
 
     def __post_init__(self) -> None:
         if self.size > MAX_SIZE:

@@ -142,13 +142,18 @@ def main() -> None:
     parser.add_argument("--out", default="bench-export", help="output folder (default bench-export)")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=150, help="training steps without --model")
+    parser.add_argument("--calib", help="calibration images (the model's training data: its test split is held out); "
+                                        "default: synthetic images")
     parser.add_argument("--n-calib", type=int, default=32)
-    parser.add_argument("--n-held", type=int, default=16)
+    parser.add_argument("--n-held", type=int, help="held-out images (default: the model's test split with --calib, else 16)")
     parser.add_argument("--formats", default="onnx,tflite")
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--fp32-tol", type=float, help="fp32 gate's max |dprob| (default: the export's, 1e-4); "
+                                                       "a looser one keeps a failing fp32 file so its latency is measured")
     args = parser.parse_args()
 
     from egeunet import load_model, save_checkpoint
+    from egeunet.accuracy import Gate
     from egeunet.runtime.runners import open_runner
     from egeunet.export import ExportFailed, export_all
     from egeunet.export.data import synthetic_sets
@@ -162,8 +167,9 @@ def main() -> None:
         save_checkpoint(model_path, quick_train(args.size, args.steps), args.size)
         print(f"trained {args.steps} steps in {time.perf_counter() - start:.0f} s")
     try:
-        manifest = export_all(model_path, out / "artifacts", args.formats, "fp32,fp16,int8", n_calib=args.n_calib,
-                              n_held=args.n_held, size=args.size)
+        manifest = export_all(model_path, out / "artifacts", args.formats, "fp32,fp16,int8", calib_dir=args.calib,
+                              n_calib=args.n_calib, n_held=args.n_held or (None if args.calib else 16), size=args.size,
+                              gates=None if args.fp32_tol is None else {"fp32": Gate(max_abs_dprob=args.fp32_tol)})
     except ExportFailed as exc:
         manifest = exc.manifest
         print(f"some artifacts failed: {exc}")

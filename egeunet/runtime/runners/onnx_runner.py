@@ -1,4 +1,8 @@
-"""ONNX Runtime runner: CPU provider (CUDA when asked for and present), contract read from metadata_props."""
+"""ONNX Runtime runner: CPU provider (CUDA when asked for and present), contract read from metadata_props.
+
+ORT's NCHWc layout pass is disabled (``DISABLED_OPTIMIZERS``): it wraps this network's many small convolutions in
+layout conversions and runs slower with it on plain exports, the deploy form and int8 alike (1 thread, batch 1;
+``scripts/bench_export.py`` measures each ONNX file with and without it)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,6 +12,8 @@ import numpy as np
 from egeunet.errors import EGEUNetError
 from egeunet.runtime.contract import CONTRACT_KEY, ArtifactIO
 from egeunet.runtime.runners.base import Runner, register
+
+DISABLED_OPTIMIZERS = ["NchwcTransformer"]  # ORT graph optimizers the runner turns off (faster on every graph measured)
 
 
 @register
@@ -30,7 +36,8 @@ class OnnxRunner(Runner):
                 raise EGEUNetError(f"{path}: device {device!r} requested but onnxruntime has no CUDA provider here")
             providers.insert(0, "CUDAExecutionProvider")
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=providers)
+            self.session = ort.InferenceSession(str(path), options, providers=providers,
+                                                disabled_optimizers=DISABLED_OPTIMIZERS)
         except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
             raise EGEUNetError(f"{path}: onnxruntime cannot load it ({str(exc).splitlines()[0][:160]})") from None
         self.io = ArtifactIO.from_contract(self.session.get_modelmeta().custom_metadata_map.get(CONTRACT_KEY))
@@ -40,4 +47,4 @@ class OnnxRunner(Runner):
         return self.session.run(None, {self.input_name: x})[0]
 
     def describe(self) -> dict:
-        return {**super().describe(), "providers": self.session.get_providers()}
+        return {**super().describe(), "providers": self.session.get_providers(), "disabled_optimizers": DISABLED_OPTIMIZERS}
