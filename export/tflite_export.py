@@ -11,10 +11,12 @@ shared vectors and tables, names only on the I/O, SLICE runs as SPLIT; every out
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +73,22 @@ def float_region_problems(buf: bytes, recipe: Recipe, deploy) -> list[str]:
 
 
 NO_QUANTIZE = "no_quantize"
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """ai-edge-quantizer draws its own tqdm bars and prints a size summary on every call: silence both (our own
+    progress reporting says what runs), so a log holds lines, not hundreds of redrawn bars."""
+    previous = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        if previous is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = previous
 CONV_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 
 
@@ -114,8 +132,9 @@ class StaticQuantizer:
         self.inputs = ArtifactIO(spec.size, spec.layout, spec.bake_preprocess, "uint8").images_input(
             spec.calibration.images)
         key, name = _signature(fp32_path)
-        self.calibration = self._quantizer(_rules(recipe, spec)).calibrate(
-            {key: [{name: x[None]} for x in self.inputs]})
+        with _quiet():
+            self.calibration = self._quantizer(_rules(recipe, spec)).calibrate(
+                {key: [{name: x[None]} for x in self.inputs]})
 
     def _quantizer(self, rules: list[dict]):
         from ai_edge_quantizer import quantizer
@@ -127,7 +146,8 @@ class StaticQuantizer:
     def build(self, float_layers: Sequence[str] = (), only: str | None = None) -> bytes:
         """The quantized flatbuffer with ``float_layers`` kept float (or only layer ``only`` in int8)."""
         rules = _rules(self.recipe, self.spec, float_layers, only)
-        return bytes(self._quantizer(rules).quantize(self.calibration).quantized_model)
+        with _quiet():
+            return bytes(self._quantizer(rules).quantize(self.calibration).quantized_model)
 
     def probabilities(self, buf: bytes) -> np.ndarray:
         """Probabilities N x S x S of a flatbuffer on the calibration images (int8 I/O dequantized)."""
@@ -201,7 +221,8 @@ def _quantize(fp32_path: str, out: str, recipe: Recipe, spec: ExportSpec) -> dic
         buf, record = static.within_budget() if spec.int8_drift_budget is not None else (static.build(), None)
         Path(out).write_bytes(buf)
         return record
-    q.quantize().export_model(out, overwrite=True)
+    with _quiet():
+        q.quantize().export_model(out, overwrite=True)
     return None
 
 
