@@ -76,11 +76,6 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
-def _numpy(x: Any) -> np.ndarray:
-    """A numpy view of a numpy array or (detached, CPU) torch tensor."""
-    return x if isinstance(x, np.ndarray) else x.detach().float().cpu().numpy()
-
-
 class SegmentationMeter:
     """Accumulates the pooled confusion matrix and per-image IoU/Dice over batches.
 

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -19,8 +19,6 @@ class Launcher:
     """How to start a program: ``prefix`` goes in front of its command line (e.g. ``qemu-aarch64 -L ROOT``)."""
 
     prefix: tuple[str, ...] = ()
-    env: dict[str, str] = field(default_factory=dict)
-    label: str = "child process"
 
     def program(self, *argv: str) -> list[str]:
         """Command line running a program through this launcher's prefix."""
@@ -29,7 +27,7 @@ class Launcher:
     def run(self, argv: Sequence[str], timeout: float | None = None) -> subprocess.CompletedProcess:
         """Run ``argv`` to completion (stdout/stderr captured as text); the whole process group dies with us."""
         proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, **self.env} if self.env else None, start_new_session=True)
+                                start_new_session=True)
         try:
             out, err = proc.communicate(timeout=timeout)
         except BaseException:  # timeout, Ctrl-C, SIGTERM (raised by the CLI's handler), or any error

@@ -90,8 +90,7 @@ class LiteRTArm64Runner(Runner):
             if _DTYPES[tensor["type"]] == np.int8:
                 quant.update({f"{key}_scale": tensor["scale"], f"{key}_zero_point": tensor["zero_point"]})
         self.io = ArtifactIO.from_contract(contract, **quant)
-        self.launcher = Launcher(prefix=(self.kit["qemu"], "-L", self.kit["prefix"], "-cpu", self.cpu),
-                                 label=f"qemu-aarch64 -cpu {self.cpu}")
+        self.launcher = Launcher(prefix=(self.kit["qemu"], "-L", self.kit["prefix"], "-cpu", self.cpu))
         self.last_ms: list[float] = []  # emulated milliseconds of each inference of the last call
 
     def command(self, *args: str) -> list[str]:
