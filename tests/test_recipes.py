@@ -1,6 +1,7 @@
 """Quantization recipes are data, and the built artifact keeps exactly the float regions its recipe declares."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import pytest
@@ -115,10 +116,10 @@ def test_conversion_caches_are_keyed_by_content_not_identity():
     """A deploy form changed in place (as fine-tuning does) must not get a stale conversion back."""
     from egeunet.export.base import deploy_key
 
-    deploy = deploy_form(EGEUNet().eval(), SIZE)
+    model = EGEUNet().eval()
+    deploy = deploy_form(model, SIZE)
     before = deploy_key(deploy)
-    assert deploy_key(deploy_form(EGEUNet().eval().load_state_dict(deploy.net.state_dict()) and deploy.net, SIZE)) \
-        == before
+    assert deploy_key(deploy_form(copy.deepcopy(model), SIZE)) == before  # same weights, another object: same key
     with torch.no_grad():
         deploy.net.final.bias.add_(1.0)
     assert deploy_key(deploy) != before
