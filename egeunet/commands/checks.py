@@ -59,3 +59,11 @@ def output_dir(option: str, path: str | os.PathLike) -> None:
     except OSError as exc:
         where = "" if probe == path else f" (cannot create folders in {probe})"
         raise EGEUNetError(f"{option} {path}: not writable{where}: {exc.strerror}; choose a writable folder") from None
+
+
+def cache_dir(value: str | None) -> None:
+    """Check the decoded-image cache folder (``--cache-dir``, else ``$EGEUNET_CACHE``, else the default) like ``--out``."""
+    from egeunet.data.cache import cache_setting
+
+    folder, setting = cache_setting(value)
+    output_dir(setting, folder)

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     from egeunet.runtime.runners import open_runner
     from egeunet.commands import checks
-    from egeunet.data.cache import cache_setting, open_cache
+    from egeunet.data.cache import open_cache
     from egeunet.data.layouts import find_samples
     from egeunet.data.splits import load_split
     from egeunet.errors import EGEUNetError
@@ -48,8 +48,7 @@ def run(args: argparse.Namespace) -> int:
     checks.positive("--batch-size", args.batch_size)
     checks.positive("--threads", args.threads)
     checks.size("--size", args.size)
-    cache_dir, setting = cache_setting(args.cache_dir)
-    checks.output_dir(setting, cache_dir)
+    checks.cache_dir(args.cache_dir)
     runner = open_runner(args.model, runtime=args.runtime, threads=args.threads, device=args.device)
     size = args.size or runner.input_size
     split_file = args.split_file or recorded_split(args.model, args.data)

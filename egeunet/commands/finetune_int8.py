@@ -9,6 +9,8 @@ HELP = ("fine-tune a trained checkpoint with int8 fake quantization (norm ops in
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The checkpoint, its data, the run folder and the fine-tuning recipe."""
+    from egeunet.commands.train import add_run_options
+
     parser.add_argument("model", metavar="MODEL", help="trained egeunet checkpoint (.pt), e.g. RUN_DIR/best.pt")
     parser.add_argument("--data", required=True, metavar="DIR", help="dataset folder; the model's recorded split is "
                         "used when it was trained on it (its test images stay unseen), else the seeded 7:3 split")
@@ -23,26 +25,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, help="input size, multiple of 32 (default: the checkpoint's)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split (when the model has none), order and "
                         "augmentation")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"), help="training device")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out exactly from its last.pt")
-    parser.add_argument("--workers", type=int, help="threads decoding images into the cache (default: up to 8)")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--cache-dir", metavar="DIR", help="decoded-image cache (default: $EGEUNET_CACHE or ~/.cache/egeunet)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars (epoch lines are still printed)")
+    add_run_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Check the options and folders before any work, then fine-tune."""
     from egeunet.commands import checks
-    from egeunet.data.cache import cache_setting
     from egeunet.training.finetune_int8 import FinetuneConfig, finetune_int8
 
     for option in ("--epochs", "--batch-size", "--n-calib", "--workers", "--threads"):
         checks.positive(option, getattr(args, option[2:].replace("-", "_")))
     checks.size("--size", args.size)
     checks.output_dir("--out", args.out)
-    cache_dir, setting = cache_setting(args.cache_dir)
-    checks.output_dir(setting, cache_dir)
+    checks.cache_dir(args.cache_dir)
     config = FinetuneConfig(
         model=args.model, data=args.data, out=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         distill=args.distill, n_calib=args.n_calib, size=args.size, seed=args.seed, device=args.device,

@@ -28,10 +28,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split-file", metavar="FILE", help="use this split.json instead of making the seeded 7:3 split")
     parser.add_argument("--variant", default="egeunet", help="Table 2 variant (default: egeunet, the full model)")
     parser.add_argument("--channels", type=_channels, help="override the six stage widths, e.g. 4,8,12,16,24,32")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"), help="training device")
     parser.add_argument("--amp", action="store_true", help="mixed precision on CUDA (bf16, or fp16 with loss scaling)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out exactly from its last.pt")
     parser.add_argument("--skip-bad", action="store_true", help="skip unreadable or inconsistent files (counted in one warning)")
+    add_run_options(parser)
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Options every training run has (`train`, `finetune-int8`): device, resume, threads, cache, progress."""
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"), help="training device")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out exactly from its last.pt")
     parser.add_argument("--workers", type=int, help="threads decoding images into the cache (default: up to 8)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--cache-dir", metavar="DIR", help="decoded-image cache (default: $EGEUNET_CACHE or ~/.cache/egeunet)")
@@ -41,13 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Check the options and output folders, build the config and train."""
     from egeunet.commands import checks
-    from egeunet.data.cache import cache_setting
     from egeunet.training import TrainConfig, train
 
     checks.size("--size", args.size)
     checks.output_dir("--out", args.out)
-    cache_dir, setting = cache_setting(args.cache_dir)
-    checks.output_dir(setting, cache_dir)
+    checks.cache_dir(args.cache_dir)
 
     config = TrainConfig(
         data=args.data, out=args.out, epochs=args.epochs, batch_size=args.batch_size, size=args.size, lr=args.lr,
