@@ -42,11 +42,6 @@ def _one_line(exc: BaseException, path: Path | None = None) -> str:
     return line.removeprefix(f"{path}: ") if path else line
 
 
-def predict_all(runner, inputs: np.ndarray, batch: int = 8) -> np.ndarray:
-    """Foreground probabilities N x S x S of a runner over preprocessed inputs N x 3 x S x S."""
-    return np.concatenate([runner.predict(inputs[i:i + batch])[:, 0] for i in range(0, len(inputs), batch)])
-
-
 def resolve_reference(targets: list[Target], manifest: dict | None, root: Path,
                       reference: str | Path | None) -> Target | None:
     """The PyTorch reference: ``--reference``, else the manifest's source checkpoint, else the one .pt benchmarked."""
@@ -112,7 +107,7 @@ class Sweep:
         try:
             runner = open_runner(target.artifact.path, target.runtime, threads=max(self.config.threads))
             described = runner.describe()
-            probs = predict_all(runner, self.evalset.inputs)
+            probs = runner.probabilities(self.evalset.inputs)
             del runner
         except EGEUNetError as exc:
             status = "not runnable" if NOT_RUNNABLE in str(exc) else "failed"

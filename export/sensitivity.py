@@ -118,9 +118,7 @@ def onnx_evaluator(inputs: np.ndarray, reference: np.ndarray) -> Callable[[Path]
     from egeunet.runtime.runners import open_runner
 
     def evaluate(path: Path):
-        runner = open_runner(path, "onnxruntime")
-        probs = np.concatenate([runner.predict(inputs[i:i + 8])[:, 0] for i in range(0, len(inputs), 8)])
-        return compare(probs, reference)
+        return compare(open_runner(path, "onnxruntime").probabilities(inputs), reference)
 
     return evaluate
 

@@ -14,10 +14,6 @@ from egeunet.runtime.artifacts import Artifact, Target
 from egeunet.runtime.runners import open_runner
 
 
-def predict_all(runner, inputs: np.ndarray) -> np.ndarray:
-    return runner.predict(inputs)[:, 0]
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A three-convolution segmentation net in ONNX (canonical I/O at 256), its int8 QDQ copy, inputs, fp32 output."""
@@ -31,7 +27,7 @@ def tiny(tmp_path_factory):
     torch.onnx.export(net, (torch.rand(1, 3, 256, 256) * 255,), str(fp32), dynamo=False, opset_version=17,
                       input_names=["image"], output_names=["prob"], dynamic_axes={"image": {0: "n"}, "prob": {0: "n"}})
     inputs = (np.random.default_rng(0).random((6, 3, 256, 256)) * 255).astype(np.float32)
-    reference = predict_all(open_runner(fp32), inputs)
+    reference = open_runner(fp32).probabilities(inputs)
     int8 = quantize(fp32, root / "tiny_int8.onnx", inputs[3:])
     return fp32, int8, inputs, reference, root
 

@@ -99,6 +99,10 @@ class Runner(ABC):
         """Probabilities N x 1 x S x S for canonical N x 3 x S x S input (rounded to uint8 for a baked artifact)."""
         return self.io.output(self.run_raw(self.io.canonical_input(batch)))
 
+    def probabilities(self, inputs: np.ndarray, batch: int = 8) -> np.ndarray:
+        """Foreground probabilities N x S x S for canonical inputs N x 3 x S x S, ``batch`` images per call."""
+        return np.concatenate([self.predict(inputs[i:i + batch])[:, 0] for i in range(0, len(inputs), batch)])
+
     def predict_image(self, image: np.ndarray) -> np.ndarray:
         """Probabilities S x S for one RGB image of any size, fed the way an app feeds this artifact."""
         return self.io.output(self.run_raw(self.io.image_input(image)))[0, 0]
