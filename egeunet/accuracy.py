@@ -47,6 +47,7 @@ class Comparison:
     mean_abs_dprob: float | None = None
     finite: bool = True
     truth: str = "ground truth"
+    _intervals: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # computed once each
 
     @property
     def images(self) -> int:
@@ -92,13 +93,17 @@ class Comparison:
 
     def interval(self, metric: str, confidence: float = CONFIDENCE, resamples: int = RESAMPLES,
                  seed: int = 0) -> tuple[float, float] | None:
-        """Percentile bootstrap interval of ``agreement`` or ``iou_drop_points``, resampling whole images."""
+        """Percentile bootstrap interval of ``agreement`` or ``iou_drop_points``, resampling whole images (computed
+        once per metric and settings: the summary, the gate and the report share it)."""
         if getattr(self, metric) is None or self.images == 0:
             return None
-        index = np.random.default_rng(seed).integers(0, self.images, (resamples, self.images))
-        values = self._resampled(metric, index)
-        tail = 100 * (1 - confidence) / 2
-        return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))
+        key = (metric, confidence, resamples, seed)
+        if key not in self._intervals:
+            index = np.random.default_rng(seed).integers(0, self.images, (resamples, self.images))
+            values = self._resampled(metric, index)
+            tail = 100 * (1 - confidence) / 2
+            self._intervals[key] = (float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail)))
+        return self._intervals[key]
 
     def sort_key(self) -> tuple[float, float]:
         """Most drift first: lowest agreement, then largest mean |Δprob| (the one ranking order)."""
