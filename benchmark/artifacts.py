@@ -27,14 +27,17 @@ def artifact_for_file(path: Path, entry: dict | None = None, source_sha256: str 
 
 
 def targets_for(artifact: Artifact, runtimes: list[str] | None) -> list[Target]:
-    """The (artifact, runtime) pairs to measure: the default runtime, or each requested runtime that runs the file."""
+    """The (artifact, runtime) pairs: the file's default runtime, plus each requested runtime that also runs it.
+
+    The default pair is kept even when not requested, so a checkpoint can still serve as the reference; the
+    benchmark drops unrequested pairs after choosing its reference."""
     known = runtimes_for(artifact.path)
     if not known:
         artifact.problem = artifact.problem or f"unknown model format {artifact.path.suffix or '(no extension)'!r}"
         return [Target(artifact, None)]
     if artifact.problem:
         return [Target(artifact, known[0])]
-    chosen = [r for r in runtimes if r in known] if runtimes else known[:1]
+    chosen = list(dict.fromkeys(known[:1] + [r for r in runtimes or [] if r in known]))
     return [Target(artifact, r, default_runtime=(r == known[0])) for r in chosen]
 
 

@@ -188,7 +188,7 @@ def run_benchmark(model_or_dir: str | Path, data: str | Path, config: BenchmarkC
     ref = resolve_reference(targets, manifest, root, reference)
     targets = [t for t in targets if ref is None or not t.artifact.path.exists()
                or t.artifact.path.resolve() != ref.artifact.path.resolve()]
-    if runtimes:
+    if runtimes:  # after the reference is chosen: a .pt outside --runtimes still serves as the reference
         targets = [t for t in targets if t.runtime in runtimes or t.problem]
     size, recorded = _reference_facts(ref, data)
     evalset = load_eval_set(data, config.split, size, config.split_file or recorded, config.limit)

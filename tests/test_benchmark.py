@@ -276,3 +276,18 @@ def test_unknown_runtime_and_missing_model_are_one_line_errors(bench, tmp_path, 
     assert len(err) == 2
     assert "unknown runtime 'tensorrt'" in err[0] and "onnxruntime" in err[0]
     assert "no such file" in err[1]
+
+
+def test_runtimes_filter_keeps_the_folder_checkpoint_as_reference(bench, tmp_path):
+    """`--runtimes onnxruntime` on a folder with a .pt and an .onnx: only the ONNX row, still compared with the .pt."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    shutil.copy(bench.ckpt, folder / "model.pt")
+    shutil.copy(bench.exp / "model.onnx", folder / "model.onnx")
+    assert main(["benchmark", str(folder), "--data", str(bench.data), "--split", "all", "--limit", "1", "--runs", "1",
+                 "--warmup", "0", "--runtimes", "onnxruntime", "--min-agreement", "0.99", "--no-sensitivity",
+                 "--out", str(tmp_path / "out")]) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["reference"].endswith("model.pt")
+    rows = [r for r in results["rows"] if not r["reference"]]
+    assert [r["runtime"] for r in rows] == ["onnxruntime"] and rows[0]["agreement"] > 0.999
