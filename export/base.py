@@ -17,7 +17,6 @@ from egeunet.errors import EGEUNetError
 from egeunet.export.recipes import Recipe
 from egeunet.export.spec import ExportSpec, FormatConfig
 from egeunet.preprocess import PREPROCESSING
-from egeunet.runtime.contract import CONTRACT_KEY
 
 BUDGET_KEY = "egeunet.int8_drift_budget"  # metadata key of the drift-budget search's record in an int8 artifact
 FORMATS: dict[str, type["Exporter"]] = {}

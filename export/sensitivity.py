@@ -12,10 +12,14 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from egeunet.progress import progress
+
+if TYPE_CHECKING:
+    from egeunet.accuracy import Comparison
 
 EVAL_IMAGES = 8
 MAX_LAYERS = 128

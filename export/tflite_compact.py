@@ -20,6 +20,7 @@ import flatbuffers
 import numpy as np
 
 from egeunet.export import tflite_flatbuffer as fb
+from egeunet.runtime.tflite_file import tensor_type_names
 
 ELEMENT_BYTES = {"FLOAT32": 4, "INT32": 4, "INT64": 8, "FLOAT16": 2, "INT16": 2, "FLOAT64": 8, "UINT32": 4}
 
@@ -222,8 +223,7 @@ def _key(value):
 
 def _pack_shared(model) -> bytes:
     """Pack ``model`` writing each distinct vector, string and table once; data aligned to its element size."""
-    schema = _schema()
-    types = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    types = tensor_type_names()
     alignment: dict[int, int] = {}
     for sg in model.subgraphs:
         for t in sg.tensors:

@@ -28,6 +28,7 @@ from egeunet.export.base import BUDGET_KEY, Exporter, contract_json, deploy_key,
 from egeunet.export.recipes import Recipe, budget_note, deploy_float_regions, float_recipe, region_pattern
 from egeunet.export.spec import ExportSpec, FormatConfig
 from egeunet.export.tflite_compact import compact
+from egeunet.runtime.tflite_file import tensor_type_names
 
 CONFIG = FormatConfig(name="tflite", suffix=".tflite", runtime="litert", precisions=("fp32", "fp16", "int8"))
 
@@ -53,7 +54,7 @@ def float_region_problems(buf: bytes, recipe: Recipe, deploy) -> list[str]:
     import re
 
     model = fb.load(buf)
-    schema_types = {v: k for k, v in vars(fb._schema().TensorType).items() if not k.startswith("_")}
+    schema_types = tensor_type_names()
     present = {f"{type(m).__module__}.{type(m).__qualname__}" for m in deploy.modules()}
     patterns = {region: re.compile(region_pattern(region)) for region in recipe.float_regions if region in present}
     seen: set[str] = set()
@@ -191,7 +192,7 @@ def integer_only_problems(buf: bytes) -> list[str]:
     DEQUANTIZE (inner QUANTIZE ops that rescale int8 to int8 are integer). Empty: an NPU can run every op."""
     model = fb.load(buf)
     graph = model.subgraphs[0]
-    types = {v: k for k, v in vars(fb._schema().TensorType).items() if not k.startswith("_")}
+    types = tensor_type_names()
     problems = []
     for name, op in zip(fb.op_names(model), graph.operators or []):
         if name == "QUANTIZE" and all(i in graph.inputs for i in op.inputs):

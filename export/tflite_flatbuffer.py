@@ -5,11 +5,11 @@ metadata are dropped, and the egeunet contract is added as a metadata entry.
 """
 from __future__ import annotations
 
-import json
 from collections import Counter
 
 from egeunet.errors import EGEUNetError
 from egeunet.runtime.contract import CONTRACT_KEY
+from egeunet.runtime.tflite_file import tensor_type_names
 
 KEEP_METADATA = (b"min_runtime_version", CONTRACT_KEY.encode())
 
@@ -107,8 +107,7 @@ def size_breakdown(buf: bytes) -> dict:
 
 def quantization_summary(model) -> dict | None:
     """Which op kinds compute in int8 (int8 output) and which stay float, read from the tensors; None if all float32."""
-    schema = _schema()
-    types = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    types = tensor_type_names()
     names = op_names(model)
     int8, floating, weights = set(), set(), Counter()
     ops = [op for sg in model.subgraphs for op in (sg.operators or [])]

@@ -32,11 +32,16 @@ def constant_data_bytes(buf: bytes) -> int:
     return sum(model.Buffers(i).DataLength() for i in range(model.BuffersLength()))
 
 
-def io_tensors(buf: bytes) -> tuple[dict, dict]:
-    """The main subgraph's input and output tensors: shape, type name (FLOAT32, INT8, ...), scale, zero point."""
+def tensor_type_names() -> dict[int, str]:
+    """Schema tensor type code -> name (FLOAT32, INT8, ...)."""
     from ai_edge_litert import schema_py_generated as schema
 
-    types = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    return {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+
+
+def io_tensors(buf: bytes) -> tuple[dict, dict]:
+    """The main subgraph's input and output tensors: shape, type name (FLOAT32, INT8, ...), scale, zero point."""
+    types = tensor_type_names()
     graph = _model(buf).Subgraphs(0)
 
     def describe(index: int) -> dict:
