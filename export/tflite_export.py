@@ -24,7 +24,7 @@ import numpy as np
 from egeunet.atomic import write_bytes_atomic
 from egeunet.errors import EGEUNetError
 from egeunet.export import tflite_flatbuffer as fb
-from egeunet.export.base import BUDGET_KEY, Exporter, contract_json, deploy_key, register
+from egeunet.export.base import BUDGET_KEY, Exporter, contract, contract_json, deploy_key, register
 from egeunet.export.recipes import Recipe, budget_note, deploy_float_regions, float_recipe, region_pattern
 from egeunet.export.spec import ExportSpec, FormatConfig
 from egeunet.export.tflite_compact import compact
@@ -151,23 +151,11 @@ class StaticQuantizer:
             return bytes(self._quantizer(rules).quantize(self.calibration).quantized_model)
 
     def probabilities(self, buf: bytes) -> np.ndarray:
-        """Probabilities N x S x S of a flatbuffer on the calibration images (int8 I/O dequantized)."""
-        from ai_edge_litert.interpreter import Interpreter
+        """Probabilities N x S x S of a flatbuffer on the calibration images, run as the LiteRT runner runs artifacts."""
+        from egeunet.runtime.runners.litert_runner import LiteRTRunner
 
-        from egeunet.runtime.contract import ArtifactIO
-
-        interpreter = Interpreter(model_content=buf)
-        interpreter.allocate_tensors()
-        inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-        quant = {f"{key}_{part}": cast(d["quantization"][i]) for key, d in (("input", inp), ("output", out))
-                 if d["dtype"] == np.int8 for i, (part, cast) in enumerate((("scale", float), ("zero_point", int)))}
-        io = ArtifactIO(self.spec.size, self.spec.layout, self.spec.bake_preprocess, "uint8", **quant)
-        probs = []
-        for image in self.spec.calibration.images:
-            interpreter.set_tensor(inp["index"], io.images_input(image[None]))
-            interpreter.invoke()
-            probs.append(io.output(interpreter.get_tensor(out["index"]))[0, 0])
-        return np.stack(probs)
+        runner = LiteRTRunner(Path(self.fp32_path), content=buf, contract=contract(self.spec, CONFIG, self.recipe))
+        return runner.io.output(runner.run_raw(runner.io.images_input(self.spec.calibration.images)))[:, 0]
 
     def within_budget(self) -> tuple[bytes, dict]:
         """``sensitivity.budget_search`` over the convolution layers: (flatbuffer, manifest record)."""

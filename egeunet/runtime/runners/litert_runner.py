@@ -16,7 +16,10 @@ class LiteRTRunner(Runner):
 
     runtime = "litert"
 
-    def __init__(self, path: Path, threads: int | None = None, device: str = "cpu") -> None:
+    def __init__(self, path: Path, threads: int | None = None, device: str = "cpu",
+                 content: bytes | None = None, contract: dict | None = None) -> None:
+        """``content``: run these flatbuffer bytes instead of reading ``path`` (an export's intermediate graph),
+        with ``contract`` standing in for the metadata such a graph does not carry yet."""
         super().__init__(path, threads, device)
         if device != "cpu":
             raise EGEUNetError(f"{path}: the LiteRT runner runs on cpu only, not {device!r}")
@@ -24,11 +27,11 @@ class LiteRTRunner(Runner):
 
         from egeunet.runtime.tflite_file import read_metadata
 
-        buf = Path(path).read_bytes()
+        buf = Path(path).read_bytes() if content is None else content
         try:
             self.interpreter = Interpreter(model_content=buf, num_threads=threads or None)
             self.interpreter.allocate_tensors()
-            contract = read_metadata(buf)
+            contract = contract if content is not None else read_metadata(buf)
         except Exception as exc:  # the interpreter and the flatbuffer reader raise untyped errors for bad files
             raise EGEUNetError(f"{path}: LiteRT cannot load it ({(str(exc).splitlines() or [type(exc).__name__])[0][:160]})") from None
         self.input = self.interpreter.get_input_details()[0]
