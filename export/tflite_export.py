@@ -15,6 +15,7 @@ import contextlib
 import io
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -78,18 +79,18 @@ NO_QUANTIZE = "no_quantize"
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """ai-edge-quantizer draws its own tqdm bars and prints a size summary on every call: silence both (our own
-    progress reporting says what runs), so a log holds lines, not hundreds of redrawn bars."""
-    previous = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"
+    """Hold back what ai-edge-quantizer writes: its calibration and transformation tqdm bars (it passes ``disable=``
+    itself, so no setting turns them off) and its size report, so a log holds our lines, not redrawn bars. On an
+    error the held text is written to stderr before the exception goes on."""
+    held = io.StringIO()
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(held), contextlib.redirect_stderr(held):
             yield
-    finally:
-        if previous is None:
-            os.environ.pop("TQDM_DISABLE", None)
-        else:
-            os.environ["TQDM_DISABLE"] = previous
+    except BaseException:
+        sys.stderr.write(held.getvalue()[-4000:])
+        raise
+
+
 CONV_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 
 
@@ -148,7 +149,9 @@ class StaticQuantizer:
         """The quantized flatbuffer with ``float_layers`` kept float (or only layer ``only`` in int8)."""
         rules = _rules(self.recipe, self.spec, float_layers, only)
         with _quiet():
-            return bytes(self._quantizer(rules).quantize(self.calibration).quantized_model)
+            result = self._quantizer(rules).quantize(self.calibration, enable_progress_bar=False,
+                                                     enable_progress_report=False)
+        return bytes(result.quantized_model)
 
     def probabilities(self, buf: bytes) -> np.ndarray:
         """Probabilities N x S x S of a flatbuffer on the calibration images, run as the LiteRT runner runs artifacts."""
@@ -211,7 +214,7 @@ def _quantize(fp32_path: str, out: str, recipe: Recipe, spec: ExportSpec) -> dic
         Path(out).write_bytes(buf)
         return record
     with _quiet():
-        q.quantize().export_model(out, overwrite=True)
+        q.quantize(enable_progress_bar=False, enable_progress_report=False).export_model(out, overwrite=True)
     return None
 
 
