@@ -12,7 +12,6 @@ recorded one when it was trained on the same data, so fine-tuning never sees its
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -34,6 +33,7 @@ from egeunet.errors import EGEUNetError
 from egeunet.losses import deep_supervision_loss
 from egeunet.model import EGEUNet, check_input_size
 from egeunet.progress import progress
+from egeunet.runtime.artifacts import file_digest
 from egeunet.training.batches import epoch_order, iterate, load_batch
 from egeunet.training.dataset import SplitData, check_parts, choose_split, open_split_data, recorded_split, split_hash
 from egeunet.training.distributed import resolve_device
@@ -79,15 +79,6 @@ class FinetuneResult:
     best_path: Path
     best_epoch: int
     best: dict[str, Any]
-
-
-def _sha256(path: str | Path) -> str:
-    """Content hash of the original checkpoint (a resumed run must start from the same one)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _check(config: FinetuneConfig) -> None:
@@ -209,7 +200,7 @@ def finetune_int8(config: FinetuneConfig) -> FinetuneResult:
     except ValueError as exc:
         raise EGEUNetError(f"--size {size}: {exc}") from None
     run_dir = Path(config.out)
-    settings = config.settings(_sha256(config.model), size)
+    settings = config.settings(file_digest(config.model)[1], size)  # a resumed run must start from the same model
     ckpt = _resume_checkpoint(config, run_dir, settings)
     state = ckpt["resume"] if ckpt else None
     if state and state["epoch"] >= config.epochs:
