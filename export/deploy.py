@@ -19,7 +19,10 @@ from egeunet.model.layers import upsample_to
 
 
 class RsqrtLayerNorm(nn.Module):
-    """Channels-first LayerNorm with a multiply by rsqrt instead of a divide; affine as (1,C,1,1) constants."""
+    """Channels-first LayerNorm with a multiply by rsqrt instead of a divide; affine as (1,C,1,1) constants.
+
+    ``fold_into(conv)`` moves the scale (and, for a 1x1 convolution, the shift) into the convolution that reads this
+    norm, leaving fewer ops in the graph; a weight then becomes None."""
 
     def __init__(self, norm: LayerNorm2d) -> None:
         super().__init__()
@@ -27,10 +30,60 @@ class RsqrtLayerNorm(nn.Module):
         self.register_buffer("bias", norm.bias.detach().clone().view(1, -1, 1, 1))
         self.eps = norm.eps
 
+    def fold_into(self, conv: nn.Conv2d) -> bool:
+        """Fold the scale into ``conv``'s input channels (exact with any padding: the shift is kept as bias/scale,
+        so zero padding still means a zero norm output), and the shift too when ``conv`` is 1x1 without padding.
+        Skipped (False) when a scale is below ``MIN_FOLD_SCALE`` in magnitude, where bias/scale would blow up."""
+        depthwise = conv.groups == conv.in_channels == conv.out_channels
+        if self.weight is None or (conv.groups != 1 and not depthwise) \
+                or self.weight.abs().min() < MIN_FOLD_SCALE:
+            return False
+        scale = self.weight.flatten()
+        with torch.no_grad():
+            if conv.kernel_size == (1, 1) and conv.padding in ((0, 0), 0) and conv.groups == 1:
+                shift = conv.weight.flatten(1) @ self.bias.flatten()
+                conv.bias = nn.Parameter(shift if conv.bias is None else conv.bias + shift, requires_grad=False)
+                self.bias = None
+            else:
+                self.bias = self.bias / self.weight
+            conv.weight.mul_(scale.view(-1, 1, 1, 1) if depthwise else scale.view(1, -1, 1, 1))
+        self.weight = None
+        return True
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         centred = x - x.mean(1, keepdim=True)
         var = (centred * centred).mean(1, keepdim=True)
-        return centred * torch.rsqrt(var + self.eps) * self.weight + self.bias
+        y = centred * torch.rsqrt(var + self.eps)
+        if self.weight is not None:
+            y = y * self.weight
+        return y + self.bias if self.bias is not None else y
+
+
+MIN_FOLD_SCALE = 0.05  # a LayerNorm scale this small is not folded (its shift would be divided by it)
+
+
+class ChannelsLastGroupNorm(nn.Module):
+    """GroupNorm written out on the channels-last tensor: converters to NHWC runtimes need no transposes around it,
+    and the affine is one multiply and one add (PyTorch's own decomposition precomputes it per group, 8 ops)."""
+
+    def __init__(self, norm: nn.GroupNorm) -> None:
+        super().__init__()
+        self.groups, self.eps = norm.num_groups, norm.eps
+        self.register_buffer("weight", norm.weight.detach().clone())
+        self.register_buffer("bias", norm.bias.detach().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        y = x.permute(0, 2, 3, 1).reshape(n, h, w, self.groups, c // self.groups)
+        centred = y - _group_mean(y)
+        y = (centred * torch.rsqrt(_group_mean(centred * centred) + self.eps)).reshape(n, h, w, c)
+        return (y * self.weight + self.bias).permute(0, 3, 1, 2)
+
+
+def _group_mean(y: torch.Tensor) -> torch.Tensor:
+    """Mean over (H, W, channels of a group) of N x H x W x G x C/G, in two steps (rows, then columns): a runtime that
+    sums one axis of 65,536 values in float32 in order drifts 1e-4 from PyTorch; sums of 256 stay within 1e-5."""
+    return y.mean((2, 4), keepdim=True).mean(1, keepdim=True)
 
 
 class XYMapSource(nn.Module):
@@ -95,6 +148,15 @@ def _ghpa_sizes(model: EGEUNet, size: int) -> dict[GHPA, tuple[int, int]]:
     return sizes
 
 
+def _fold_norms(root: nn.Module) -> int:
+    """Fold each RsqrtLayerNorm's affine into the convolution right after it (GHPA's norm2 -> its ldw, GAB's
+    norm -> conv pairs); returns how many folded. GHPA's norm1 feeds the attention multiplies and stays as it is."""
+    pairs = [(m.norm2, m.ldw[0]) for m in root.modules() if isinstance(m, FoldedGHPA)]
+    pairs += [(a, b) for m in root.modules() if isinstance(m, nn.Sequential)
+              for a, b in zip(m, list(m)[1:]) if isinstance(a, RsqrtLayerNorm) and isinstance(b, nn.Conv2d)]
+    return sum(norm.fold_into(conv) for norm, conv in pairs)
+
+
 def _swap_modules(root: nn.Module, make: dict[type, object]) -> None:
     """Replace, depth first, every child whose type is in ``make`` by ``make[type](child)``."""
     for name, child in root.named_children():
@@ -119,6 +181,7 @@ class DeployEGEUNet(nn.Module):
         model = copy.deepcopy(model).eval()
         sizes = _ghpa_sizes(model, size)
         _swap_modules(model, {GHPA: lambda g: FoldedGHPA(g, *sizes[g]), LayerNorm2d: RsqrtLayerNorm})
+        self.folded_norms = _fold_norms(model)
         self.net = model
         self.stretch = MinMaxStretch() if self.bake_preprocess else None
         for p in self.parameters():
@@ -161,10 +224,18 @@ class MinMaxStretch(nn.Module):
         return stretch_uint8(x)
 
 
-FLOAT_MODULES: tuple[type[nn.Module], ...] = (nn.GroupNorm, RsqrtLayerNorm, MinMaxStretch)
+FLOAT_MODULES: tuple[type[nn.Module], ...] = (nn.GroupNorm, ChannelsLastGroupNorm, RsqrtLayerNorm, MinMaxStretch)
 """The deploy form's float regions: every op inside these modules (the normalisations and baked preprocessing)
 stays float in a full-int8 artifact. Quantization recipes read this; a rewrite that renames or fuses one of these
 modules must update it (tests compare it with what a built artifact actually keeps float)."""
+
+
+def channels_last(deploy: DeployEGEUNet) -> DeployEGEUNet:
+    """A copy of ``deploy`` for converters that lay tensors out channels-last (LiteRT): GroupNorm written out on
+    that layout. The same function; NCHW runtimes (ONNX Runtime) keep PyTorch's GroupNorm, which they fuse."""
+    copied = copy.deepcopy(deploy)
+    _swap_modules(copied.net, {nn.GroupNorm: ChannelsLastGroupNorm})
+    return copied
 
 
 def deploy_form(model: EGEUNet, size: int = 256, bake_preprocess: bool = False, nhwc: bool = False) -> DeployEGEUNet:

@@ -252,6 +252,9 @@ class TFLiteExporter(Exporter):
         return self._fp32[key]
 
     def export(self, deploy, spec: ExportSpec, out_path: Path, recipe: Recipe) -> Path:
+        from egeunet.export.deploy import channels_last
+
+        deploy = channels_last(deploy)  # LiteRT computes channels-last: GroupNorm written for it
         buf, budget = self._fp32_bytes(deploy), None
         if recipe.weights != "float32":
             with tempfile.TemporaryDirectory() as work:

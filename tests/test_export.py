@@ -138,6 +138,26 @@ def test_deploy_form_folds_ghpa_and_uses_rsqrt():
     assert "aten::rsqrt" in kinds and "aten::div" not in kinds and "aten::permute" not in kinds
 
 
+def test_norm_folding_and_channels_last_group_norm_keep_the_function():
+    """The LayerNorm affines folded into the next convolution and the channels-last GroupNorm (LiteRT's form) equal
+    EGEUNet in float64; a scale under MIN_FOLD_SCALE is left unfolded."""
+    from egeunet.export.deploy import MIN_FOLD_SCALE, channels_last
+
+    model = perturbed().double()
+    with torch.no_grad():
+        model.bridges[0].g1[0].weight[3] = MIN_FOLD_SCALE / 2
+    pairs = sum(1 for m in model.modules() if type(m).__name__ == "GHPA") + 5 * len(model.bridges)
+    deploy = deploy_form(model, SIZE)
+    assert deploy.folded_norms == pairs - 1
+    last = channels_last(deploy)
+    assert not any(isinstance(m, torch.nn.GroupNorm) for m in last.modules())
+    x = torch.rand(2, 3, SIZE, SIZE, dtype=torch.float64) * 255
+    with torch.no_grad():
+        want = model(x)
+        assert (deploy(x) - want).abs().max().item() <= 1e-10
+        assert (last(x) - want).abs().max().item() <= 1e-10
+
+
 def test_baked_and_nhwc_forms_equal_preprocess_then_model(checkpoint):
     model = _load(checkpoint)
     images, canonical = held_out()
