@@ -10,6 +10,8 @@ About 70% of an EGE-UNet int8 TFLite is structure, not weights (shared/notes/int
   (the interpreter then reads the same zero-initialised parameters);
 - identical constant buffers are stored once, non-constant tensors point at the empty buffer 0;
 - equal SLICEs that cut one tensor into consecutive pieces along one axis become one SPLIT;
+- a MEAN without kept dims, plus a scalar, then a RESHAPE that puts the reduced axes back as 1 (LayerNorm's
+  variance + eps, as the converter emits it) becomes the MEAN with kept dims plus the scalar: one op fewer;
 - tensors, buffers and op codes nothing refers to any more are dropped.
 """
 from __future__ import annotations
@@ -29,6 +31,7 @@ def compact(buf: bytes) -> bytes:
     """``buf`` rewritten with shared vectors and tables, no redundant records and SLICE runs as SPLIT."""
     model = fb.load(buf)
     _slices_to_split(model)
+    _keep_reduced_dims(model)
     for sg in model.subgraphs:
         _strip_tensors(sg)
         for op in sg.operators or []:
@@ -102,6 +105,66 @@ def _slices_to_split(model) -> None:
                 replaced.update({k: None for k in members})
                 replaced[min(members)] = split
         sg.operators = [replaced.get(k, op) for k, op in enumerate(ops) if replaced.get(k, op) is not None]
+
+
+def _keep_reduced_dims(model) -> None:
+    """MEAN(keep_dims=False) -> ADD(scalar constant) -> RESHAPE(to the MEAN's shape with kept dims) becomes
+    MEAN(keep_dims=True) -> ADD: the same values in the same order, the RESHAPE dropped."""
+    names = fb.op_names(model)
+    position = 0
+    for sg in model.subgraphs:
+        ops = list(sg.operators or [])
+        kinds = names[position:position + len(ops)]
+        position += len(ops)
+        producer = {int(o): k for k, op in enumerate(ops) for o in op.outputs}
+        uses: dict[int, int] = defaultdict(int)
+        for op in ops:
+            for i in op.inputs:
+                uses[int(i)] += 1
+        for t in sg.outputs:
+            uses[int(t)] += 1
+        dropped: dict[int, int] = {}  # RESHAPE output -> the ADD output that replaces it
+        for k, op in enumerate(ops):
+            add = producer.get(int(op.inputs[0])) if kinds[k] == "RESHAPE" else None
+            if add is None or kinds[add] != "ADD" or uses[int(op.inputs[0])] != 1:
+                continue
+            mean = _mean_and_scalar(model, sg, ops, kinds, producer, uses, add)
+            if mean is None:
+                continue
+            source, out = sg.tensors[int(ops[mean].inputs[0])], sg.tensors[int(op.outputs[0])]
+            axes = {int(a) % len(source.shape) for a in _const(model, sg, int(ops[mean].inputs[1]))}
+            kept = [1 if d in axes else int(n) for d, n in enumerate(source.shape)]
+            if [int(n) for n in out.shape] != kept:
+                continue
+            if ops[mean].builtinOptions is None:
+                ops[mean].builtinOptionsType = _schema().BuiltinOptions.ReducerOptions
+                ops[mean].builtinOptions = _schema().ReducerOptionsT()
+            ops[mean].builtinOptions.keepDims = True
+            for t in (ops[mean].outputs[0], ops[add].outputs[0]):
+                sg.tensors[int(t)].shape = np.array(kept, np.int32)
+            dropped[int(op.outputs[0])] = int(ops[add].outputs[0])
+        if dropped:
+            for op in ops:
+                op.inputs = np.array([dropped.get(int(i), int(i)) for i in op.inputs], np.int32)
+            sg.operators = [op for op in ops if not (len(op.outputs) and int(op.outputs[0]) in dropped)]
+
+
+def _mean_and_scalar(model, sg, ops, kinds, producer, uses, add: int) -> int | None:
+    """Index of the MEAN (keep_dims False, output used only by ``add``) that ``add`` adds a scalar constant to."""
+    inputs = [int(i) for i in ops[add].inputs]
+    for tensor, other in (inputs, inputs[::-1]):
+        mean = producer.get(tensor)
+        scalar = sg.tensors[other]
+        if (mean is not None and kinds[mean] == "MEAN" and uses[tensor] == 1 and not _option(ops[mean], "keepDims")
+                and model.buffers[scalar.buffer].data is not None and not len(scalar.shape)
+                and not _option(ops[add], "fusedActivationFunction")):
+            return mean
+    return None
+
+
+def _option(op, field: str):
+    """An op's builtin option, or its zero default when the options table is omitted."""
+    return getattr(op.builtinOptions, field) if op.builtinOptions is not None else 0
 
 
 def _as_split(model, sg, source: int, slices: list, split_code: int):

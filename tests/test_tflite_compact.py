@@ -11,7 +11,7 @@ import torch
 from egeunet import EGEUNet, EGEUNetConfig
 from egeunet.export import tflite_flatbuffer as fb
 from egeunet.export.data import synthetic_sets
-from egeunet.export.deploy import deploy_form
+from egeunet.export.deploy import channels_last, deploy_form
 from egeunet.export import get_format
 from egeunet.export.spec import ExportSpec
 from egeunet.export.tflite_compact import compact
@@ -27,12 +27,13 @@ SMALL = EGEUNetConfig(channels=(4, 8, 12, 16, 24, 32))
 
 @pytest.fixture(scope="module")
 def raw_tflite(tmp_path_factory) -> dict[str, bytes]:
-    """Trimmed (not compacted) fp32, fp16 and full-int8 conversions of a small perturbed model's deploy form."""
+    """Trimmed (not compacted) fp32, fp16 and full-int8 conversions of a small perturbed model's deploy form (the
+    channels-last one the exporter converts)."""
     from egeunet.export import tflite_export
 
     work = tmp_path_factory.mktemp("compact")
     torch.manual_seed(0)
-    deploy = deploy_form(perturb_(EGEUNet(SMALL).eval()), SIZE)
+    deploy = channels_last(deploy_form(perturb_(EGEUNet(SMALL).eval()), SIZE))
     fp32 = work / "fp32.tflite"
     tflite_export._convert_fp32(deploy, str(fp32))
     spec = ExportSpec(size=SIZE, calibration=synthetic_sets(SIZE, 4, 1)[0])
@@ -68,12 +69,16 @@ def test_compaction_is_bit_identical_and_smaller(variant, raw_tflite):
 
 
 def test_compaction_rewrites_what_it_claims(raw_tflite):
-    """SLICE runs become SPLITs, names stay on the I/O only, no empty quantization, the contract survives."""
+    """SLICE runs become SPLITs, LayerNorm variances lose their RESHAPE (at 32 px the 1x1 stages are emitted another
+    way, so not every one), names stay on the I/O only, no empty quantization, the contract survives."""
     before, after = fb.load(raw_tflite["int8"]), fb.load(compact(raw_tflite["int8"]))
     ops_before, ops_after = Counter(fb.op_names(before)), Counter(fb.op_names(after))
     assert ops_before["SLICE"] >= 4 and ops_after["SLICE"] == 0
     assert ops_after["SPLIT"] == ops_before["SLICE"] // 4
-    assert sum(ops_after.values()) == sum(ops_before.values()) - 3 * ops_after["SPLIT"]
+    layer_norms = sum(1 for m in EGEUNet(SMALL).modules() if type(m).__name__ == "LayerNorm2d")
+    reshapes = ops_before["RESHAPE"] - ops_after["RESHAPE"]
+    assert layer_norms // 2 <= reshapes <= layer_norms
+    assert sum(ops_after.values()) == sum(ops_before.values()) - 3 * ops_after["SPLIT"] - reshapes
     sg = after.subgraphs[0]
     named = {i for i, t in enumerate(sg.tensors) if t.name}
     assert named == {int(sg.inputs[0]), int(sg.outputs[0])}
