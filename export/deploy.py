@@ -4,6 +4,9 @@ Same numbers as ``EGEUNet.forward`` (to float rounding) at one input size, rewri
 - only the final probability map is computed (deep-supervision heads stay only where GAB needs them);
 - each GHPA's weight-only attention maps are folded into constant buffers, one multiply per group;
 - LayerNorm is ``(x - mean) * rsqrt(var + eps)``: an int8 DIV crashes the TFLite interpreter;
+- a LayerNorm's scale (and shift, before a 1x1 convolution) is folded into the convolution that reads it;
+- GAB's group inputs (chunks, concatenation, norm) are one float module, so int8 graphs dequantize each feature once;
+- ``for_litert`` gives LiteRT a GroupNorm written for its channels-last layout and GHPA maps computed in the graph;
 - optional front and back: baked preprocessing (uint8 RGB in, min-max stretch in the graph) and NHWC I/O.
 """
 from __future__ import annotations
@@ -13,7 +16,7 @@ import copy
 import torch
 from torch import nn
 
-from egeunet.model import GHPA, EGEUNet, LayerNorm2d, check_input_size
+from egeunet.model import GAB, GHPA, EGEUNet, LayerNorm2d, check_input_size
 from egeunet.model.ghpa import PARAM_GRID
 from egeunet.model.layers import upsample_to
 
@@ -104,14 +107,15 @@ class XYMapSource(nn.Module):
 class FoldedGHPA(nn.Module):
     """GHPA at a fixed spatial size: its attention maps are constants, each applied by one multiply.
 
-    ``xy_source`` (unused by ``forward``) keeps what the height-width map is computed from where that is smaller
-    than the map (larger than the 8x8 parameter grid)."""
+    ``xy_source`` keeps what the height-width map is computed from where that is smaller than the map (larger than
+    the 8x8 parameter grid); with ``map_in_graph`` set, ``forward`` computes the map from it instead of storing it."""
 
     def __init__(self, ghpa: GHPA, height: int, width: int) -> None:
         super().__init__()
         with torch.no_grad():
             maps = [m.detach().clone() for m in ghpa.attention_maps(height, width)]
         self.xy_source = XYMapSource(ghpa, height, width) if height * width > PARAM_GRID ** 2 else None
+        self.map_in_graph = False
         self.multi_axis = ghpa.multi_axis
         self.group = ghpa.norm1.weight.numel() // 4
         for i, m in enumerate(maps):
@@ -123,11 +127,12 @@ class FoldedGHPA(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.norm1(x)
+        xy = self.xy_source() if self.map_in_graph and self.xy_source is not None else self.map0
         if not self.multi_axis:
-            x = x * self.map0
+            x = x * xy
         else:
             g1, g2, g3, g4 = torch.split(x, self.group, dim=1)
-            x = torch.cat([g1 * self.map0, g2 * self.map1, g3 * self.map2, self.dw(g4)], dim=1)
+            x = torch.cat([g1 * xy, g2 * self.map1, g3 * self.map2, self.dw(g4)], dim=1)
         return self.ldw(self.norm2(x))
 
 
@@ -148,12 +153,46 @@ def _ghpa_sizes(model: EGEUNet, size: int) -> dict[GHPA, tuple[int, int]]:
     return sizes
 
 
+class GroupInputsNorm(nn.Module):
+    """GAB's four group inputs: matching chunks of the high and low features and the mask, concatenated and
+    LayerNorm-ed. One module, so a full-int8 graph keeps the whole step float: each feature is dequantized once and
+    split in float, instead of every chunk being requantized to its concatenation's scale (13 ops fewer per GAB)."""
+
+    def __init__(self, norms: list[LayerNorm2d]) -> None:
+        super().__init__()
+        self.norms = nn.ModuleList(RsqrtLayerNorm(n) for n in norms)
+
+    def forward(self, xh: torch.Tensor, xl: torch.Tensor, mask: torch.Tensor | None) -> list[torch.Tensor]:
+        extra = [mask] if mask is not None else []
+        return [norm(torch.cat([h, l, *extra], dim=1)) for norm, h, l in zip(self.norms, xh.chunk(4, 1), xl.chunk(4, 1))]
+
+
+class FoldedGAB(nn.Module):
+    """GAB with its group inputs in one float module (``GroupInputsNorm``); the same function."""
+
+    def __init__(self, gab: GAB) -> None:
+        super().__init__()
+        branches = (gab.g0, gab.g1, gab.g2, gab.g3)
+        self.use_mask = gab.use_mask
+        self.pre_project = copy.deepcopy(gab.pre_project)
+        self.inputs = GroupInputsNorm([b[0] for b in branches])
+        self.convs = nn.ModuleList(copy.deepcopy(b[1]) for b in branches)
+        self.tail_norm = RsqrtLayerNorm(gab.tail_conv[0])
+        self.tail = copy.deepcopy(gab.tail_conv[1])
+
+    def forward(self, xh: torch.Tensor, xl: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        xh = upsample_to(self.pre_project(xh), (xl.shape[2], xl.shape[3]))
+        groups = self.inputs(xh, xl, mask if self.use_mask else None)
+        return self.tail(self.tail_norm(torch.cat([conv(g) for conv, g in zip(self.convs, groups)], dim=1)))
+
+
 def _fold_norms(root: nn.Module) -> int:
     """Fold each RsqrtLayerNorm's affine into the convolution right after it (GHPA's norm2 -> its ldw, GAB's
-    norm -> conv pairs); returns how many folded. GHPA's norm1 feeds the attention multiplies and stays as it is."""
+    group and tail norms -> their convolutions); returns how many folded. GHPA's norm1 feeds the attention
+    multiplies and stays as it is."""
     pairs = [(m.norm2, m.ldw[0]) for m in root.modules() if isinstance(m, FoldedGHPA)]
-    pairs += [(a, b) for m in root.modules() if isinstance(m, nn.Sequential)
-              for a, b in zip(m, list(m)[1:]) if isinstance(a, RsqrtLayerNorm) and isinstance(b, nn.Conv2d)]
+    for gab in (m for m in root.modules() if isinstance(m, FoldedGAB)):
+        pairs += [*zip(gab.inputs.norms, gab.convs), (gab.tail_norm, gab.tail)]
     return sum(norm.fold_into(conv) for norm, conv in pairs)
 
 
@@ -180,7 +219,7 @@ class DeployEGEUNet(nn.Module):
         self.size, self.bake_preprocess, self.nhwc = int(size), bool(bake_preprocess), bool(nhwc)
         model = copy.deepcopy(model).eval()
         sizes = _ghpa_sizes(model, size)
-        _swap_modules(model, {GHPA: lambda g: FoldedGHPA(g, *sizes[g]), LayerNorm2d: RsqrtLayerNorm})
+        _swap_modules(model, {GHPA: lambda g: FoldedGHPA(g, *sizes[g]), GAB: FoldedGAB, LayerNorm2d: RsqrtLayerNorm})
         self.folded_norms = _fold_norms(model)
         self.net = model
         self.stretch = MinMaxStretch() if self.bake_preprocess else None
@@ -224,17 +263,23 @@ class MinMaxStretch(nn.Module):
         return stretch_uint8(x)
 
 
-FLOAT_MODULES: tuple[type[nn.Module], ...] = (nn.GroupNorm, ChannelsLastGroupNorm, RsqrtLayerNorm, MinMaxStretch)
+FLOAT_MODULES: tuple[type[nn.Module], ...] = (nn.GroupNorm, ChannelsLastGroupNorm, RsqrtLayerNorm, GroupInputsNorm,
+                                               MinMaxStretch)
 """The deploy form's float regions: every op inside these modules (the normalisations and baked preprocessing)
 stays float in a full-int8 artifact. Quantization recipes read this; a rewrite that renames or fuses one of these
 modules must update it (tests compare it with what a built artifact actually keeps float)."""
 
 
-def channels_last(deploy: DeployEGEUNet) -> DeployEGEUNet:
-    """A copy of ``deploy`` for converters that lay tensors out channels-last (LiteRT): GroupNorm written out on
-    that layout. The same function; NCHW runtimes (ONNX Runtime) keep PyTorch's GroupNorm, which they fuse."""
+def for_litert(deploy: DeployEGEUNet) -> DeployEGEUNet:
+    """A copy of ``deploy`` for LiteRT, the same function: GroupNorm written out for its channels-last layout, and
+    the GHPA height-width maps larger than their 8x8 parameter computed in the graph (a LiteRT file stores each
+    constant once and cannot fold at load; 4 small ops instead of C/4 x H x W stored values). ONNX Runtime keeps
+    PyTorch's GroupNorm, which it fuses, and OpenCV DNN cannot run a convolution of a constant."""
     copied = copy.deepcopy(deploy)
     _swap_modules(copied.net, {nn.GroupNorm: ChannelsLastGroupNorm})
+    for module in copied.modules():
+        if isinstance(module, FoldedGHPA):
+            module.map_in_graph = True
     return copied
 
 

@@ -138,10 +138,10 @@ def test_deploy_form_folds_ghpa_and_uses_rsqrt():
     assert "aten::rsqrt" in kinds and "aten::div" not in kinds and "aten::permute" not in kinds
 
 
-def test_norm_folding_and_channels_last_group_norm_keep_the_function():
+def test_norm_folding_and_litert_form_keep_the_function():
     """The LayerNorm affines folded into the next convolution and the channels-last GroupNorm (LiteRT's form) equal
     EGEUNet in float64; a scale under MIN_FOLD_SCALE is left unfolded."""
-    from egeunet.export.deploy import MIN_FOLD_SCALE, channels_last
+    from egeunet.export.deploy import MIN_FOLD_SCALE, for_litert
 
     model = perturbed().double()
     with torch.no_grad():
@@ -149,7 +149,7 @@ def test_norm_folding_and_channels_last_group_norm_keep_the_function():
     pairs = sum(1 for m in model.modules() if type(m).__name__ == "GHPA") + 5 * len(model.bridges)
     deploy = deploy_form(model, SIZE)
     assert deploy.folded_norms == pairs - 1
-    last = channels_last(deploy)
+    last = for_litert(deploy)
     assert not any(isinstance(m, torch.nn.GroupNorm) for m in last.modules())
     x = torch.rand(2, 3, SIZE, SIZE, dtype=torch.float64) * 255
     with torch.no_grad():

@@ -11,7 +11,7 @@ import torch
 from egeunet import EGEUNet, EGEUNetConfig
 from egeunet.export import tflite_flatbuffer as fb
 from egeunet.export.data import synthetic_sets
-from egeunet.export.deploy import channels_last, deploy_form
+from egeunet.export.deploy import for_litert, deploy_form
 from egeunet.export import get_format
 from egeunet.export.spec import ExportSpec
 from egeunet.export.tflite_compact import compact
@@ -33,7 +33,7 @@ def raw_tflite(tmp_path_factory) -> dict[str, bytes]:
 
     work = tmp_path_factory.mktemp("compact")
     torch.manual_seed(0)
-    deploy = channels_last(deploy_form(perturb_(EGEUNet(SMALL).eval()), SIZE))
+    deploy = for_litert(deploy_form(perturb_(EGEUNet(SMALL).eval()), SIZE))
     fp32 = work / "fp32.tflite"
     tflite_export._convert_fp32(deploy, str(fp32))
     spec = ExportSpec(size=SIZE, calibration=synthetic_sets(SIZE, 4, 1)[0])

@@ -37,7 +37,9 @@ def depthwise3x3(channels: int, dilation: int = 1) -> nn.Conv2d:
 
 
 def upsample_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize with align_corners=True, the only resize mode EGE-UNet uses."""
+    """Bilinear resize with align_corners=True, the only resize mode EGE-UNet uses (the same size is the identity)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
     return F.interpolate(x, size=size, mode="bilinear", align_corners=True)
 
 
