@@ -262,7 +262,7 @@ class TFLiteExporter(Exporter):
     def export(self, deploy, spec: ExportSpec, out_path: Path, recipe: Recipe) -> Path:
         from egeunet.export.deploy import for_litert
 
-        deploy = for_litert(deploy)  # LiteRT computes channels-last: GroupNorm written for it
+        deploy = for_litert(deploy)  # written-out GroupNorm, GHPA maps computed in the graph
         buf, budget = self._fp32_bytes(deploy), None
         if recipe.weights != "float32":
             with tempfile.TemporaryDirectory() as work:

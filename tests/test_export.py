@@ -139,8 +139,8 @@ def test_deploy_form_folds_ghpa_and_uses_rsqrt():
 
 
 def test_norm_folding_and_litert_form_keep_the_function():
-    """The LayerNorm affines folded into the next convolution and the channels-last GroupNorm (LiteRT's form) equal
-    EGEUNet in float64; a scale under MIN_FOLD_SCALE is left unfolded."""
+    """The LayerNorm affines folded into the next convolution, and LiteRT's copy (written-out GroupNorm, GHPA maps
+    computed in the graph), equal EGEUNet in float64; a scale under MIN_FOLD_SCALE is left unfolded."""
     from egeunet.export.deploy import MIN_FOLD_SCALE, for_litert
 
     model = perturbed().double()
@@ -151,6 +151,7 @@ def test_norm_folding_and_litert_form_keep_the_function():
     assert deploy.folded_norms == pairs - 1
     last = for_litert(deploy)
     assert not any(isinstance(m, torch.nn.GroupNorm) for m in last.modules())
+    assert any(getattr(m, "map_in_graph", False) and m.xy_source is not None for m in last.modules())
     x = torch.rand(2, 3, SIZE, SIZE, dtype=torch.float64) * 255
     with torch.no_grad():
         want = model(x)

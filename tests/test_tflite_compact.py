@@ -28,7 +28,7 @@ SMALL = EGEUNetConfig(channels=(4, 8, 12, 16, 24, 32))
 @pytest.fixture(scope="module")
 def raw_tflite(tmp_path_factory) -> dict[str, bytes]:
     """Trimmed (not compacted) fp32, fp16 and full-int8 conversions of a small perturbed model's deploy form (the
-    channels-last one the exporter converts)."""
+    LiteRT copy the exporter converts)."""
     from egeunet.export import tflite_export
 
     work = tmp_path_factory.mktemp("compact")
