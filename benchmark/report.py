@@ -147,6 +147,15 @@ def _markdown(results: dict, files: dict[str, str]) -> str:
                         [[_label(r), _fmt(r.get("bytes"), ","), _fmt(r.get("gzip_bytes"), ","),
                           _fmt(r.get("weight_bytes"), ","), _fmt(r.get("graph_bytes"), ","), r.get("method") or "-",
                           _status(r)] for r in rows]), ""]
+    accounted = list({r["file"]: r for r in rows if r.get("accounting")}.values())  # a file on two runtimes once
+    if accounted:
+        parts += ["Where the bytes go (`egeunet info FILE` prints the same): constant data by element type, and structure "
+                  "(op and tensor tables, quantization records, names), in all and per op.", "",
+                  _md_table(["artifact", "constant data", "by type", "structure", "ops", "structure B/op"],
+                            [[_label(r), _fmt(a["constant_data_bytes"], ","),
+                              ", ".join(f"{k.lower()} {v:,}" for k, v in a["constant_data_by_type"].items()),
+                              _fmt(a["structure_bytes"], ","), _fmt(a["ops"], "d"), _fmt(a["structure_bytes_per_op"], ".0f")]
+                             for r in accounted for a in [r["accounting"]]]), ""]
     if "sizes" in files:
         parts += [f"![sizes]({files['sizes']})", ""]
     parts += ["## Accuracy and drift versus fp32 PyTorch", "",

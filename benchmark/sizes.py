@@ -8,6 +8,8 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
+from egeunet.runtime.byte_accounting import accounting
+
 
 def _files(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
@@ -48,7 +50,8 @@ _WEIGHTS = {".onnx": _onnx_weight_bytes, ".tflite": _tflite_weight_bytes, ".mlpa
 
 
 def artifact_sizes(path: str | Path) -> dict:
-    """``bytes``, ``gzip_bytes`` (each file gzipped at level 9), ``weight_bytes`` and ``graph_bytes`` (None if unknown)."""
+    """``bytes``, ``gzip_bytes`` (each file gzipped at level 9), ``weight_bytes`` and ``graph_bytes`` (None if unknown),
+    and for TFLite and ONNX files the ``accounting`` of ``runtime.byte_accounting`` (data by type, bytes per op)."""
     path = Path(path)
     files = _files(path)
     size = sum(p.stat().st_size for p in files)
@@ -56,4 +59,4 @@ def artifact_sizes(path: str | Path) -> dict:
     reader = _WEIGHTS.get(path.suffix.lower())
     weights = reader(path) if reader else None
     return {"bytes": size, "gzip_bytes": gz, "weight_bytes": weights,
-            "graph_bytes": None if weights is None else size - weights}
+            "graph_bytes": None if weights is None else size - weights, "accounting": accounting(path)}

@@ -87,20 +87,20 @@ def trim(buf: bytes, contract: str, input_name: str, output_name: str, extra: di
 
 
 def size_breakdown(buf: bytes) -> dict:
-    """Where the bytes go: constant data, tensor names, quantisation records, op and tensor counts."""
+    """``runtime.byte_accounting``'s record (data by type, structure, bytes per op) plus tensor, quantisation-record
+    and name counts."""
+    from egeunet.runtime.byte_accounting import tflite_accounting
+
     model = load(buf)
     tensors = [t for sg in model.subgraphs for t in sg.tensors]
     quantized = [t for t in tensors if t.quantization is not None and t.quantization.scale is not None
                  and len(t.quantization.scale)]
     return {
-        "bytes": len(buf),
-        "constant_data_bytes": sum(len(b.data) for b in model.buffers if b.data is not None),
+        **tflite_accounting(buf),
         "tensor_name_bytes": sum(len(t.name or b"") for t in tensors),
         "tensors": len(tensors),
         "quantized_tensors": len(quantized),
         "quant_scale_values": sum(len(t.quantization.scale) for t in quantized),
-        "ops": sum(len(sg.operators or []) for sg in model.subgraphs),
-        "op_counts": dict(Counter(op_names(model)).most_common()),
         "metadata": [m.name.decode() for m in model.metadata or []],
     }
 

@@ -216,6 +216,7 @@ def test_report_files_exist_and_parse(sweep):
         assert png.read_bytes()[:8] == PNG_MAGIC
     report = (sweep.out / "report.md").read_text()
     assert "![latency vs mIoU](latency_vs_miou.png)" in report
+    assert "Where the bytes go" in report and "B/op" in report
     assert "needs macOS" in report and "sha256 mismatch" in report
     assert "percentage points" in report or "points" in report
 
@@ -227,6 +228,21 @@ def test_sizes_split_weights_from_graph(bench):
         assert sizes["weight_bytes"] + sizes["graph_bytes"] == sizes["bytes"] == (bench.exp / name).stat().st_size
         assert 0 < sizes["gzip_bytes"]
     assert artifact_sizes(bench.exp / "model.onnx")["weight_bytes"] > 150_000  # most of 53,374 fp32 parameters
+
+
+@pytest.mark.parametrize("name", ["tiny.tflite"])
+def test_byte_accounting_adds_up(bench, name):
+    """Data by type sums to the data, data + structure to the file, ops to the op counts; TFLite data equals the
+    buffers' bytes."""
+    from egeunet.runtime.tflite_file import constant_data_bytes
+
+    record = artifact_sizes(bench.exp / name)["accounting"]
+    assert sum(record["constant_data_by_type"].values()) == record["constant_data_bytes"] > 0
+    assert record["constant_data_bytes"] + record["structure_bytes"] == record["bytes"]
+    assert sum(record["op_counts"].values()) == record["ops"] > 0
+    assert record["structure_bytes_per_op"] == pytest.approx(record["structure_bytes"] / record["ops"], abs=0.1)
+    if name.endswith(".tflite"):
+        assert record["constant_data_bytes"] == constant_data_bytes((bench.exp / name).read_bytes())
 
 
 def test_dataset_without_masks_still_measures_drift(bench, tmp_path, capsys):

@@ -65,6 +65,7 @@ def _artifact(path: Path, as_json: bool) -> int:
     from egeunet.errors import EGEUNetError
     from egeunet.export import get_format
     from egeunet.runtime.artifacts import file_digest
+    from egeunet.runtime.byte_accounting import accounting, summary
 
     if not path.exists():
         raise EGEUNetError(f"{path}: no such file")
@@ -90,4 +91,7 @@ def _artifact(path: Path, as_json: bool) -> int:
         print(f"  int8 ops: {', '.join(quant.get('int8_ops', [])) or '-'}")
         print(f"  float ops: {', '.join(quant.get('float_fallback_ops', [])) or 'none'}")
     print("  ops: " + ", ".join(f"{k} {v}" for k, v in list(info["op_counts"].items())[:12]))
+    record = accounting(path)
+    if record is not None:
+        print(f"  bytes: {summary(record)}")
     return 0

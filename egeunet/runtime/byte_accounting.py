@@ -1,0 +1,64 @@
+"""Where an artifact's bytes go: constant data by element type, and structure (everything else) in all and per op.
+
+One record shape for TFLite and ONNX files, read by ``egeunet info``, the exporters' ``describe`` and the benchmark
+report's size section, so a user sees whether a file is weights or graph.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+
+def _record(size: int, data_by_type: Counter, ops: Counter, **extra) -> dict:
+    data = sum(data_by_type.values())
+    count = sum(ops.values())
+    return {"bytes": size, "constant_data_bytes": data, "constant_data_by_type": dict(data_by_type.most_common()),
+            "structure_bytes": size - data, "ops": count, "structure_bytes_per_op": round((size - data) / max(count, 1), 1),
+            "op_counts": dict(ops.most_common()), **extra}
+
+
+def tflite_accounting(buf: bytes) -> dict:
+    """TFLite: each constant buffer counted once, under the element type of the first tensor using it (metadata
+    buffers as "metadata"); structure = tables, vectors, quantization records, names and padding."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    from egeunet.runtime.tflite_file import tensor_type_names
+
+    model = schema.Model.GetRootAsModel(buf, 0)
+    types = tensor_type_names()
+    owner: dict[int, str] = {model.Metadata(i).Buffer(): "metadata" for i in range(model.MetadataLength())}
+    codes = []
+    for i in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(i)
+        codes.append(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()))
+    builtin = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    ops: Counter = Counter()
+    for s in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(s)
+        for t in range(graph.TensorsLength()):
+            tensor = graph.Tensors(t)
+            owner.setdefault(tensor.Buffer(), types.get(tensor.Type(), str(tensor.Type())))
+        for o in range(graph.OperatorsLength()):
+            ops[builtin.get(codes[graph.Operators(o).OpcodeIndex()], "CUSTOM")] += 1
+    data: Counter = Counter()
+    for b in range(model.BuffersLength()):
+        length = model.Buffers(b).DataLength()
+        if length:
+            data[owner.get(b, "unused")] += length
+    return _record(len(buf), data, ops)
+
+
+def accounting(path: str | Path) -> dict | None:
+    """The byte accounting of a .tflite or .onnx file (None for other kinds)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".tflite":
+        return tflite_accounting(path.read_bytes())
+    return None
+
+
+def summary(record: dict) -> str:
+    """One line: data by kind, structure and bytes per op."""
+    kinds = ", ".join(f"{k.lower()} {v:,}" for k, v in record["constant_data_by_type"].items())
+    return (f"data {record['constant_data_bytes']:,} ({kinds}); structure {record['structure_bytes']:,} "
+            f"({record['ops']} ops, {record['structure_bytes_per_op']:.0f} B/op)")
