@@ -13,32 +13,13 @@ The first two rewrites are for ONNX Runtime only (``egeunet export --onnx-ort-on
 """
 from __future__ import annotations
 
-import tempfile
-import warnings
-from pathlib import Path
-
 import numpy as np
+
+from egeunet.export.onnx_maps import is_plane_dw, map_nodes
 
 
 def _initializers(model) -> dict:
     return {init.name: init for init in model.graph.initializer}
-
-
-def _map_graph(source, name: str):
-    """ONNX nodes and initializers computing ``source()`` (a FoldedGHPA map source), names prefixed, output ``name``."""
-    import onnx
-    import torch
-    from onnx import compose
-
-    with tempfile.TemporaryDirectory() as work, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        path = str(Path(work) / "map.onnx")
-        torch.onnx.export(source, (), path, dynamo=False, opset_version=17,
-                          output_names=["map"])
-        small = compose.add_prefix(onnx.load(path), f"{name}/")
-    for node in small.graph.node:
-        node.output[:] = [name if out == f"{name}/map" else out for out in node.output]
-    return list(small.graph.node), list(small.graph.initializer)
 
 
 def maps_in_graph(model, deploy) -> int:
@@ -52,13 +33,14 @@ def maps_in_graph(model, deploy) -> int:
     inits = _initializers(model)
     nodes, replaced = [], 0
     for path, module in deploy.named_modules():
-        if not isinstance(module, FoldedGHPA) or module.xy_source is None:
+        source = getattr(module, "xy_source", None) if isinstance(module, FoldedGHPA) else None
+        if source is None or not is_plane_dw(source.conv):
             continue
         name = f"{path}.map0"
         init = inits.get(name)
         if init is None or not np.array_equal(numpy_helper.to_array(init), module.map0.numpy()):
             continue
-        new_nodes, new_inits = _map_graph(module.xy_source, name)
+        new_nodes, new_inits = map_nodes(source.params, source.conv, source.size, name)
         nodes += new_nodes
         model.graph.initializer.remove(init)
         model.graph.initializer.extend(new_inits)
@@ -140,13 +122,89 @@ def drop_zero_points(model) -> int:
     return dropped
 
 
+def constants_as_initializers(model) -> int:
+    """Turn every ``Constant`` node holding a tensor (``value``) into an initializer of the same name; returns how many."""
+    from onnx import helper
+
+    nodes, count = [], 0
+    for node in model.graph.node:
+        if node.op_type == "Constant" and [a.name for a in node.attribute] == ["value"]:
+            tensor = helper.get_attribute_value(node.attribute[0])
+            tensor.name = node.output[0]
+            model.graph.initializer.append(tensor)
+            count += 1
+        else:
+            nodes.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return count
+
+
+def share_initializers(model) -> int:
+    """Store each distinct initializer once (same type, shape and bytes): later copies are dropped and their uses
+    renamed to the first; returns how many were dropped."""
+    from onnx import numpy_helper
+
+    graph = model.graph
+    outputs = {v.name for v in graph.output}
+    first: dict[tuple, str] = {}
+    rename: dict[str, str] = {}
+    for init in graph.initializer:
+        value = numpy_helper.to_array(init)
+        key = (init.data_type, tuple(init.dims), value.tobytes())
+        if init.name in outputs:
+            continue
+        rename[init.name] = first.setdefault(key, init.name)
+    rename = {old: new for old, new in rename.items() if old != new}
+    for node in graph.node:
+        node.input[:] = [rename.get(name, name) for name in node.input]
+    for init in [i for i in graph.initializer if i.name in rename]:
+        graph.initializer.remove(init)
+    return len(rename)
+
+
+def _default_attribute(node, attribute, opset: int) -> bool:
+    """Whether ``attribute`` of ``node`` states its op schema's default (or Conv's all-ones strides and dilations,
+    all-zero pads, which the schema describes in words)."""
+    from onnx import defs, helper
+
+    value = helper.get_attribute_value(attribute)
+    if node.op_type == "Conv" and attribute.name in ("strides", "dilations", "pads"):
+        return all(v == (0 if attribute.name == "pads" else 1) for v in value)
+    schema = defs.get_schema(node.op_type, opset, node.domain)
+    default = schema.attributes.get(attribute.name)
+    return bool(default and default.default_value.name) and helper.get_attribute_value(default.default_value) == value
+
+
+def drop_default_attributes(model) -> int:
+    """Leave out node attributes that state their default value (same graph, fewer bytes); returns how many."""
+    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    dropped = 0
+    for node in model.graph.node:
+        if node.domain not in ("", "ai.onnx"):
+            continue
+        keep = [a for a in node.attribute if not _default_attribute(node, a, opset)]
+        dropped += len(node.attribute) - len(keep)
+        del node.attribute[:]
+        node.attribute.extend(keep)
+    return dropped
+
+
+def compact_structure(model) -> dict[str, int]:
+    """The storage rewrites, run last (after opset conversion, which adds Constant nodes): counts per rewrite."""
+    return {"constants_as_initializers": constants_as_initializers(model),
+            "initializers_shared": share_initializers(model),
+            "default_attributes_dropped": drop_default_attributes(model)}
+
+
 def compact(model, deploy, ort_only: bool = False) -> dict[str, int]:
     """The rewrites above on an exported (fp32, fp16 or int8 QDQ) model of ``deploy``; counts per rewrite.
 
-    ``maps_in_graph`` and ``channel_means_as_conv`` only with ``ort_only``: OpenCV DNN 5.0 cannot run either (its
-    convolution needs a data input and a non-empty weight shape), and the default export runs in every ONNX client.
+    ``channel_means_as_conv`` only with ``ort_only``: OpenCV DNN 5.0 cannot run it (its convolution needs a non-empty
+    weight shape), and the default export runs in every ONNX client.
     """
-    counts = {"group_norms_centred": centre_group_norms(model), "zero_points_dropped": drop_zero_points(model)}
+    counts = {"maps_in_graph": maps_in_graph(model, deploy), "group_norms_centred": centre_group_norms(model),
+              "zero_points_dropped": drop_zero_points(model)}
     if ort_only:
-        counts.update(maps_in_graph=maps_in_graph(model, deploy), channel_means_as_conv=channel_means_as_conv(model))
+        counts["channel_means_as_conv"] = channel_means_as_conv(model)
     return counts
