@@ -13,6 +13,8 @@ The first two rewrites are for ONNX Runtime only (``egeunet export --onnx-ort-on
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from egeunet.export.onnx_maps import is_plane_dw, map_nodes
@@ -120,6 +122,42 @@ def drop_zero_points(model) -> int:
     for init in [i for i in model.graph.initializer if i.name not in used]:
         model.graph.initializer.remove(init)
     return dropped
+
+
+def float_constants_as_int8(model, ops: Sequence[str] = ("Mul",)) -> int:
+    """Store each float32 initializer read only by ``ops`` (the GHPA maps an int8 QDQ graph keeps float) as
+    symmetric int8 with one scale per channel (axis 1) and a DequantizeLinear in front of its users, where that
+    takes fewer bytes; returns how many. The int8 gate decides whether the rounding (half a scale step) is acceptable."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = model.graph
+    users: dict[str, set[str]] = {}
+    for node in graph.node:
+        for name in node.input:
+            users.setdefault(name, set()).add(node.op_type)
+    outputs = {v.name for v in graph.output}
+    nodes = []
+    for init in list(graph.initializer):
+        if (init.data_type != TensorProto.FLOAT or len(init.dims) < 2 or init.name in outputs
+                or not users.get(init.name) or not users[init.name] <= set(ops)):
+            continue
+        value = numpy_helper.to_array(init)
+        peak = np.abs(value).max(axis=tuple(a for a in range(value.ndim) if a != 1))
+        scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+        quantized = np.clip(np.round(value / scale.reshape([1, -1] + [1] * (value.ndim - 2))), -127, 127)
+        name = init.name
+        stored = [numpy_helper.from_array(quantized.astype(np.int8), f"{name}_q"),
+                  numpy_helper.from_array(scale, f"{name}_scale")]
+        dequantize = helper.make_node("DequantizeLinear", [s.name for s in stored], [name], axis=1)
+        if sum(t.ByteSize() for t in stored) + dequantize.ByteSize() >= init.ByteSize():
+            continue  # e.g. a LayerNorm affine (1, C, 1, 1): one scale per value saves nothing
+        graph.initializer.remove(init)
+        graph.initializer.extend(stored)
+        nodes.append(dequantize)
+    graph_nodes = nodes + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(graph_nodes)
+    return len(nodes)
 
 
 def constants_as_initializers(model) -> int:

@@ -24,7 +24,7 @@ import numpy as np
 
 from egeunet.atomic import atomic_write
 from egeunet.export.base import BUDGET_KEY, Exporter, contract_json, register
-from egeunet.export.onnx_compact import compact, compact_structure
+from egeunet.export.onnx_compact import compact, compact_structure, float_constants_as_int8
 from egeunet.export.onnx_portable import make_portable
 from egeunet.export.recipes import Recipe, budget_note, float_recipe
 from egeunet.export.spec import ExportSpec, FormatConfig
@@ -245,6 +245,7 @@ class OnnxExporter(Exporter):
                     float16_weights(model)
                 compact(model, deploy, spec.onnx_ort_only)  # GroupNorm centred, zero points; more for ORT only
                 if recipe.static:
+                    float_constants_as_int8(model)  # the GHPA maps left float by the QDQ pass
                     make_portable(model)  # opset 19, MaxPool as ReduceMax: OpenCV DNN and onnx.reference run it too
                 compact_structure(model)  # Constant nodes as initializers, each distinct one stored once
             name_layers(model, self.quantize_ops)
