@@ -56,28 +56,48 @@ def _to_onnx(deploy, spec: ExportSpec, path: str) -> None:
     onnx.save(model, path)
 
 
+NAME_CHARACTERS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"  # generated value names
+
+
+def _names(count: int, taken: set[str]) -> list[str]:
+    """``count`` distinct short names (one character, then two, ...) that are not in ``taken``."""
+    names: list[str] = []
+    for length in itertools.count(1):
+        for chars in itertools.product(NAME_CHARACTERS, repeat=length):
+            if len(names) == count:
+                return names
+            if "".join(chars) not in taken:
+                names.append("".join(chars))
+    return names
+
+
 def shorten(model, named_ops: Sequence[str] = QUANTIZE_OPS) -> None:
-    """Short value names; no doc strings, value_info or node names except ``named_ops`` layers (their module
-    paths, ~25 bytes each, so sensitivity tables name them): fewer bytes, same numbers."""
+    """Short value names (the most used get the shortest); no doc strings, value_info, empty name or domain
+    fields, or node names except ``named_ops`` layers (their module paths, ~25 bytes each, so sensitivity tables
+    name them): fewer bytes, same numbers."""
     graph = model.graph
     keep = {v.name for v in graph.input} | {v.name for v in graph.output}
-    names: dict[str, str] = {}
+    uses = Counter(name for node in graph.node for name in list(node.input) + list(node.output) if name)
+    uses.update(init.name for init in graph.initializer)
+    ranked = [name for name, _ in uses.most_common() if name not in keep]
+    names = dict(zip(ranked, _names(len(ranked), keep)))
 
     def short(name: str) -> str:
-        if not name or name in keep:
-            return name
-        return names.setdefault(name, format(len(names), "x"))
+        return names.get(name, name)
 
     for init in graph.initializer:
         init.name = short(init.name)
     for node in graph.node:
-        node.name = node.name if node.op_type in named_ops else ""
-        node.doc_string = ""
+        if node.op_type not in named_ops or not node.name:
+            node.ClearField("name")
+        if not node.domain:
+            node.ClearField("domain")
+        node.ClearField("doc_string")
         node.input[:] = [short(n) for n in node.input]
         node.output[:] = [short(n) for n in node.output]
     del graph.value_info[:]
-    graph.doc_string = ""
-    model.doc_string = ""
+    graph.ClearField("doc_string")
+    model.ClearField("doc_string")
 
 
 def float16_weights(model) -> None:
