@@ -231,27 +231,31 @@ def share_initializers(model) -> int:
     return len(rename)
 
 
-def _default_attribute(node, attribute, opset: int) -> bool:
-    """Whether ``attribute`` of ``node`` states its op schema's default (or Conv's all-ones strides and dilations,
-    all-zero pads, which the schema describes in words)."""
+def _implied_attribute(node, attribute, opset: int) -> bool:
+    """Whether ``attribute`` of ``node`` says nothing the op does not do without it: its schema default, Conv's
+    all-ones strides and dilations, all-zero pads (defaults the schema gives in words) and kernel_shape (read from
+    the weight when absent), Resize's nearest_mode outside nearest mode (unused)."""
     from onnx import defs, helper
 
     value = helper.get_attribute_value(attribute)
-    if node.op_type == "Conv" and attribute.name in ("strides", "dilations", "pads"):
-        return all(v == (0 if attribute.name == "pads" else 1) for v in value)
+    if node.op_type == "Conv" and attribute.name in ("strides", "dilations", "pads", "kernel_shape"):
+        return attribute.name == "kernel_shape" or all(v == (0 if attribute.name == "pads" else 1) for v in value)
+    if node.op_type == "Resize" and attribute.name == "nearest_mode":
+        mode = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "mode"), b"nearest")
+        return mode != b"nearest"
     schema = defs.get_schema(node.op_type, opset, node.domain)
     default = schema.attributes.get(attribute.name)
     return bool(default and default.default_value.name) and helper.get_attribute_value(default.default_value) == value
 
 
 def drop_default_attributes(model) -> int:
-    """Leave out node attributes that state their default value (same graph, fewer bytes); returns how many."""
+    """Leave out node attributes that change nothing (``_implied_attribute``): same graph, fewer bytes; returns how many."""
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     dropped = 0
     for node in model.graph.node:
         if node.domain not in ("", "ai.onnx"):
             continue
-        keep = [a for a in node.attribute if not _default_attribute(node, a, opset)]
+        keep = [a for a in node.attribute if not _implied_attribute(node, a, opset)]
         dropped += len(node.attribute) - len(keep)
         del node.attribute[:]
         node.attribute.extend(keep)
