@@ -20,12 +20,16 @@ import numpy as np
 from egeunet.export.onnx_maps import is_plane_dw, map_nodes
 
 
+NODE_BYTES = 32  # a node with short value names (``onnx_export.shorten``), measured: 20 to 50 bytes
+
+
 def _initializers(model) -> dict:
     return {init.name: init for init in model.graph.initializer}
 
 
 def maps_in_graph(model, deploy) -> int:
-    """Replace each large folded GHPA map initializer of ``model`` by the nodes computing it; returns how many.
+    """Replace each large folded GHPA map initializer of ``model`` by the nodes computing it (``onnx_maps``) where
+    that takes fewer bytes; returns how many.
 
     A map is found by its deploy-form buffer name and replaced only if its values are that buffer's exactly."""
     from onnx import numpy_helper
@@ -43,9 +47,13 @@ def maps_in_graph(model, deploy) -> int:
         if init is None or not np.array_equal(numpy_helper.to_array(init), module.map0.numpy()):
             continue
         new_nodes, new_inits = map_nodes(source.params, source.conv, source.size, name)
+        new_inits = [i for i in new_inits if i.name not in inits]  # resize factors shared by maps of one size
+        if sum(len(i.raw_data) for i in new_inits) + NODE_BYTES * len(new_nodes) >= len(init.raw_data):
+            continue
         nodes += new_nodes
         model.graph.initializer.remove(init)
         model.graph.initializer.extend(new_inits)
+        inits.update((i.name, i) for i in new_inits)
         replaced += 1
     graph_nodes = nodes + list(model.graph.node)
     del model.graph.node[:]

@@ -26,6 +26,7 @@ from egeunet.atomic import atomic_write
 from egeunet.export.base import BUDGET_KEY, Exporter, contract_json, register
 from egeunet.export.onnx_compact import compact, compact_structure, float_constants_as_int8
 from egeunet.export.onnx_portable import make_portable
+from egeunet.export.onnx_size import size_breakdown
 from egeunet.export.recipes import Recipe, budget_note, float_recipe
 from egeunet.export.spec import ExportSpec, FormatConfig
 from egeunet.runtime.contract import CONTRACT_KEY
@@ -292,12 +293,14 @@ class OnnxExporter(Exporter):
                      "shape": [d.dim_value or d.dim_param for d in v.type.tensor_type.shape.dim]} for v in values]
 
         props = {p.key: p.value for p in model.metadata_props}
-        ops = Counter(n.op_type for n in model.graph.node)
+        breakdown = size_breakdown(Path(path).read_bytes())
+        ops = Counter(breakdown.pop("op_counts"))
+        breakdown.pop("ops")
         quantized = sorted(set(self.quantize_ops) & set(ops)) if ops["QuantizeLinear"] else []
         float_ops = sorted(set(ops) - set(quantized) - {"QuantizeLinear", "DequantizeLinear"}) if quantized else []
         return {"inputs": io(model.graph.input), "outputs": io(model.graph.output), "opset": model.opset_import[0].version,
                 "ops": sum(ops.values()), "op_counts": dict(ops.most_common()),
                 "quantization": {"int8_ops": quantized, "float_fallback_ops": float_ops} if quantized else None,
                 "contract": json.loads(props.get(CONTRACT_KEY, "null")),
-                "int8_drift_budget": json.loads(props.get(BUDGET_KEY, "null"))}
+                "int8_drift_budget": json.loads(props.get(BUDGET_KEY, "null")), "size_breakdown": breakdown}
 

@@ -47,7 +47,8 @@ def is_plane_dw(conv: nn.Module | None) -> bool:
 
 def map_nodes(params: torch.Tensor, conv: nn.Sequential, size: tuple[int, int], name: str) -> tuple[list, list]:
     """ONNX nodes and initializers computing the (1, c, H, W) map ``conv(upsample_to(params, size))`` as
-    ``name``; other values are named ``name/...``."""
+    ``name``; other values are named ``name/...`` except the resize factors, named by their sizes (``resize/8x32``)
+    so maps of one size share them."""
     from onnx import helper, numpy_helper
 
     dw, _, pw = conv
@@ -71,7 +72,8 @@ def map_nodes(params: torch.Tensor, conv: nn.Sequential, size: tuple[int, int], 
     n = {key: f"{name}/{key}" for key in list(values) + ["rows_t", "rows", "taps", "taps5", "weighted", "dw", "dwb", "scaled",
                                                             "erf", "erf1", "gelu_x", "gelu", "gelu_flat", "mixed",
                                                             "mixed_b"]}
-    inits = [numpy_helper.from_array(np.asarray(v), n[k]) for k, v in values.items()]
+    n["Aht"], n["Awt"] = f"resize/{grid}x{height}", f"resize/{grid}x{width}"
+    inits = list({n[k]: numpy_helper.from_array(np.asarray(v), n[k]) for k, v in values.items()}.values())
     nodes = [
         helper.make_node("MatMul", [n["Pt"], n["Aht"]], [n["rows_t"]]),  # (c, 8, 3H): (A_i P)^T
         helper.make_node("Transpose", [n["rows_t"]], [n["rows"]], perm=[0, 2, 1]),
