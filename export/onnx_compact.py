@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from egeunet.export.onnx_maps import is_plane_dw, map_nodes
+from egeunet.export.onnx_maps import int8_constant, is_plane_dw, map_nodes
 
 
 NODE_BYTES = 32  # a node with short value names (``onnx_export.shorten``), measured: 20 to 50 bytes
@@ -27,9 +27,9 @@ def _initializers(model) -> dict:
     return {init.name: init for init in model.graph.initializer}
 
 
-def maps_in_graph(model, deploy) -> int:
+def maps_in_graph(model, deploy, int8_params: bool = False) -> int:
     """Replace each large folded GHPA map initializer of ``model`` by the nodes computing it (``onnx_maps``) where
-    that takes fewer bytes; returns how many.
+    that takes fewer bytes; returns how many. ``int8_params``: the 8x8 parameters stored in int8 (int8 artifacts).
 
     A map is found by its deploy-form buffer name and replaced only if its values are that buffer's exactly."""
     from onnx import numpy_helper
@@ -38,6 +38,7 @@ def maps_in_graph(model, deploy) -> int:
 
     inits = _initializers(model)
     nodes, replaced = [], 0
+    produced = {out for node in model.graph.node for out in node.output}
     for path, module in deploy.named_modules():
         source = getattr(module, "xy_source", None) if isinstance(module, FoldedGHPA) else None
         if source is None or not is_plane_dw(source.conv):
@@ -46,14 +47,16 @@ def maps_in_graph(model, deploy) -> int:
         init = inits.get(name)
         if init is None or not np.array_equal(numpy_helper.to_array(init), module.map0.numpy()):
             continue
-        new_nodes, new_inits = map_nodes(source.params, source.conv, source.size, name)
+        new_nodes, new_inits = map_nodes(source.params, source.conv, source.size, name, int8_params)
         new_inits = [i for i in new_inits if i.name not in inits]  # resize factors shared by maps of one size
+        new_nodes = [n for n in new_nodes if n.output[0] not in produced]
         if sum(len(i.raw_data) for i in new_inits) + NODE_BYTES * len(new_nodes) >= len(init.raw_data):
             continue
         nodes += new_nodes
         model.graph.initializer.remove(init)
         model.graph.initializer.extend(new_inits)
         inits.update((i.name, i) for i in new_inits)
+        produced.update(out for node in new_nodes for out in node.output)
         replaced += 1
     graph_nodes = nodes + list(model.graph.node)
     del model.graph.node[:]
@@ -163,39 +166,38 @@ def bias_scales_as_products(model) -> int:
 
 
 def float_constants_as_int8(model, ops: Sequence[str] = ("Mul",)) -> int:
-    """Store each float32 initializer read only by ``ops`` (the GHPA maps an int8 QDQ graph keeps float) as
-    symmetric int8 with one scale per channel (axis 1) and a DequantizeLinear in front of its users, where that
-    takes fewer bytes; returns how many. The int8 gate decides whether the rounding (half a scale step) is acceptable."""
-    from onnx import TensorProto, helper, numpy_helper
+    """Store each float32 initializer that only ``ops`` read, each with an activation (the GHPA maps an int8 QDQ
+    graph keeps float; not the constant subgraphs of ``maps_in_graph``), in int8 with one scale per channel (axis 1,
+    ``onnx_maps.int8_constant``) where that takes fewer bytes; returns how many. The int8 gate decides whether the
+    rounding (half a scale step) is acceptable."""
+    from onnx import TensorProto, numpy_helper
 
     graph = model.graph
-    users: dict[str, set[str]] = {}
-    for node in graph.node:
+    constant = {init.name for init in graph.initializer}
+    users: dict[str, list] = {}
+    for node in graph.node:  # topological order: a node of constants only computes a constant
+        if all(name in constant for name in node.input if name):
+            constant.update(node.output)
         for name in node.input:
-            users.setdefault(name, set()).add(node.op_type)
+            users.setdefault(name, []).append(node)
     outputs = {v.name for v in graph.output}
-    nodes = []
+    nodes, count = [], 0
     for init in list(graph.initializer):
-        if (init.data_type != TensorProto.FLOAT or len(init.dims) < 2 or init.name in outputs
-                or not users.get(init.name) or not users[init.name] <= set(ops)):
+        readers = users.get(init.name, [])
+        if (init.data_type != TensorProto.FLOAT or len(init.dims) < 2 or init.name in outputs or not readers
+                or any(n.op_type not in ops or all(i in constant for i in n.input) for n in readers)):
             continue
-        value = numpy_helper.to_array(init)
-        peak = np.abs(value).max(axis=tuple(a for a in range(value.ndim) if a != 1))
-        scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
-        quantized = np.clip(np.round(value / scale.reshape([1, -1] + [1] * (value.ndim - 2))), -127, 127)
-        name = init.name
-        stored = [numpy_helper.from_array(quantized.astype(np.int8), f"{name}_q"),
-                  numpy_helper.from_array(scale, f"{name}_scale")]
-        dequantize = helper.make_node("DequantizeLinear", [s.name for s in stored], [name], axis=1)
-        if sum(t.ByteSize() for t in stored) + dequantize.ByteSize() >= init.ByteSize():
+        new_nodes, new_inits = int8_constant(numpy_helper.to_array(init), init.name, axis=1)
+        if sum(len(i.raw_data) for i in new_inits) + NODE_BYTES * len(new_nodes) >= len(init.raw_data):
             continue  # e.g. a LayerNorm affine (1, C, 1, 1): one scale per value saves nothing
         graph.initializer.remove(init)
-        graph.initializer.extend(stored)
-        nodes.append(dequantize)
+        graph.initializer.extend(new_inits)
+        nodes += new_nodes
+        count += 1
     graph_nodes = nodes + list(graph.node)
     del graph.node[:]
     graph.node.extend(graph_nodes)
-    return len(nodes)
+    return count
 
 
 def constants_as_initializers(model) -> int:
@@ -277,13 +279,14 @@ def compact_structure(model) -> dict[str, int]:
             "default_attributes_dropped": drop_default_attributes(model)}
 
 
-def compact(model, deploy, ort_only: bool = False) -> dict[str, int]:
+def compact(model, deploy, ort_only: bool = False, int8: bool = False) -> dict[str, int]:
     """The rewrites above on an exported (fp32, fp16 or int8 QDQ) model of ``deploy``; counts per rewrite.
+    ``int8``: an int8 artifact, whose map parameters are stored in int8 too.
 
     ``channel_means_as_conv`` only with ``ort_only``: OpenCV DNN 5.0 cannot run it (its convolution needs a non-empty
     weight shape), and the default export runs in every ONNX client.
     """
-    counts = {"maps_in_graph": maps_in_graph(model, deploy), "group_norms_centred": centre_group_norms(model),
+    counts = {"maps_in_graph": maps_in_graph(model, deploy, int8), "group_norms_centred": centre_group_norms(model),
               "zero_points_dropped": drop_zero_points(model), "bias_scales_as_products": bias_scales_as_products(model)}
     if ort_only:
         counts["channel_means_as_conv"] = channel_means_as_conv(model)

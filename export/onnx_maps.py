@@ -20,18 +20,29 @@ from egeunet.model.layers import upsample_to
 TAPS = 3  # the depthwise kernel's side
 
 
-def shifted_upsampling(grid: int, length: int) -> np.ndarray:
-    """``A`` (3, length, grid): the bilinear (align_corners) resize matrix from ``grid`` to ``length``, shifted by
-    -1, 0 and +1 rows with zeros shifted in (a 3-tap convolution with zero padding after the resize)."""
+def padded_upsampling(grid: int, length: int) -> np.ndarray:
+    """``U`` (length + 2, grid): the bilinear (align_corners) resize matrix from ``grid`` to ``length`` with a zero
+    row before and after; rows ``i .. i + length`` of it are ``A_i``, the resize shifted for 3-tap row ``i``."""
     basis = torch.eye(grid, dtype=torch.float64).view(1, grid, grid, 1)
     resize = upsample_to(basis, (length, 1))[0, :, :, 0].T.numpy()  # (length, grid): column k resizes e_k
-    padded = np.pad(resize, ((1, 1), (0, 0)))
-    return np.stack([padded[i:i + length] for i in range(TAPS)]).astype(np.float32)
+    return np.pad(resize, ((1, 1), (0, 0))).astype(np.float32)
 
 
-def _stacked_transposed(grid: int, length: int) -> np.ndarray:
-    """``[A_0 A_1 A_2]^T`` (grid, 3 length): the right-hand factor of a batched MatMul, the form every client runs."""
-    return shifted_upsampling(grid, length).transpose(2, 0, 1).reshape(grid, TAPS * length)
+def shift_factor_nodes(grid: int, length: int) -> tuple[list, list]:
+    """Nodes and initializers giving ``[A_0 A_1 A_2]^T`` (grid, 3 length) as ``resize/{grid}x{length}``: three
+    slices of the stored padded ``U^T`` (a third of the bytes), concatenated."""
+    from onnx import helper, numpy_helper
+
+    name = f"resize/{grid}x{length}"
+    bounds = {f"{name}/{kind}{i}": np.array([i + (length if kind == "end" else 0)], np.int64)
+              for kind in ("start", "end") for i in range(TAPS)}
+    inits = [numpy_helper.from_array(padded_upsampling(grid, length).T.copy(), f"{name}/padded"),
+             numpy_helper.from_array(np.array([1], np.int64), f"{name}/axis")]
+    inits += [numpy_helper.from_array(v, k) for k, v in bounds.items()]
+    nodes = [helper.make_node("Slice", [f"{name}/padded", f"{name}/start{i}", f"{name}/end{i}", f"{name}/axis"],
+                              [f"{name}/{i}"]) for i in range(TAPS)]
+    nodes.append(helper.make_node("Concat", [f"{name}/{i}" for i in range(TAPS)], [name], axis=1))
+    return nodes, inits
 
 
 def is_plane_dw(conv: nn.Module | None) -> bool:
@@ -45,10 +56,26 @@ def is_plane_dw(conv: nn.Module | None) -> bool:
             and isinstance(pw, nn.Conv2d) and pw.kernel_size == (1, 1) and pw.bias is not None)
 
 
-def map_nodes(params: torch.Tensor, conv: nn.Sequential, size: tuple[int, int], name: str) -> tuple[list, list]:
+def int8_constant(value: np.ndarray, name: str, axis: int) -> tuple[list, list]:
+    """Nodes and initializers giving the float32 ``value`` as ``name`` from symmetric int8 with one scale per index
+    of ``axis``: ``Cast(q) * scale``, which ONNX Runtime folds into a constant at load (a DequantizeLinear of an
+    initializer it does not fold, so that would run at every inference). Rounding: at most half a scale step."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    peak = np.abs(value).max(axis=tuple(a for a in range(value.ndim) if a != axis), keepdims=True)
+    scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+    quantized = np.clip(np.round(value / scale), -127, 127).astype(np.int8)
+    inits = [numpy_helper.from_array(quantized, f"{name}/q"), numpy_helper.from_array(scale, f"{name}/scale")]
+    nodes = [helper.make_node("Cast", [f"{name}/q"], [f"{name}/float"], to=TensorProto.FLOAT),
+             helper.make_node("Mul", [f"{name}/float", f"{name}/scale"], [name])]
+    return nodes, inits
+
+
+def map_nodes(params: torch.Tensor, conv: nn.Sequential, size: tuple[int, int], name: str,
+              int8_params: bool = False) -> tuple[list, list]:
     """ONNX nodes and initializers computing the (1, c, H, W) map ``conv(upsample_to(params, size))`` as
     ``name``; other values are named ``name/...`` except the resize factors, named by their sizes (``resize/8x32``)
-    so maps of one size share them."""
+    so maps of one size share them. ``int8_params``: the 8x8 parameter stored in int8 (``int8_constant``)."""
     from onnx import helper, numpy_helper
 
     dw, _, pw = conv
@@ -56,8 +83,6 @@ def map_nodes(params: torch.Tensor, conv: nn.Sequential, size: tuple[int, int], 
     height, width = size
     values = {
         "Pt": params.detach().numpy()[0].transpose(0, 2, 1),  # (c, 8, 8), each channel transposed
-        "Aht": _stacked_transposed(grid, height),
-        "Awt": _stacked_transposed(grid, width),
         "taps_shape": np.array([channels, TAPS, height, TAPS, width], np.int64),
         "K": dw.weight.detach().numpy().reshape(channels, TAPS, 1, TAPS, 1),
         "sum_axes": np.array([1, 3], np.int64),
@@ -73,8 +98,12 @@ def map_nodes(params: torch.Tensor, conv: nn.Sequential, size: tuple[int, int], 
                                                             "erf", "erf1", "gelu_x", "gelu", "gelu_flat", "mixed",
                                                             "mixed_b"]}
     n["Aht"], n["Awt"] = f"resize/{grid}x{height}", f"resize/{grid}x{width}"
-    inits = list({n[k]: numpy_helper.from_array(np.asarray(v), n[k]) for k, v in values.items()}.values())
-    nodes = [
+    nodes, inits = int8_constant(values.pop("Pt"), n["Pt"], axis=0) if int8_params else ([], [])
+    inits += [numpy_helper.from_array(np.asarray(v), n[k]) for k, v in values.items()]
+    for length in sorted({height, width}):
+        factor_nodes, factor_inits = shift_factor_nodes(grid, length)
+        nodes, inits = nodes + factor_nodes, inits + factor_inits
+    nodes += [
         helper.make_node("MatMul", [n["Pt"], n["Aht"]], [n["rows_t"]]),  # (c, 8, 3H): (A_i P)^T
         helper.make_node("Transpose", [n["rows_t"]], [n["rows"]], perm=[0, 2, 1]),
         helper.make_node("MatMul", [n["rows"], n["Awt"]], [n["taps"]]),  # (c, 3H, 3W): A_i P A_j^T
