@@ -207,7 +207,7 @@ def float_constants_as_int8(model, ops: Sequence[str] = ("Mul",)) -> int:
 
 
 def constants_as_initializers(model) -> int:
-    """Turn every ``Constant`` node holding a tensor (``value``) into an initializer of the same name; returns how many."""
+    """Turn every ``Constant`` node holding a tensor (``value``) into an initializer of its name; returns how many."""
     from onnx import helper
 
     nodes, count = [], 0
@@ -265,7 +265,7 @@ def _implied_attribute(node, attribute, opset: int) -> bool:
 
 
 def drop_default_attributes(model) -> int:
-    """Leave out node attributes that change nothing (``_implied_attribute``): same graph, fewer bytes; returns how many."""
+    """Leave out node attributes that change nothing (``_implied_attribute``), fewer bytes; returns how many."""
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     dropped = 0
     for node in model.graph.node:

@@ -5,7 +5,8 @@ OpenCV DNN 5.0 cannot run it (its convolution asserts a blocked-layout data inpu
 as matrix products: bilinear resizing is ``U P U^T`` (``U``: H x 8), a zero-padded 3x3 tap ``(i, j)`` shifts rows
 and columns, so ``dw3x3(U P U^T) = sum_ij k_ij A_i P A_j^T`` with ``A_i`` = ``U`` shifted by ``i - 1`` rows. Two
 MatMuls (each with its constant 2-D factor on the right: OpenCV 5.0 broadcasts a left 3-D factor wrongly) give every
-``A_i P A_j^T``, a Mul and ReduceSum weight and sum the nine taps, the 1x1 convolution is a MatMul. All inputs are
+``A_i P A_j^T``, a Mul and ReduceSum weight and sum the nine taps, the 1x1 convolution is a MatMul. The factors
+``[A_0 A_1 A_2]`` are three slices of one stored zero-padded ``U``, shared by the maps of one size. All inputs are
 constants: ONNX Runtime folds the nodes into the map when it loads the file. ORT, OpenCV DNN and ``onnx.reference``
 agree with PyTorch's map to 1e-6 (demo model).
 """
@@ -94,9 +95,9 @@ def map_nodes(params: torch.Tensor, conv: nn.Sequential, size: tuple[int, int], 
         "pw_bias": pw.bias.detach().numpy().reshape(pw.out_channels, 1),
         "map_shape": np.array([1, pw.out_channels, height, width], np.int64),
     }
-    n = {key: f"{name}/{key}" for key in list(values) + ["rows_t", "rows", "taps", "taps5", "weighted", "dw", "dwb", "scaled",
-                                                            "erf", "erf1", "gelu_x", "gelu", "gelu_flat", "mixed",
-                                                            "mixed_b"]}
+    computed = ["rows_t", "rows", "taps", "taps5", "weighted", "dw", "dwb", "scaled", "erf", "erf1", "gelu_x", "gelu",
+                "gelu_flat", "mixed", "mixed_b"]
+    n = {key: f"{name}/{key}" for key in list(values) + computed}
     n["Aht"], n["Awt"] = f"resize/{grid}x{height}", f"resize/{grid}x{width}"
     nodes, inits = int8_constant(values.pop("Pt"), n["Pt"], axis=0) if int8_params else ([], [])
     inits += [numpy_helper.from_array(np.asarray(v), n[k]) for k, v in values.items()]

@@ -192,7 +192,8 @@ def main() -> None:
         if path.exists() and path.suffix != ".mlpackage":
             predictors[record["file"]] = open_runner(path, threads=1).predict
         if path.suffix in (".tflite", ".onnx") and path.exists():
-            row["size_breakdown"] = (size_breakdown if path.suffix == ".tflite" else onnx_size_breakdown)(path.read_bytes())
+            breakdown = size_breakdown if path.suffix == ".tflite" else onnx_size_breakdown
+            row["size_breakdown"] = breakdown(path.read_bytes())
         rows.append(row)
     with torch.no_grad():
         measured = latency_ms(predictors, x, args.runs)
