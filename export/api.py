@@ -126,7 +126,7 @@ def export_all(model_path: str | Path, out: str | Path, formats: str | Sequence[
     training data, else 32). ``gates``: ``egeunet.accuracy.Gate`` per precision (default ``default_gates()``).
     ``int8_drift_budget``: ONNX
     int8 keeps its most sensitive layers in float until mask agreement with fp32 on the calibration images is at
-    least this fraction. ``onnx_ort_only``: smaller, faster ONNX that only ONNX Runtime runs (``onnx_compact``).
+    least this fraction. ``onnx_ort_only``: faster ONNX that only ONNX Runtime runs (``onnx_compact``).
 
     Raises ``ExportFailed`` (after writing the manifest) when any artifact failed, ``EGEUNetError`` for bad input.
     """

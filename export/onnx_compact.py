@@ -1,48 +1,41 @@
 """Smaller and faster ONNX graphs of the deploy form, same function (float rounding aside).
 
-The first two rewrites are for ONNX Runtime only (``egeunet export --onnx-ort-only``): OpenCV DNN cannot run them.
+Every rewrite but ``channel_means_as_conv`` (``egeunet export --onnx-ort-only``) keeps the file runnable in ONNX
+Runtime, OpenCV DNN 5.0 and ``onnx.reference``. Measured on the demo model (``egeunet export ... --formats onnx``):
+int8 190,642 -> 118,782 B, fp32 277,338 -> 234,048 B, the same optimized graph in ONNX Runtime.
 
-- ``maps_in_graph``: a folded GHPA attention map larger than its 8x8 parameter (C/4 x H x W floats) is replaced
-  by the nodes that compute it from that parameter (resize, depthwise conv, GELU, 1x1 conv); ONNX Runtime folds
-  them back into a constant when it loads the file, so the bytes go and the speed stays.
-- ``channel_means_as_conv``: a mean over the channel axis (LayerNorm's ReduceMean) becomes a 1x1 convolution
-  with weights 1/C: ONNX Runtime reduces NCHW over channels slowly (a quarter of its kernel time) and convolves fast.
+- ``maps_in_graph``: a folded GHPA attention map larger than what it is computed from (its 8x8 parameter, C/4 x H
+  x W floats) is replaced by the nodes computing it (``onnx_maps``: MatMuls, GELU); ONNX Runtime folds them back
+  into a constant when it loads the file, so the bytes go and the speed stays. int8 files store the parameter in int8.
+- ``channel_means_as_conv`` (ORT only): a mean over the channel axis (LayerNorm's ReduceMean) becomes a 1x1
+  convolution with weights 1/C: ONNX Runtime reduces NCHW over channels slowly and convolves fast.
 - ``centre_group_norms``: the input of each InstanceNormalization (GroupNorm) has its mean subtracted first: ONNX
   Runtime's kernel sums in one pass, 10x further from float64 than PyTorch on uncentred data (fp32 parity).
 - ``drop_zero_points``: DequantizeLinear zero points that are all zero are left out (zero is the default).
+- ``bias_scales_as_products``: a QDQ convolution's bias scale is computed as input x weight scale (bit-identical).
+- ``float_constants_as_int8`` (int8 files): the maps QDQ leaves float, stored in int8 (``Cast * scale``).
+- ``compact_structure`` (run last): Constant nodes as initializers, each distinct initializer stored once,
+  attributes that change nothing left out (bit-identical).
 """
 from __future__ import annotations
 
-import tempfile
-import warnings
-from pathlib import Path
+from collections.abc import Sequence
 
 import numpy as np
+
+from egeunet.export.onnx_maps import int8_constant, is_plane_dw, map_nodes
+
+
+NODE_BYTES = 32  # a node with short value names (``onnx_export.shorten``), measured: 20 to 50 bytes
 
 
 def _initializers(model) -> dict:
     return {init.name: init for init in model.graph.initializer}
 
 
-def _map_graph(source, name: str):
-    """ONNX nodes and initializers computing ``source()`` (a FoldedGHPA map source), names prefixed, output ``name``."""
-    import onnx
-    import torch
-    from onnx import compose
-
-    with tempfile.TemporaryDirectory() as work, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        path = str(Path(work) / "map.onnx")
-        torch.onnx.export(source, (), path, dynamo=False, opset_version=17,
-                          output_names=["map"])
-        small = compose.add_prefix(onnx.load(path), f"{name}/")
-    for node in small.graph.node:
-        node.output[:] = [name if out == f"{name}/map" else out for out in node.output]
-    return list(small.graph.node), list(small.graph.initializer)
-
-
-def maps_in_graph(model, deploy) -> int:
-    """Replace each large folded GHPA map initializer of ``model`` by the nodes computing it; returns how many.
+def maps_in_graph(model, deploy, int8_params: bool = False) -> int:
+    """Replace each large folded GHPA map initializer of ``model`` by the nodes computing it (``onnx_maps``) where
+    that takes fewer bytes; returns how many. ``int8_params``: the 8x8 parameters stored in int8 (int8 artifacts).
 
     A map is found by its deploy-form buffer name and replaced only if its values are that buffer's exactly."""
     from onnx import numpy_helper
@@ -51,17 +44,25 @@ def maps_in_graph(model, deploy) -> int:
 
     inits = _initializers(model)
     nodes, replaced = [], 0
+    produced = {out for node in model.graph.node for out in node.output}
     for path, module in deploy.named_modules():
-        if not isinstance(module, FoldedGHPA) or module.xy_source is None:
+        source = getattr(module, "xy_source", None) if isinstance(module, FoldedGHPA) else None
+        if source is None or not is_plane_dw(source.conv):
             continue
         name = f"{path}.map0"
         init = inits.get(name)
         if init is None or not np.array_equal(numpy_helper.to_array(init), module.map0.numpy()):
             continue
-        new_nodes, new_inits = _map_graph(module.xy_source, name)
+        new_nodes, new_inits = map_nodes(source.params, source.conv, source.size, name, int8_params)
+        new_inits = [i for i in new_inits if i.name not in inits]  # resize factors shared by maps of one size
+        new_nodes = [n for n in new_nodes if n.output[0] not in produced]
+        if sum(len(i.raw_data) for i in new_inits) + NODE_BYTES * len(new_nodes) >= len(init.raw_data):
+            continue
         nodes += new_nodes
         model.graph.initializer.remove(init)
         model.graph.initializer.extend(new_inits)
+        inits.update((i.name, i) for i in new_inits)
+        produced.update(out for node in new_nodes for out in node.output)
         replaced += 1
     graph_nodes = nodes + list(model.graph.node)
     del model.graph.node[:]
@@ -140,13 +141,159 @@ def drop_zero_points(model) -> int:
     return dropped
 
 
-def compact(model, deploy, ort_only: bool = False) -> dict[str, int]:
-    """The rewrites above on an exported (fp32, fp16 or int8 QDQ) model of ``deploy``; counts per rewrite.
+def bias_scales_as_products(model) -> int:
+    """Compute each QDQ convolution's bias scale in the graph as input scale x weight scale (a Mul of the two stored
+    scales) where the stored one is exactly that product in float32; returns how many. ONNX Runtime folds the Mul
+    at load, before it fuses the QDQ convolution, and every output is bit-identical (demo model: ORT, OpenCV)."""
+    from onnx import helper, numpy_helper
 
-    ``maps_in_graph`` and ``channel_means_as_conv`` only with ``ort_only``: OpenCV DNN 5.0 cannot run either (its
-    convolution needs a data input and a non-empty weight shape), and the default export runs in every ONNX client.
+    graph = model.graph
+    inits = _initializers(model)
+    producer = {out: node for node in graph.node for out in node.output}
+    nodes = []
+    for node in graph.node:
+        dequantized = [producer.get(name) for name in node.input]
+        if node.op_type != "Conv" or len(dequantized) != 3 or any(
+                d is None or d.op_type != "DequantizeLinear" or d.input[1] not in inits for d in dequantized):
+            continue
+        x_scale, w_scale, b_scale = (numpy_helper.to_array(inits[d.input[1]]) for d in dequantized)
+        if not np.array_equal(np.multiply(x_scale, w_scale, dtype=np.float32), b_scale):
+            continue
+        product = f"{dequantized[2].input[1]}/product"
+        nodes.append(helper.make_node("Mul", [dequantized[0].input[1], dequantized[1].input[1]], [product]))
+        dequantized[2].input[1] = product
+    used = {name for node in list(graph.node) + nodes for name in node.input}
+    for init in [i for i in graph.initializer if i.name not in used]:
+        graph.initializer.remove(init)
+    graph_nodes = nodes + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(graph_nodes)
+    return len(nodes)
+
+
+def float_constants_as_int8(model, ops: Sequence[str] = ("Mul",)) -> int:
+    """Store each float32 initializer that only ``ops`` read, each with an activation (the GHPA maps an int8 QDQ
+    graph keeps float; not the constant subgraphs of ``maps_in_graph``), in int8 with one scale per channel (axis 1,
+    ``onnx_maps.int8_constant``) where that takes fewer bytes; returns how many. The int8 gate decides whether the
+    rounding (half a scale step) is acceptable."""
+    from onnx import TensorProto, numpy_helper
+
+    graph = model.graph
+    constant = {init.name for init in graph.initializer}
+    users: dict[str, list] = {}
+    for node in graph.node:  # topological order: a node of constants only computes a constant
+        if all(name in constant for name in node.input if name):
+            constant.update(node.output)
+        for name in node.input:
+            users.setdefault(name, []).append(node)
+    outputs = {v.name for v in graph.output}
+    nodes, count = [], 0
+    for init in list(graph.initializer):
+        readers = users.get(init.name, [])
+        if (init.data_type != TensorProto.FLOAT or len(init.dims) < 2 or init.name in outputs or not readers
+                or any(n.op_type not in ops or all(i in constant for i in n.input) for n in readers)):
+            continue
+        new_nodes, new_inits = int8_constant(numpy_helper.to_array(init), init.name, axis=1)
+        if sum(len(i.raw_data) for i in new_inits) + NODE_BYTES * len(new_nodes) >= len(init.raw_data):
+            continue  # e.g. a LayerNorm affine (1, C, 1, 1): one scale per value saves nothing
+        graph.initializer.remove(init)
+        graph.initializer.extend(new_inits)
+        nodes += new_nodes
+        count += 1
+    graph_nodes = nodes + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(graph_nodes)
+    return count
+
+
+def constants_as_initializers(model) -> int:
+    """Turn every ``Constant`` node holding a tensor (``value``) into an initializer of its name; returns how many."""
+    from onnx import helper
+
+    nodes, count = [], 0
+    for node in model.graph.node:
+        if node.op_type == "Constant" and [a.name for a in node.attribute] == ["value"]:
+            tensor = helper.get_attribute_value(node.attribute[0])
+            tensor.name = node.output[0]
+            model.graph.initializer.append(tensor)
+            count += 1
+        else:
+            nodes.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return count
+
+
+def share_initializers(model) -> int:
+    """Store each distinct initializer once (same type, shape and bytes): later copies are dropped and their uses
+    renamed to the first; returns how many were dropped."""
+    from onnx import numpy_helper
+
+    graph = model.graph
+    outputs = {v.name for v in graph.output}
+    first: dict[tuple, str] = {}
+    rename: dict[str, str] = {}
+    for init in graph.initializer:
+        value = numpy_helper.to_array(init)
+        key = (init.data_type, tuple(init.dims), value.tobytes())
+        if init.name in outputs:
+            continue
+        rename[init.name] = first.setdefault(key, init.name)
+    rename = {old: new for old, new in rename.items() if old != new}
+    for node in graph.node:
+        node.input[:] = [rename.get(name, name) for name in node.input]
+    for init in [i for i in graph.initializer if i.name in rename]:
+        graph.initializer.remove(init)
+    return len(rename)
+
+
+def _implied_attribute(node, attribute, opset: int) -> bool:
+    """Whether ``attribute`` of ``node`` says nothing the op does not do without it: its schema default, Conv's
+    all-ones strides and dilations, all-zero pads (defaults the schema gives in words) and kernel_shape (read from
+    the weight when absent), Resize's nearest_mode outside nearest mode (unused)."""
+    from onnx import defs, helper
+
+    value = helper.get_attribute_value(attribute)
+    if node.op_type == "Conv" and attribute.name in ("strides", "dilations", "pads", "kernel_shape"):
+        return attribute.name == "kernel_shape" or all(v == (0 if attribute.name == "pads" else 1) for v in value)
+    if node.op_type == "Resize" and attribute.name == "nearest_mode":
+        mode = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "mode"), b"nearest")
+        return mode != b"nearest"
+    schema = defs.get_schema(node.op_type, opset, node.domain)
+    default = schema.attributes.get(attribute.name)
+    return bool(default and default.default_value.name) and helper.get_attribute_value(default.default_value) == value
+
+
+def drop_default_attributes(model) -> int:
+    """Leave out node attributes that change nothing (``_implied_attribute``), fewer bytes; returns how many."""
+    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    dropped = 0
+    for node in model.graph.node:
+        if node.domain not in ("", "ai.onnx"):
+            continue
+        keep = [a for a in node.attribute if not _implied_attribute(node, a, opset)]
+        dropped += len(node.attribute) - len(keep)
+        del node.attribute[:]
+        node.attribute.extend(keep)
+    return dropped
+
+
+def compact_structure(model) -> dict[str, int]:
+    """The storage rewrites, run last (after opset conversion, which adds Constant nodes): counts per rewrite."""
+    return {"constants_as_initializers": constants_as_initializers(model),
+            "initializers_shared": share_initializers(model),
+            "default_attributes_dropped": drop_default_attributes(model)}
+
+
+def compact(model, deploy, ort_only: bool = False, int8: bool = False) -> dict[str, int]:
+    """The rewrites above on an exported (fp32, fp16 or int8 QDQ) model of ``deploy``; counts per rewrite.
+    ``int8``: an int8 artifact, whose map parameters are stored in int8 too.
+
+    ``channel_means_as_conv`` only with ``ort_only``: OpenCV DNN 5.0 cannot run it (its convolution needs a non-empty
+    weight shape), and the default export runs in every ONNX client.
     """
-    counts = {"group_norms_centred": centre_group_norms(model), "zero_points_dropped": drop_zero_points(model)}
+    counts = {"maps_in_graph": maps_in_graph(model, deploy, int8), "group_norms_centred": centre_group_norms(model),
+              "zero_points_dropped": drop_zero_points(model), "bias_scales_as_products": bias_scales_as_products(model)}
     if ort_only:
-        counts.update(maps_in_graph=maps_in_graph(model, deploy), channel_means_as_conv=channel_means_as_conv(model))
+        counts["channel_means_as_conv"] = channel_means_as_conv(model)
     return counts

@@ -24,8 +24,9 @@ import numpy as np
 
 from egeunet.atomic import atomic_write
 from egeunet.export.base import BUDGET_KEY, Exporter, contract_json, register
-from egeunet.export.onnx_compact import compact
+from egeunet.export.onnx_compact import compact, compact_structure, float_constants_as_int8
 from egeunet.export.onnx_portable import make_portable
+from egeunet.export.onnx_size import size_breakdown
 from egeunet.export.recipes import Recipe, budget_note, float_recipe
 from egeunet.export.spec import ExportSpec, FormatConfig
 from egeunet.runtime.contract import CONTRACT_KEY
@@ -56,28 +57,48 @@ def _to_onnx(deploy, spec: ExportSpec, path: str) -> None:
     onnx.save(model, path)
 
 
+NAME_CHARACTERS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"  # generated value names
+
+
+def _names(count: int, taken: set[str]) -> list[str]:
+    """``count`` distinct short names (one character, then two, ...) that are not in ``taken``."""
+    names: list[str] = []
+    for length in itertools.count(1):
+        for chars in itertools.product(NAME_CHARACTERS, repeat=length):
+            if len(names) == count:
+                return names
+            if "".join(chars) not in taken:
+                names.append("".join(chars))
+    return names
+
+
 def shorten(model, named_ops: Sequence[str] = QUANTIZE_OPS) -> None:
-    """Short value names; no doc strings, value_info or node names except ``named_ops`` layers (their module
-    paths, ~25 bytes each, so sensitivity tables name them): fewer bytes, same numbers."""
+    """Short value names (the most used get the shortest); no doc strings, value_info, empty name or domain
+    fields, or node names except ``named_ops`` layers (their module paths, ~25 bytes each, so sensitivity tables
+    name them): fewer bytes, same numbers."""
     graph = model.graph
     keep = {v.name for v in graph.input} | {v.name for v in graph.output}
-    names: dict[str, str] = {}
+    uses = Counter(name for node in graph.node for name in list(node.input) + list(node.output) if name)
+    uses.update(init.name for init in graph.initializer)
+    ranked = [name for name, _ in uses.most_common() if name not in keep]
+    names = dict(zip(ranked, _names(len(ranked), keep)))
 
     def short(name: str) -> str:
-        if not name or name in keep:
-            return name
-        return names.setdefault(name, format(len(names), "x"))
+        return names.get(name, name)
 
     for init in graph.initializer:
         init.name = short(init.name)
     for node in graph.node:
-        node.name = node.name if node.op_type in named_ops else ""
-        node.doc_string = ""
+        if node.op_type not in named_ops or not node.name:
+            node.ClearField("name")
+        if not node.domain:
+            node.ClearField("domain")
+        node.ClearField("doc_string")
         node.input[:] = [short(n) for n in node.input]
         node.output[:] = [short(n) for n in node.output]
     del graph.value_info[:]
-    graph.doc_string = ""
-    model.doc_string = ""
+    graph.ClearField("doc_string")
+    model.ClearField("doc_string")
 
 
 def float16_weights(model) -> None:
@@ -243,9 +264,11 @@ class OnnxExporter(Exporter):
                     model = onnx.load(fp32)
                 if recipe.weights == "float16":
                     float16_weights(model)
-                compact(model, deploy, spec.onnx_ort_only)  # GroupNorm centred, zero points; more for ORT only
+                compact(model, deploy, spec.onnx_ort_only, int8=recipe.static)  # maps in the graph, GroupNorm, ...
                 if recipe.static:
+                    float_constants_as_int8(model)  # the GHPA maps left float by the QDQ pass
                     make_portable(model)  # opset 19, MaxPool as ReduceMax: OpenCV DNN and onnx.reference run it too
+                compact_structure(model)  # Constant nodes as initializers, each distinct one stored once
             name_layers(model, self.quantize_ops)
             shorten(model, self.quantize_ops)
             del model.metadata_props[:]
@@ -270,12 +293,14 @@ class OnnxExporter(Exporter):
                      "shape": [d.dim_value or d.dim_param for d in v.type.tensor_type.shape.dim]} for v in values]
 
         props = {p.key: p.value for p in model.metadata_props}
-        ops = Counter(n.op_type for n in model.graph.node)
+        breakdown = size_breakdown(Path(path).read_bytes())
+        ops = Counter(breakdown.pop("op_counts"))
+        breakdown.pop("ops")
         quantized = sorted(set(self.quantize_ops) & set(ops)) if ops["QuantizeLinear"] else []
         float_ops = sorted(set(ops) - set(quantized) - {"QuantizeLinear", "DequantizeLinear"}) if quantized else []
         return {"inputs": io(model.graph.input), "outputs": io(model.graph.output), "opset": model.opset_import[0].version,
                 "ops": sum(ops.values()), "op_counts": dict(ops.most_common()),
                 "quantization": {"int8_ops": quantized, "float_fallback_ops": float_ops} if quantized else None,
                 "contract": json.loads(props.get(CONTRACT_KEY, "null")),
-                "int8_drift_budget": json.loads(props.get(BUDGET_KEY, "null"))}
+                "int8_drift_budget": json.loads(props.get(BUDGET_KEY, "null")), "size_breakdown": breakdown}
 

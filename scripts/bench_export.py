@@ -157,6 +157,7 @@ def main() -> None:
     from egeunet.runtime.runners import open_runner
     from egeunet.export import ExportFailed, export_all
     from egeunet.export.data import synthetic_sets
+    from egeunet.export.onnx_size import size_breakdown as onnx_size_breakdown
     from egeunet.export.tflite_flatbuffer import size_breakdown
 
     out = Path(args.out)
@@ -190,8 +191,9 @@ def main() -> None:
                                                                  "iou_reference", "iou_artifact")}}
         if path.exists() and path.suffix != ".mlpackage":
             predictors[record["file"]] = open_runner(path, threads=1).predict
-        if path.suffix == ".tflite" and path.exists():
-            row["size_breakdown"] = size_breakdown(path.read_bytes())
+        if path.suffix in (".tflite", ".onnx") and path.exists():
+            breakdown = size_breakdown if path.suffix == ".tflite" else onnx_size_breakdown
+            row["size_breakdown"] = breakdown(path.read_bytes())
         rows.append(row)
     with torch.no_grad():
         measured = latency_ms(predictors, x, args.runs)
@@ -224,10 +226,15 @@ def main() -> None:
         print(f"{name}: {value:.2f}x")
     print("plain export bytes: " + ", ".join(f"{k} {v:,}" for k, v in versus["plain_bytes"].items()))
     for r in rows:
-        if "size_breakdown" in r:
-            b = r["size_breakdown"]
+        b = r.get("size_breakdown")
+        if b and "tensor_name_bytes" in b:
             print(f"{r['file']}: {b['bytes']:,} B = constants {b['constant_data_bytes']:,}, names {b['tensor_name_bytes']:,}, "
                   f"{b['tensors']} tensors ({b['quantized_tensors']} quantised, {b['quant_scale_values']} scales), {b['ops']} ops")
+        elif b:
+            data = ", ".join(f"{k} {v:,}" for k, v in b["constant_data_by_type"].items())
+            print(f"{r['file']}: {b['bytes']:,} B = constants {b['constant_data_bytes']:,} ({data}) + structure "
+                  f"{b['structure_bytes']:,} ({b['ops']} ops, {b['structure_bytes_per_op']} B/op; nodes "
+                  f"{b['node_bytes']:,}, names {b['value_name_bytes']:,}, metadata {b['metadata_bytes']:,})")
 
 
 if __name__ == "__main__":

@@ -43,8 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "mask agreement with the float graph on the calibration images is >= AGREEMENT, a fraction in "
                         "[0, 1] (e.g. 0.995); recorded in the manifest (CoreML int8 ignores it)")
     parser.add_argument("--onnx-ort-only", action="store_true",
-                        help="smaller, faster ONNX for ONNX Runtime only (GHPA maps computed in the graph, channel means "
-                        "as 1x1 convolutions); OpenCV DNN cannot run it")
+                        help="faster ONNX for ONNX Runtime only (channel means as 1x1 convolutions); OpenCV DNN "
+                        "cannot run it")
     parser.add_argument("--no-golden", action="store_true", help="do not write golden vectors for the demos")
 
 
