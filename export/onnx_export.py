@@ -26,7 +26,7 @@ from egeunet.atomic import atomic_write
 from egeunet.export.base import BUDGET_KEY, Exporter, contract_json, register
 from egeunet.export.onnx_compact import compact, compact_structure, float_constants_as_int8
 from egeunet.export.onnx_portable import make_portable
-from egeunet.export.onnx_size import size_breakdown
+from egeunet.runtime.byte_accounting import onnx_accounting
 from egeunet.export.recipes import Recipe, budget_note, float_recipe
 from egeunet.export.spec import ExportSpec, FormatConfig
 from egeunet.runtime.contract import CONTRACT_KEY
@@ -293,7 +293,7 @@ class OnnxExporter(Exporter):
                      "shape": [d.dim_value or d.dim_param for d in v.type.tensor_type.shape.dim]} for v in values]
 
         props = {p.key: p.value for p in model.metadata_props}
-        breakdown = size_breakdown(Path(path).read_bytes())
+        breakdown = onnx_accounting(Path(path).read_bytes())
         ops = Counter(breakdown.pop("op_counts"))
         breakdown.pop("ops")
         quantized = sorted(set(self.quantize_ops) & set(ops)) if ops["QuantizeLinear"] else []

@@ -157,7 +157,7 @@ def main() -> None:
     from egeunet.runtime.runners import open_runner
     from egeunet.export import ExportFailed, export_all
     from egeunet.export.data import synthetic_sets
-    from egeunet.export.onnx_size import size_breakdown as onnx_size_breakdown
+    from egeunet.runtime.byte_accounting import onnx_accounting as onnx_size_breakdown
     from egeunet.export.tflite_flatbuffer import size_breakdown
 
     out = Path(args.out)

@@ -230,7 +230,7 @@ def test_sizes_split_weights_from_graph(bench):
     assert artifact_sizes(bench.exp / "model.onnx")["weight_bytes"] > 150_000  # most of 53,374 fp32 parameters
 
 
-@pytest.mark.parametrize("name", ["tiny.tflite"])
+@pytest.mark.parametrize("name", ["tiny.tflite", "model.onnx"])
 def test_byte_accounting_adds_up(bench, name):
     """Data by type sums to the data, data + structure to the file, ops to the op counts; TFLite data equals the
     buffers' bytes."""

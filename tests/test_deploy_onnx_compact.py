@@ -18,7 +18,7 @@ from egeunet.export.onnx_compact import (bias_scales_as_products, centre_group_n
 from egeunet.export.onnx_export import _to_onnx, quantize, shorten
 from egeunet.export.onnx_maps import map_nodes
 from egeunet.export.onnx_portable import CLIENTS, make_portable, run_client
-from egeunet.export.onnx_size import size_breakdown
+from egeunet.runtime.byte_accounting import onnx_accounting as size_breakdown
 from egeunet.export.spec import ExportSpec
 from egeunet.model import EGEUNetConfig
 

@@ -48,13 +48,43 @@ def tflite_accounting(buf: bytes) -> dict:
     return _record(len(buf), data, ops)
 
 
+def _field_bytes(message) -> int:
+    """Bytes ``message`` takes inside its parent's repeated field: its own bytes plus tag and length prefix."""
+    size = message.ByteSize()
+    return size + 1 + (size.bit_length() + 6) // 7
+
+
+def onnx_accounting(buf: bytes) -> dict:
+    """ONNX: initializer and Constant-node data by element type; plus node bytes by op type (a Constant node's
+    include its data), value-name and metadata bytes, initializer count."""
+    import onnx
+    from onnx import helper
+
+    model = onnx.load_from_string(buf)
+    graph = model.graph
+    tensors = list(graph.initializer) + [helper.get_attribute_value(a) for n in graph.node if n.op_type == "Constant"
+                                         for a in n.attribute if a.name == "value"]
+    data: Counter = Counter()
+    for tensor in tensors:
+        data[onnx.TensorProto.DataType.Name(tensor.data_type)] += len(tensor.raw_data) or (
+            tensor.ByteSize() - len(tensor.name) - 2 * len(tensor.dims))  # typed fields: an estimate
+    node_bytes: Counter = Counter()
+    for node in graph.node:
+        node_bytes[node.op_type] += _field_bytes(node)
+    names = {name for node in graph.node for name in list(node.input) + list(node.output) if name}
+    names |= {t.name for t in graph.initializer}
+    return _record(len(buf), data, Counter(n.op_type for n in graph.node), initializers=len(graph.initializer),
+                   node_bytes=sum(node_bytes.values()), node_bytes_by_op=dict(node_bytes.most_common()),
+                   value_name_bytes=sum(len(n) for n in names),
+                   metadata_bytes=sum(_field_bytes(p) for p in model.metadata_props))
+
+
 def accounting(path: str | Path) -> dict | None:
     """The byte accounting of a .tflite or .onnx file (None for other kinds)."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix == ".tflite":
-        return tflite_accounting(path.read_bytes())
-    return None
+    reader = {".tflite": tflite_accounting, ".onnx": onnx_accounting}.get(suffix)
+    return reader(path.read_bytes()) if reader else None
 
 
 def summary(record: dict) -> str:
