@@ -6,12 +6,14 @@ written, then one ``ExportFailed`` names them (the CLI exits non-zero).
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from egeunet.accuracy import Gate
 from egeunet.errors import EGEUNetError
 from egeunet.export.base import get_format, list_formats
 from egeunet.export.spec import PRECISIONS, ExportSpec, default_gates, parse_list
@@ -147,6 +149,9 @@ def export_all(model_path: str | Path, out: str | Path, formats: str | Sequence[
         calib, held = _image_sets(spec.size, calib_dir, held_dir, n_calib, n_held, model_path)
         spec = spec.with_(calibration=calib)
         reference = reference_probs(model, held.images)
+        rounding = fp32_rounding(model, held.images[:ROUNDING_IMAGES], reference[:ROUNDING_IMAGES])
+        if "fp32" in spec.gates:
+            spec = spec.with_(gates={**spec.gates, "fp32": fp32_gate(spec.gates["fp32"], rounding)})
         deploy = deploy_form(model, spec.size, bake_preprocess, nhwc)
         source = {"path": str(Path(model_path).resolve()), "sha256": file_digest(model_path)[1]}
         exporters = {f: get_format(f) for f in formats}  # one run's exporters: their caches die with the run
@@ -159,6 +164,8 @@ def export_all(model_path: str | Path, out: str | Path, formats: str | Sequence[
             "calibration": {**calib.describe(), "method": calib_method},
             "held_out": {**held.describe(), "images_overlap_calibration": bool(set(calib.ids) & set(held.ids))},
             "gates": {p: vars(g) for p, g in spec.gates.items()},
+            "fp32_rounding": {"max_abs_dprob_fp32_vs_float64": rounding, "images": min(ROUNDING_IMAGES, len(held.images)),
+                              "rule": f"fp32 gate: max |dprob| <= max(the tolerance, {ROUNDING_FACTOR:g} x this)"},
             "int8_drift_budget": None if int8_drift_budget is None else {
                 "budget": int8_drift_budget,
                 "applies_to": "ONNX int8 and full-int8 TFLite; CoreML int8 (weights only) and dynamic-range TFLite ignore it"},
@@ -200,6 +207,34 @@ def summary_table(manifest: dict) -> str:
         rows.append((r["file"], f"{r.get('bytes', 0):,}" if r.get("kept", True) else "-", *numbers, verdict))
     widths = [max(len(str(row[i])) for row in rows) for i in range(6)]
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row[:6], widths)) + "  " + row[6] for row in rows)
+
+
+ROUNDING_IMAGES = 64  # float64 forward passes (about 0.1-0.5 s each): the rounding floor is a max, so it needs the gate's images
+ROUNDING_FACTOR = 2.0  # two fp32 computations, each as close to the exact function as PyTorch's, differ by up to 2x
+
+
+def fp32_rounding(model, images: np.ndarray, reference: np.ndarray) -> float:
+    """Max |dprob| between fp32 PyTorch (``reference``) and the same model in float64 on ``images``: how much this
+    model amplifies float32 rounding (lightly trained ones reach 1e-4 on their own)."""
+    import copy
+
+    import torch
+
+    from egeunet.preprocess import preprocess
+
+    exact = copy.deepcopy(model).double()
+    with torch.no_grad():
+        probs = exact(torch.from_numpy(preprocess(images, images.shape[1])).double()).numpy()[:, 0]
+    return float(np.abs(probs - reference).max()) if len(images) else 0.0
+
+
+def fp32_gate(gate: Gate, rounding: float) -> Gate:
+    """The fp32 gate with its max |dprob| raised to ``ROUNDING_FACTOR`` x the model's own fp32 rounding where that
+    is larger: a runtime as accurate as PyTorch's float32 differs from it by up to that much, so a tighter limit
+    fails good artifacts of such a model by rounding alone."""
+    if gate.max_abs_dprob is None:
+        return gate
+    return dataclasses.replace(gate, max_abs_dprob=max(gate.max_abs_dprob, ROUNDING_FACTOR * rounding))
 
 
 def reference_probs(model, images: np.ndarray) -> np.ndarray:

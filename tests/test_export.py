@@ -311,6 +311,9 @@ def test_manifest_matches_the_files(full_export):
     assert on_disk == json.loads(json.dumps(manifest))
     assert manifest["calibration"]["source"].startswith("synthetic sample, seed 0")
     assert manifest["calibration"]["count"] == N_CALIB and manifest["held_out"]["count"] == N_HELD
+    rounding = manifest["fp32_rounding"]
+    assert rounding["images"] == N_HELD and rounding["max_abs_dprob_fp32_vs_float64"] > 0
+    assert manifest["gates"]["fp32"]["max_abs_dprob"] == max(1e-4, 2 * rounding["max_abs_dprob_fp32_vs_float64"])
     assert not manifest["held_out"]["images_overlap_calibration"]
     assert all(r["optional"] for r in manifest["failed"])
     assert {"torch", "onnx", "onnxruntime", "litert-torch", "ai-edge-litert", "coremltools"} <= set(manifest["versions"])
@@ -382,6 +385,19 @@ def test_gates_apply_the_default_thresholds():
     assert result["images"] == 2 and len(result["agreement_interval"]) == 2
     assert not passed(ref * np.nan, "fp32")
     assert not validation_record(ref[:1], ref, truth, gates["fp32"])["passed"]  # wrong output shape
+
+
+def test_fp32_gate_widens_to_the_models_own_rounding(checkpoint):
+    """The fp32 limit is max(tolerance, 2 x the model's fp32-vs-float64 distance): measured on real images, recorded."""
+    from egeunet.export.api import ROUNDING_FACTOR, fp32_gate, fp32_rounding, reference_probs
+
+    model = _load(checkpoint)
+    images, _ = held_out()
+    rounding = fp32_rounding(model, images, reference_probs(model, images))
+    assert 0 < rounding < 1e-3  # float32 rounding is there, and small
+    assert fp32_gate(Gate(max_abs_dprob=1e-4), 1e-6).max_abs_dprob == 1e-4
+    assert fp32_gate(Gate(max_abs_dprob=1e-4), 8e-5).max_abs_dprob == pytest.approx(ROUNDING_FACTOR * 8e-5)
+    assert fp32_gate(Gate(min_agreement=0.99), 8e-5).max_abs_dprob is None
 
 
 # ---- failures ----------------------------------------------------------------------------------
