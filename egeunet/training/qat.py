@@ -47,9 +47,12 @@ def fake_quant_weight(weight: torch.Tensor) -> torch.Tensor:
 
 
 def fake_quant_constant(value: torch.Tensor) -> torch.Tensor:
-    """Per-tensor symmetric int8 rounding of a constant operand (norm affine, folded GHPA map)."""
-    scale = max(float(value.detach().abs().max()) / WEIGHT_QMAX, 1e-9)
-    return torch.fake_quantize_per_tensor_affine(value, scale, 0, -WEIGHT_QMAX, WEIGHT_QMAX)
+    """Per-tensor asymmetric int8 rounding of a constant operand (norm affine, folded GHPA map): ai-edge-quantizer
+    quantizes the constant inputs of MUL and ADD like activations, on their min-max range widened to hold 0."""
+    lo, hi = min(float(value.detach().min()), 0.0), max(float(value.detach().max()), 0.0)
+    scale = max((hi - lo) / (ACT_QMAX - ACT_QMIN), 1e-9)
+    zero = int(round(ACT_QMIN - lo / scale))
+    return torch.fake_quantize_per_tensor_affine(value, scale, zero, ACT_QMIN, ACT_QMAX)
 
 
 def _constant(value: torch.Tensor) -> torch.Tensor:
@@ -65,13 +68,18 @@ def activation_quantizer() -> FakeQuantize:
 
 
 class _Int8Mode(TorchFunctionMode):
-    """Rounds convolution weights and every requantizing op's output; the k-th such op uses quantizer k."""
+    """Rounds convolution weights and every requantizing op's output; the k-th such op uses quantizer k.
+
+    A bilinear resize keeps its input's scale but rounds its interpolated values to that grid again, so the grid of
+    every rounded tensor is remembered (for one forward pass) to round the resizes of it."""
 
     def __init__(self, owner: "FakeQuantEGEUNet") -> None:
         super().__init__()
         self.owner = owner
         self.index = 0
         self.paused = False
+        self.raw = False
+        self.grids: dict[int, tuple[torch.Tensor, float, int]] = {}
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -86,9 +94,15 @@ class _Int8Mode(TorchFunctionMode):
         out = func(*args, **kwargs)
         if name == "sigmoid" and rounding:
             return torch.fake_quantize_per_tensor_affine(out, SIGMOID_SCALE, SIGMOID_ZERO, ACT_QMIN, ACT_QMAX)
-        if name in REQUANTIZING and isinstance(out, torch.Tensor) and out.is_floating_point():
+        if name == "interpolate" and rounding and id(args[0]) in self.grids:
+            _, scale, zero = self.grids[id(args[0])]
+            return torch.fake_quantize_per_tensor_affine(out, scale, zero, ACT_QMIN, ACT_QMAX)
+        if name in REQUANTIZING and not self.raw and isinstance(out, torch.Tensor) and out.is_floating_point():
+            quantizer = self.owner.quantizers[self.index + 1] if self.index + 1 < len(self.owner.quantizers) else None
             out = self.owner.activation(self.index, out)
             self.index += 1
+            if rounding and quantizer is not None:
+                self.grids[id(out)] = (out, float(quantizer.scale), int(quantizer.zero_point))
         return out
 
 
@@ -97,6 +111,21 @@ def _mode() -> _Int8Mode | None:
     from torch.overrides import _get_current_function_mode_stack
 
     return next((m for m in reversed(_get_current_function_mode_stack()) if isinstance(m, _Int8Mode)), None)
+
+
+@contextlib.contextmanager
+def _on_next_grid() -> Iterator[None]:
+    """Leave the outputs computed inside unrounded: they are rounded once, by the op that takes them next (a
+    concatenation whose inputs ai-edge-quantizer puts on its own output grid)."""
+    mode = _mode()
+    if mode is None:
+        yield
+        return
+    mode.raw, was = True, mode.raw
+    try:
+        yield
+    finally:
+        mode.raw = was
 
 
 @contextlib.contextmanager
@@ -124,25 +153,44 @@ class RsqrtLayerNorm2d(LayerNorm2d):
 
 
 class DecomposedGroupNorm(nn.GroupNorm):
-    """GroupNorm as the converter lowers it: per group mean, sub, square, mean, add eps, rsqrt, mul; then the affine."""
+    """GroupNorm as litert-torch lowers it: per group mean, sub, square, mean, add eps, rsqrt; then a per-channel
+    scale ``a = rsqrt * weight`` and shift ``b = -mean * a + bias``, applied to the input as ``x * a + b``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
-        groups = x.reshape(n, self.num_groups, -1)
-        centred = groups - groups.mean(-1, keepdim=True)
-        var = (centred * centred).mean(-1, keepdim=True)
-        y = (centred * torch.rsqrt(var + self.eps)).reshape(n, c, h, w)
-        weight, bias = (_constant(p).view(1, -1, 1, 1) for p in (self.weight, self.bias))
-        return y * weight + bias
+        g = self.num_groups
+        groups = x.reshape(n, g, c // g, h * w)
+        mean = groups.mean((2, 3), keepdim=True)
+        centred = groups - mean
+        var = (centred * centred).mean((2, 3))
+        rstd = torch.rsqrt(var + self.eps).reshape(n, g, 1, 1)
+        weight, bias = (_constant(p).view(1, g, c // g, 1) for p in (self.weight, self.bias))
+        scale = rstd * weight
+        shift = (mean * -1.0) * scale + bias
+        return x * scale.reshape(n, c, 1, 1) + shift.reshape(n, c, 1, 1)
 
 
 class FoldedMapsGHPA(GHPA):
-    """GHPA whose weight-only attention maps are computed in float and rounded once, as the export folds them."""
+    """GHPA whose weight-only attention maps are computed in float and rounded once, as the export folds them; the
+    four branches feed the concatenation on its grid (no rounding of their own), as in the integer-only export."""
 
     def _cached_maps(self, height: int, width: int, device: torch.device, dtype: torch.dtype) -> list[torch.Tensor]:
         with _float():
             maps = self.attention_maps(height, width)
         return [_constant(m) for m in maps]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.norm1(x)
+        maps = self._cached_maps(x.shape[2], x.shape[3], x.device, x.dtype)
+        if not self.multi_axis:
+            x = x * maps[0]
+        else:
+            g1, g2, g3, g4 = torch.chunk(x, 4, dim=1)
+            g4 = self.dw[:-1](g4)
+            with _on_next_grid():
+                parts = [g1 * maps[0], g2 * maps[1], g3 * maps[2], self.dw[-1](g4)]
+            x = torch.cat(parts, dim=1)
+        return self.ldw(self.norm2(x))
 
 
 RECAST: dict[type, type] = {LayerNorm2d: RsqrtLayerNorm2d, nn.GroupNorm: DecomposedGroupNorm, GHPA: FoldedMapsGHPA}
