@@ -24,6 +24,7 @@ from torch.ao.quantization import FakeQuantize, MovingAverageMinMaxObserver
 from torch.overrides import TorchFunctionMode
 
 from egeunet.model import GHPA, EGEUNet, LayerNorm2d, check_input_size
+from egeunet.model.gab import GAB
 from egeunet.model.layers import upsample_to
 
 WEIGHT_QMAX = 127  # symmetric narrow range, what TFLite kernels require of int8 weights and constants
@@ -193,7 +194,23 @@ class FoldedMapsGHPA(GHPA):
         return self.ldw(self.norm2(x))
 
 
-RECAST: dict[type, type] = {LayerNorm2d: RsqrtLayerNorm2d, nn.GroupNorm: DecomposedGroupNorm, GHPA: FoldedMapsGHPA}
+class ConcatGridGAB(GAB):
+    """GAB whose four dilated branches end on the tail concatenation's grid (no rounding of their own), as in the
+    integer-only export."""
+
+    def forward(self, xh: torch.Tensor, xl: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        xh = upsample_to(self.pre_project(xh), (xl.shape[2], xl.shape[3]))
+        extra = [mask] if self.use_mask else []
+        groups = []
+        for branch, h, low in zip((self.g0, self.g1, self.g2, self.g3), xh.chunk(4, 1), xl.chunk(4, 1)):
+            normed = branch[0](torch.cat([h, low, *extra], dim=1))
+            with _on_next_grid():
+                groups.append(branch[1](normed))
+        return self.tail_conv(torch.cat(groups, dim=1))
+
+
+RECAST: dict[type, type] = {LayerNorm2d: RsqrtLayerNorm2d, nn.GroupNorm: DecomposedGroupNorm, GHPA: FoldedMapsGHPA,
+                            GAB: ConcatGridGAB}
 
 
 class FakeQuantEGEUNet(nn.Module):
