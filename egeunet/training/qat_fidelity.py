@@ -1,9 +1,10 @@
 """How faithful the int8 fake quantization (``FakeQuantEGEUNet``) is to the real integer-only TFLite export.
 
 Both are built from one checkpoint and calibrated on the same images: the TFLite through the exporter's own code
-path (deploy form, litert-torch conversion, ai-edge-quantizer's static int8 recipe with the ``int8-integer`` rules),
-the simulation with ``FakeQuantEGEUNet.calibrate``. Both are run on the same held-out images and compared with each
-other and with the float model: if the simulation does not predict the artifact, fine-tuning on it cannot fix it.
+path (deploy form, litert-torch conversion, ai-edge-quantizer's static int8 recipe with the ``int8-integer`` rules,
+run by the LiteRT runner), the simulation with ``FakeQuantEGEUNet.calibrate``. Both run on the same held-out images
+and are compared with each other and with the float model: fine-tuning on the simulation can only fix what it
+predicts. ``scripts/qat_fidelity.py`` runs this on a checkpoint and its data.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from egeunet.model import EGEUNet
 
 @dataclass
 class Fidelity:
-    """Probabilities N x S x S of the float model, the simulation and the real integer-only TFLite."""
+    """Probabilities N x S x S of the float model, the simulation and the real integer-only TFLite (and its bytes)."""
 
     float_probs: np.ndarray
     simulated: np.ndarray
@@ -29,7 +30,7 @@ class Fidelity:
     tflite_bytes: bytes
 
     def summary(self) -> dict[str, float]:
-        """Simulation vs TFLite (mask agreement, max and mean |dprob|), and each against the float model."""
+        """Simulation vs TFLite (mask agreement, max and mean |dprob|), and each one's agreement with the float model."""
         diff = np.abs(self.simulated.astype(np.float64) - self.tflite)
         return {"images": int(len(self.tflite)),
                 "sim_vs_tflite_agreement": compare(self.simulated, self.tflite).agreement,
@@ -39,43 +40,47 @@ class Fidelity:
                 "tflite_vs_float_agreement": compare(self.tflite, self.float_probs).agreement}
 
 
-def integer_only_tflite(model: EGEUNet, calibration: np.ndarray) -> tuple[bytes, "object"]:
-    """(flatbuffer, its StaticQuantizer) of the integer-only int8 export of ``model`` calibrated on ``calibration``
-    (uint8 N x S x S x 3), built by the TFLite exporter's own functions, float I/O, untrimmed."""
+def _tflite_probabilities(model: EGEUNet, calibration: np.ndarray, held: np.ndarray) -> tuple[np.ndarray, bytes]:
+    """(probabilities on ``held``, flatbuffer) of the integer-only int8 TFLite of ``model`` calibrated on
+    ``calibration``, built and run by the exporter's own functions (float I/O)."""
     from egeunet.export import get_format, tflite_export
+    from egeunet.export.base import contract
     from egeunet.export.data import ImageSet
     from egeunet.export.deploy import deploy_form
     from egeunet.export.spec import ExportSpec
+    from egeunet.runtime.runners.litert_runner import LiteRTRunner
 
     size = int(calibration.shape[1])
     images = ImageSet(calibration, None, tuple(str(i) for i in range(len(calibration))), "fidelity calibration")
     spec = ExportSpec(size=size, calibration=images)
     exporter = get_format("tflite")
     recipe = next(r for r in exporter.recipes("int8", spec) if r.name == "int8-integer")
-    work = tempfile.mkdtemp(prefix="egeunet-fidelity-")
-    fp32 = os.path.join(work, "fp32.tflite")
-    Path(fp32).write_bytes(exporter._fp32_bytes(deploy_form(model, size)))
-    quantizer = tflite_export.StaticQuantizer(fp32, recipe, spec)
-    return quantizer.build(), quantizer
+    with tempfile.TemporaryDirectory() as work:
+        fp32 = os.path.join(work, "fp32.tflite")
+        Path(fp32).write_bytes(exporter._fp32_bytes(deploy_form(model, size)))
+        with tflite_export._quiet():
+            buf = tflite_export.StaticQuantizer(fp32, recipe, spec).build()
+        problems = tflite_export.integer_only_problems(buf)
+        if problems:
+            raise RuntimeError(f"the int8-integer recipe did not give an integer-only graph: {problems[:3]}")
+        runner = LiteRTRunner(Path(fp32), content=buf, contract=contract(spec, tflite_export.CONFIG, recipe))
+        return runner.io.output(runner.run_raw(runner.io.images_input(held)))[:, 0], buf
 
 
-def measure(model: EGEUNet, calibration: np.ndarray, held: np.ndarray) -> Fidelity:
-    """Build both from ``model`` on the uint8 ``calibration`` images and run both on the uint8 ``held`` images."""
+def measure(model: EGEUNet, calibration: np.ndarray, held: np.ndarray, batch: int = 8) -> Fidelity:
+    """Build both from ``model`` calibrated on uint8 ``calibration`` images (N x S x S x 3) and run both, and the
+    float model, on the uint8 ``held`` images."""
     from egeunet.preprocess import preprocess
-    from egeunet.runtime.runners.litert_runner import LiteRTRunner
-    from egeunet.export.base import contract
-    from egeunet.export.tflite_export import CONFIG
     from egeunet.training.qat import FakeQuantEGEUNet
 
-    buf, quantizer = integer_only_tflite(model, calibration)
-    runner = LiteRTRunner(Path(quantizer.fp32_path), content=buf,
-                          contract=contract(quantizer.spec, CONFIG, quantizer.recipe))
-    tflite = runner.io.output(runner.run_raw(runner.io.images_input(held)))[:, 0]
+    model = model.eval()
+    tflite, buf = _tflite_probabilities(model, calibration, held)
     size = int(calibration.shape[1])
-    sim = FakeQuantEGEUNet(model.eval())
+    sim = FakeQuantEGEUNet(model)
     sim.calibrate(torch.from_numpy(preprocess(calibration, size)))
+    sim.eval()
     x = torch.from_numpy(preprocess(held, size))
     with torch.no_grad():
-        simulated = np.concatenate([sim.eval()(x[i:i + 8])[:, 0].numpy() for i in range(0, len(x), 8)])
-        float_probs = np.concatenate([model.eval()(x[i:i + 8])[:, 0].numpy() for i in range(0, len(x), 8)])
+        simulated = np.concatenate([sim(x[i:i + batch])[:, 0].numpy() for i in range(0, len(x), batch)])
+        float_probs = np.concatenate([model(x[i:i + batch])[:, 0].numpy() for i in range(0, len(x), batch)])
     return Fidelity(float_probs, simulated, tflite, buf)
