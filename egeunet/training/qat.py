@@ -1,16 +1,20 @@
 """Fake quantization of EGE-UNet that mirrors the integer-only int8 TFLite export, for quantization-aware fine-tuning.
 
-The integer-only export converts the deploy form (LayerNorm as ``(x - mean) * rsqrt(var + eps)``, GroupNorm
-decomposed, GHPA attention maps folded into constants) and quantizes every tensor with ai-edge-quantizer's static
-int8 recipe: per-channel symmetric int8 convolution weights (range -127..127), per-tensor asymmetric int8 activations
-(-128..127) whose ranges are min-max calibrated (a moving average, factor 0.95, over calibration images), constants
-as symmetric int8, ops that keep their input's scale (max-pool, resize, reshapes, slices) requantizing nothing, and
-the sigmoid's output on the fixed grid 1/256 - 128. ``FakeQuantEGEUNet`` runs the model's own forward code under a
-``TorchFunctionMode`` that applies the same rounding to the same tensors, with straight-through gradients, so the
-weights learn to survive it. Ranges are calibrated, not learned, because the export calibrates them again.
+The integer-only export converts the deploy form (LayerNorm as ``(x - mean) * rsqrt(var + eps)``, GHPA attention maps
+folded into constants; litert-torch lowers GroupNorm to per-group statistics and ``x * a + (bias - mean * a)`` with
+``a = rsqrt(var + eps) * weight``) and quantizes every tensor with ai-edge-quantizer's static int8 recipe: per-channel
+symmetric int8 convolution weights (range -127..127), per-tensor asymmetric int8 activations (-128..127) whose ranges
+are min-max calibrated (a moving average, factor 0.95, over calibration images), constant operands of MUL/ADD as
+per-tensor asymmetric int8 on their range widened to hold 0, the ops feeding a concatenation directly on its grid,
+ops that keep their input's scale (max-pool, reshapes, slices) requantizing nothing, a bilinear resize rounding its
+result to its input's grid, and the sigmoid's output on the fixed grid 1/256 - 128. ``FakeQuantEGEUNet`` runs the
+model's own forward code under a ``TorchFunctionMode`` that applies the same rounding to the same tensors, with
+straight-through gradients, so the weights learn to survive it. Ranges are calibrated, not learned, because the export
+calibrates them again. ``egeunet.training.qat_fidelity`` checks it against the real TFLite: the TFLite's kernels,
+given the same int8 inputs, match this rounding on all but a few in 10^5 elements, and every activation grid matches.
 
-The wrapped network is a copy whose normalisation and GHPA modules are recast to subclasses that compute in the
-deploy form's order; their parameters keep their names, so ``plain()`` gives an ordinary ``EGEUNet`` to save.
+The wrapped network is a copy whose normalisation, GHPA and GAB modules are recast to subclasses that compute in the
+integer-only graph's order; their parameters keep their names, so ``plain()`` gives an ordinary ``EGEUNet`` to save.
 """
 from __future__ import annotations
 
