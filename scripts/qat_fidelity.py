@@ -1,6 +1,6 @@
 """Whole-model check of the int8 simulation against the real integer-only TFLite, on a checkpoint's own images.
 
-    python scripts/qat_fidelity.py CKPT --data DIR [--n-calib 64] [--n-held N] [--threads 1]
+    python scripts/qat_fidelity.py CKPT --data DIR [--n-calib 64] [--n-held N] [--threads 1] [--reference-kernels]
 
 Calibration and held-out images are the export's (``export.data.split_sets``: the first --n-calib images of the train
 part of the checkpoint's recorded split, the test part held out). Prints mask agreement and |dprob| of the simulation
@@ -27,6 +27,8 @@ def main() -> None:
     parser.add_argument("--n-calib", type=int, default=64)
     parser.add_argument("--n-held", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--reference-kernels", action="store_true",
+                        help="also run the TFLite with its reference kernels (the floor of two real int8 runs)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -35,7 +37,8 @@ def main() -> None:
     if split is None:
         raise SystemExit(EGEUNetError(f"{args.model}: no recorded split for {args.data} (pass the data it was trained on)"))
     calib, held = split_sets(args.data, split, int(meta.get("input_size", 256)), args.n_calib, args.n_held)
-    summary = measure(model, calib.images, held.images).summary()
+    summary = measure(model, calib.images, held.images,
+                      reference_kernels=args.reference_kernels).summary()
     print(json.dumps({"calibration": calib.source, "held_out": held.source, **summary}, indent=1))
 
 

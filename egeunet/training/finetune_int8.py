@@ -4,7 +4,7 @@ The student is ``FakeQuantEGEUNet`` (int8 rounding where the integer-only TFLite
 fp32 model. Loss: ``truth`` x the paper's deep-supervision BCE + Dice against the masks, plus ``distill`` x BCE of the
 student's final logit against the teacher's probabilities (or its masks, ``distill_target="masks"``), which keeps the
 masks the gate compares with the original. After
-every epoch the student's ranges are calibrated as the export calibrates them (moving-average min-max over the first
+every epoch the student's ranges are calibrated as the export calibrates them (min-max over the first
 ``n_calib`` training images) and it is scored on the validation part against the original: mask agreement and pooled
 IoU change. best.pt is the epoch (0 = the untouched weights) that passes the int8 gate on validation with the highest
 agreement; best.pt and last.pt are plain EGE-UNet checkpoints (``egeunet export`` takes them unchanged), written

@@ -4,7 +4,7 @@ The integer-only export converts the deploy form (LayerNorm as ``(x - mean) * rs
 folded into constants; litert-torch lowers GroupNorm to per-group statistics and ``x * a + (bias - mean * a)`` with
 ``a = rsqrt(var + eps) * weight``) and quantizes every tensor with ai-edge-quantizer's static int8 recipe: per-channel
 symmetric int8 convolution weights (range -127..127), per-tensor asymmetric int8 activations (-128..127) whose ranges
-are min-max calibrated (a moving average, factor 0.95, over calibration images), constant operands of MUL/ADD as
+are min-max calibrated (the min and max over all calibration images), constant operands of MUL/ADD as
 per-tensor asymmetric int8 on their range widened to hold 0, the ops feeding a concatenation directly on its grid,
 ops that keep their input's scale (max-pool, reshapes, slices) requantizing nothing, a bilinear resize rounding its
 result to its input's grid, and the sigmoid's output on the fixed grid 1/256 - 128. ``FakeQuantEGEUNet`` runs the
@@ -24,7 +24,7 @@ from collections.abc import Iterator
 
 import torch
 from torch import nn
-from torch.ao.quantization import FakeQuantize, MovingAverageMinMaxObserver
+from torch.ao.quantization import FakeQuantize, MinMaxObserver
 from torch.overrides import TorchFunctionMode
 
 from egeunet.model import GHPA, EGEUNet, LayerNorm2d, check_input_size
@@ -33,7 +33,6 @@ from egeunet.model.layers import upsample_to
 
 WEIGHT_QMAX = 127  # symmetric narrow range, what TFLite kernels require of int8 weights and constants
 ACT_QMIN, ACT_QMAX = -128, 127
-CALIBRATION_MOMENTUM = 0.05  # ai-edge-quantizer's moving average keeps 0.95 of the old min/max per image
 SIGMOID_SCALE, SIGMOID_ZERO = 1.0 / 256, -128  # TFLite's fixed int8 LOGISTIC output grid
 RSQRT_FLOOR = 1e-12  # rsqrt of this is far above any calibrated range, so it saturates as an input of 0 does
 
@@ -67,9 +66,10 @@ def _constant(value: torch.Tensor) -> torch.Tensor:
 
 
 def activation_quantizer() -> FakeQuantize:
-    """Per-tensor asymmetric int8 fake quantization with moving-average min-max ranges (the export's calibration)."""
-    return FakeQuantize(observer=MovingAverageMinMaxObserver, quant_min=ACT_QMIN, quant_max=ACT_QMAX,
-                        dtype=torch.qint8, qscheme=torch.per_tensor_affine, averaging_constant=CALIBRATION_MOMENTUM)
+    """Per-tensor asymmetric int8 fake quantization with min-max ranges over all calibration images (the integer-only
+    export's calibration, ``egeunet.export.tflite_export``)."""
+    return FakeQuantize(observer=MinMaxObserver, quant_min=ACT_QMIN, quant_max=ACT_QMAX, dtype=torch.qint8,
+                        qscheme=torch.per_tensor_affine)
 
 
 class _Int8Mode(TorchFunctionMode):
@@ -269,8 +269,8 @@ class FakeQuantEGEUNet(nn.Module):
 
     @torch.no_grad()
     def calibrate(self, images: torch.Tensor) -> None:
-        """Ranges from scratch as the export calibrates them: on the float graph (no rounding anywhere), a moving
-        average of each tensor's min/max over ``images`` one at a time; then rounding with those ranges, frozen."""
+        """Ranges from scratch as the export calibrates them: on the float graph (no rounding anywhere), each tensor's
+        min and max over ``images`` run one at a time; then rounding with those ranges, frozen."""
         self.rounding = False
         for q in self.quantizers:
             q.activation_post_process.reset_min_max_vals()

@@ -28,6 +28,7 @@ class Fidelity:
     simulated: np.ndarray
     tflite: np.ndarray
     tflite_bytes: bytes
+    tflite_reference_kernels: np.ndarray | None = None
 
     def summary(self) -> dict[str, float]:
         """Simulation vs TFLite (mask agreement, max and mean |dprob|), and each one's agreement with the float model."""
@@ -37,7 +38,28 @@ class Fidelity:
                 "sim_vs_tflite_max_abs_dprob": float(diff.max()),
                 "sim_vs_tflite_mean_abs_dprob": float(diff.mean()),
                 "sim_vs_float_agreement": compare(self.simulated, self.float_probs).agreement,
-                "tflite_vs_float_agreement": compare(self.tflite, self.float_probs).agreement}
+                "tflite_vs_float_agreement": compare(self.tflite, self.float_probs).agreement,
+                **({} if self.tflite_reference_kernels is None else {
+                    "tflite_vs_its_reference_kernels_agreement": compare(self.tflite_reference_kernels,
+                                                                         self.tflite).agreement,
+                    "sim_vs_tflite_reference_kernels_agreement": compare(self.simulated,
+                                                                         self.tflite_reference_kernels).agreement})}
+
+
+def reference_kernel_probabilities(buf: bytes, x: np.ndarray) -> np.ndarray:
+    """Probabilities of a float-I/O flatbuffer on network inputs ``x`` (N x 3 x S x S) with TFLite's reference
+    kernels instead of XNNPACK: two real int8 implementations of one graph, the floor any simulation can reach."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interpreter = Interpreter(model_content=buf, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    interpreter.allocate_tensors()
+    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+    probs = []
+    for image in x:
+        interpreter.set_tensor(inp["index"], image[None].astype(np.float32))
+        interpreter.invoke()
+        probs.append(interpreter.get_tensor(out["index"]).reshape(x.shape[2], x.shape[3]))
+    return np.stack(probs)
 
 
 def _tflite_probabilities(model: EGEUNet, calibration: np.ndarray, held: np.ndarray) -> tuple[np.ndarray, bytes]:
@@ -67,9 +89,10 @@ def _tflite_probabilities(model: EGEUNet, calibration: np.ndarray, held: np.ndar
         return runner.io.output(runner.run_raw(runner.io.images_input(held)))[:, 0], buf
 
 
-def measure(model: EGEUNet, calibration: np.ndarray, held: np.ndarray, batch: int = 8) -> Fidelity:
+def measure(model: EGEUNet, calibration: np.ndarray, held: np.ndarray, batch: int = 8,
+            reference_kernels: bool = False) -> Fidelity:
     """Build both from ``model`` calibrated on uint8 ``calibration`` images (N x S x S x 3) and run both, and the
-    float model, on the uint8 ``held`` images."""
+    float model, on the uint8 ``held`` images (and the TFLite with its reference kernels too when asked)."""
     from egeunet.preprocess import preprocess
     from egeunet.training.qat import FakeQuantEGEUNet
 
@@ -83,4 +106,5 @@ def measure(model: EGEUNet, calibration: np.ndarray, held: np.ndarray, batch: in
     with torch.no_grad():
         simulated = np.concatenate([sim(x[i:i + batch])[:, 0].numpy() for i in range(0, len(x), batch)])
         float_probs = np.concatenate([model(x[i:i + batch])[:, 0].numpy() for i in range(0, len(x), batch)])
-    return Fidelity(float_probs, simulated, tflite, buf)
+    reference = reference_kernel_probabilities(buf, x.numpy()) if reference_kernels else None
+    return Fidelity(float_probs, simulated, tflite, buf, reference)
