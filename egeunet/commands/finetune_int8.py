@@ -15,11 +15,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, metavar="DIR", help="dataset folder; the model's recorded split is "
                         "used when it was trained on it (its test images stay unseen), else the seeded 7:3 split")
     parser.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder for best.pt, last.pt, log and split")
-    parser.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs (default 5)")
+    parser.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (default 3)")
     parser.add_argument("--batch-size", type=int, default=8, help="batch size (default 8)")
     parser.add_argument("--lr", type=float, default=1e-4, help="constant AdamW learning rate (default 1e-4)")
-    parser.add_argument("--truth", type=float, default=1.0, help="weight of the paper's loss (deep-supervision BCE + "
-                        "Dice against the ground-truth masks; default 1.0; 0 = distillation only)")
+    parser.add_argument("--truth", type=float, default=0.0, help="weight of the paper's loss (deep-supervision BCE + "
+                        "Dice against the ground-truth masks) added to the distillation; default 0: the gate compares "
+                        "with the original model, not the ground truth")
     parser.add_argument("--distill", type=float, default=1.0, help="weight of the BCE toward the original model's "
                         "output (default 1.0; 0 = ground truth only)")
     parser.add_argument("--distill-target", choices=("probs", "masks"), default="probs", help="distil toward the "

@@ -54,11 +54,11 @@ class FinetuneConfig:
     model: str
     data: str
     out: str
-    epochs: int = 5
+    epochs: int = 3
     batch_size: int = 8
     lr: float = 1e-4
     weight_decay: float = 1e-2
-    truth: float = 1.0
+    truth: float = 0.0
     distill: float = 1.0
     distill_target: str = "probs"
     n_calib: int = 64
