@@ -15,7 +15,6 @@ import torch
 
 from egeunet.checkpoint import load_model
 from egeunet.training.dataset import recorded_split
-from egeunet.errors import EGEUNetError
 from egeunet.export.data import split_sets
 from egeunet.training.qat_fidelity import measure
 
@@ -35,7 +34,7 @@ def main() -> None:
     model, meta = load_model(args.model, with_meta=True)
     split = recorded_split(args.model, args.data)
     if split is None:
-        raise SystemExit(EGEUNetError(f"{args.model}: no recorded split for {args.data} (pass the data it was trained on)"))
+        raise SystemExit(f"{args.model}: no recorded split for {args.data}: pass --data the folder it was trained on")
     calib, held = split_sets(args.data, split, int(meta.get("input_size", 256)), args.n_calib, args.n_held)
     summary = measure(model, calib.images, held.images,
                       reference_kernels=args.reference_kernels).summary()
