@@ -131,6 +131,19 @@ def conv_layers(buf: bytes) -> list[str]:
     return list(dict.fromkeys(s for s in scopes if s))
 
 
+def _running_min_max(q, fp32_path: str, data: dict) -> dict:
+    """Calibration ranges as the min and max over all images, not ai-edge-quantizer's moving average: the integer-only
+    graph quantizes the norms' per-group means, variances and rsqrts, a few values per image, and a moving average
+    of their extremes clipped a whole group on a quarter to a half of held-out images (measured on an 8-epoch model:
+    98.4% mask agreement with the moving average, 99.0% with the running min/max, scripts/qat_fidelity.py)."""
+    from ai_edge_quantizer import calibrator
+    from ai_edge_quantizer.utils import qsv_utils
+
+    calib = calibrator.Calibrator(Path(fp32_path).read_bytes(), qsv_update_func=qsv_utils.min_max_update)
+    calib.calibrate(data, q._recipe_manager)  # the rules decide which tensors get ranges, as in Quantizer.calibrate
+    return calib.get_model_qsvs()
+
+
 class StaticQuantizer:
     """Full-int8 quantization of one fp32 flatbuffer by a recipe: calibrated once, then built with any layer set."""
 
@@ -141,9 +154,10 @@ class StaticQuantizer:
         self.inputs = ArtifactIO(spec.size, spec.layout, spec.bake_preprocess, "uint8").images_input(
             spec.calibration.images)
         key, name = _signature(fp32_path)
+        data = {key: [{name: x[None]} for x in self.inputs]}
         with _quiet():
-            self.calibration = self._quantizer(_rules(recipe, spec)).calibrate(
-                {key: [{name: x[None]} for x in self.inputs]})
+            self.calibration = (_running_min_max(self._quantizer(_rules(recipe, spec)), fp32_path, data)
+                                if recipe.integer_only else self._quantizer(_rules(recipe, spec)).calibrate(data))
 
     def _quantizer(self, rules: list[dict]):
         from ai_edge_quantizer import quantizer

@@ -15,11 +15,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, metavar="DIR", help="dataset folder; the model's recorded split is "
                         "used when it was trained on it (its test images stay unseen), else the seeded 7:3 split")
     parser.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder for best.pt, last.pt, log and split")
-    parser.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs (default 5)")
+    parser.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (default 3)")
     parser.add_argument("--batch-size", type=int, default=8, help="batch size (default 8)")
     parser.add_argument("--lr", type=float, default=1e-4, help="constant AdamW learning rate (default 1e-4)")
+    parser.add_argument("--truth", type=float, default=0.0, help="weight of the paper's loss (deep-supervision BCE + "
+                        "Dice against the ground-truth masks) added to the distillation; default 0: the gate compares "
+                        "with the original model, not the ground truth")
     parser.add_argument("--distill", type=float, default=1.0, help="weight of the BCE toward the original model's "
-                        "probabilities, added to the paper's loss (default 1.0; 0 = ground truth only)")
+                        "output (default 1.0; 0 = ground truth only)")
+    parser.add_argument("--distill-target", choices=("probs", "masks"), default="probs", help="distil toward the "
+                        "original's probabilities or its masks (probabilities thresholded at 0.5); default probs")
     parser.add_argument("--n-calib", type=int, default=64, help="training images the int8 ranges are calibrated on "
                         "after each epoch, as the export calibrates them (default 64)")
     parser.add_argument("--size", type=int, help="input size, multiple of 32 (default: the checkpoint's)")
@@ -40,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     checks.cache_dir(args.cache_dir)
     config = FinetuneConfig(
         model=args.model, data=args.data, out=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        distill=args.distill, n_calib=args.n_calib, size=args.size, seed=args.seed, device=args.device,
+        truth=args.truth, distill=args.distill, distill_target=args.distill_target,
+        n_calib=args.n_calib, size=args.size, seed=args.seed, device=args.device,
         resume=args.resume, threads=args.threads, workers=args.workers, cache_dir=args.cache_dir,
         progress=not args.no_progress)
     finetune_int8(config)

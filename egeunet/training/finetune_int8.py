@@ -1,9 +1,10 @@
 """Quantization-aware fine-tuning of a trained checkpoint for the integer-only int8 export (``egeunet finetune-int8``).
 
 The student is ``FakeQuantEGEUNet`` (int8 rounding where the integer-only TFLite rounds), the teacher the original
-fp32 model. Loss: the paper's deep-supervision BCE + Dice against the masks, plus ``distill`` x BCE of the student's
-final logit against the teacher's probabilities, which keeps the masks the gate compares with the original. After
-every epoch the student's ranges are calibrated as the export calibrates them (moving-average min-max over the first
+fp32 model. Loss: ``truth`` x the paper's deep-supervision BCE + Dice against the masks, plus ``distill`` x BCE of the
+student's final logit against the teacher's probabilities (or its masks, ``distill_target="masks"``), which keeps the
+masks the gate compares with the original. After
+every epoch the student's ranges are calibrated as the export calibrates them (min-max over the first
 ``n_calib`` training images) and it is scored on the validation part against the original: mask agreement and pooled
 IoU change. best.pt is the epoch (0 = the untouched weights) that passes the int8 gate on validation with the highest
 agreement; best.pt and last.pt are plain EGE-UNet checkpoints (``egeunet export`` takes them unchanged), written
@@ -41,7 +42,9 @@ from egeunet.training.qat import FakeQuantEGEUNet
 from egeunet.training.state import rng_state, set_rng_state
 
 GATE = Gate(min_agreement=0.99, max_iou_drop_points=0.5)  # the int8 gate the export and benchmark apply
-RESUME_KEYS = ("model_sha256", "size", "batch_size", "lr", "weight_decay", "distill", "n_calib", "seed")
+RESUME_KEYS = ("model_sha256", "size", "batch_size", "lr", "weight_decay", "truth", "distill", "distill_target",
+               "n_calib", "seed")
+DISTILL_TARGETS = ("probs", "masks")
 
 
 @dataclass
@@ -51,11 +54,13 @@ class FinetuneConfig:
     model: str
     data: str
     out: str
-    epochs: int = 5
+    epochs: int = 3
     batch_size: int = 8
     lr: float = 1e-4
     weight_decay: float = 1e-2
+    truth: float = 0.0
     distill: float = 1.0
+    distill_target: str = "probs"
     n_calib: int = 64
     size: int | None = None  # default: the checkpoint's input size
     seed: int = 0
@@ -86,7 +91,11 @@ def _check(config: FinetuneConfig) -> None:
         value = getattr(config, name)
         if value is not None and value < 1:
             raise EGEUNetError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-    for name in ("lr", "distill", "weight_decay"):
+    if config.distill_target not in DISTILL_TARGETS:
+        raise EGEUNetError(f"--distill-target must be one of {', '.join(DISTILL_TARGETS)}, got {config.distill_target!r}")
+    if config.truth == 0 and config.distill == 0:
+        raise EGEUNetError("--truth and --distill are both 0: nothing to fine-tune toward (set one above 0)")
+    for name in ("lr", "truth", "distill", "weight_decay"):
         value = getattr(config, name)
         if not (math.isfinite(value) and value >= 0) or (name == "lr" and value == 0):
             raise EGEUNetError(f"--{name.replace('_', '-')} must be a finite number above 0, got {value}")
@@ -163,8 +172,10 @@ def _train_epoch(student: FakeQuantEGEUNet, teacher: EGEUNet, optimizer: torch.o
             x, y = augment_batch(x, y, generator)
             with torch.no_grad():
                 target = teacher(x)
+                if config.distill_target == "masks":
+                    target = (target >= 0.5).to(target.dtype)
             final, heads = student.forward_logits(x)
-            loss = deep_supervision_loss(final, heads, y)
+            loss = config.truth * deep_supervision_loss(final, heads, y) if config.truth else 0.0
             if config.distill:
                 loss = loss + config.distill * F.binary_cross_entropy_with_logits(final, target)
             optimizer.zero_grad(set_to_none=True)

@@ -1,16 +1,20 @@
 """Fake quantization of EGE-UNet that mirrors the integer-only int8 TFLite export, for quantization-aware fine-tuning.
 
-The integer-only export converts the deploy form (LayerNorm as ``(x - mean) * rsqrt(var + eps)``, GroupNorm
-decomposed, GHPA attention maps folded into constants) and quantizes every tensor with ai-edge-quantizer's static
-int8 recipe: per-channel symmetric int8 convolution weights (range -127..127), per-tensor asymmetric int8 activations
-(-128..127) whose ranges are min-max calibrated (a moving average, factor 0.95, over calibration images), constants
-as symmetric int8, ops that keep their input's scale (max-pool, resize, reshapes, slices) requantizing nothing, and
-the sigmoid's output on the fixed grid 1/256 - 128. ``FakeQuantEGEUNet`` runs the model's own forward code under a
-``TorchFunctionMode`` that applies the same rounding to the same tensors, with straight-through gradients, so the
-weights learn to survive it. Ranges are calibrated, not learned, because the export calibrates them again.
+The integer-only export converts the deploy form (LayerNorm as ``(x - mean) * rsqrt(var + eps)``, GHPA attention maps
+folded into constants; litert-torch lowers GroupNorm to per-group statistics and ``x * a + (bias - mean * a)`` with
+``a = rsqrt(var + eps) * weight``) and quantizes every tensor with ai-edge-quantizer's static int8 recipe: per-channel
+symmetric int8 convolution weights (range -127..127), per-tensor asymmetric int8 activations (-128..127) whose ranges
+are min-max calibrated (the min and max over all calibration images), constant operands of MUL/ADD as
+per-tensor asymmetric int8 on their range widened to hold 0, the ops feeding a concatenation directly on its grid,
+ops that keep their input's scale (max-pool, reshapes, slices) requantizing nothing, a bilinear resize rounding its
+result to its input's grid, and the sigmoid's output on the fixed grid 1/256 - 128. ``FakeQuantEGEUNet`` runs the
+model's own forward code under a ``TorchFunctionMode`` that applies the same rounding to the same tensors, with
+straight-through gradients, so the weights learn to survive it. Ranges are calibrated, not learned, because the export
+calibrates them again. ``egeunet.training.qat_fidelity`` checks it against the real TFLite: the TFLite's kernels,
+given the same int8 inputs, match this rounding on all but a few in 10^5 elements, and every activation grid matches.
 
-The wrapped network is a copy whose normalisation and GHPA modules are recast to subclasses that compute in the
-deploy form's order; their parameters keep their names, so ``plain()`` gives an ordinary ``EGEUNet`` to save.
+The wrapped network is a copy whose normalisation, GHPA and GAB modules are recast to subclasses that compute in the
+integer-only graph's order; their parameters keep their names, so ``plain()`` gives an ordinary ``EGEUNet`` to save.
 """
 from __future__ import annotations
 
@@ -20,15 +24,15 @@ from collections.abc import Iterator
 
 import torch
 from torch import nn
-from torch.ao.quantization import FakeQuantize, MovingAverageMinMaxObserver
+from torch.ao.quantization import FakeQuantize, MinMaxObserver
 from torch.overrides import TorchFunctionMode
 
 from egeunet.model import GHPA, EGEUNet, LayerNorm2d, check_input_size
+from egeunet.model.gab import GAB
 from egeunet.model.layers import upsample_to
 
 WEIGHT_QMAX = 127  # symmetric narrow range, what TFLite kernels require of int8 weights and constants
 ACT_QMIN, ACT_QMAX = -128, 127
-CALIBRATION_MOMENTUM = 0.05  # ai-edge-quantizer's moving average keeps 0.95 of the old min/max per image
 SIGMOID_SCALE, SIGMOID_ZERO = 1.0 / 256, -128  # TFLite's fixed int8 LOGISTIC output grid
 RSQRT_FLOOR = 1e-12  # rsqrt of this is far above any calibrated range, so it saturates as an input of 0 does
 
@@ -47,9 +51,12 @@ def fake_quant_weight(weight: torch.Tensor) -> torch.Tensor:
 
 
 def fake_quant_constant(value: torch.Tensor) -> torch.Tensor:
-    """Per-tensor symmetric int8 rounding of a constant operand (norm affine, folded GHPA map)."""
-    scale = max(float(value.detach().abs().max()) / WEIGHT_QMAX, 1e-9)
-    return torch.fake_quantize_per_tensor_affine(value, scale, 0, -WEIGHT_QMAX, WEIGHT_QMAX)
+    """Per-tensor asymmetric int8 rounding of a constant operand (norm affine, folded GHPA map): ai-edge-quantizer
+    quantizes the constant inputs of MUL and ADD like activations, on their min-max range widened to hold 0."""
+    lo, hi = min(float(value.detach().min()), 0.0), max(float(value.detach().max()), 0.0)
+    scale = max((hi - lo) / (ACT_QMAX - ACT_QMIN), 1e-9)
+    zero = int(round(ACT_QMIN - lo / scale))
+    return torch.fake_quantize_per_tensor_affine(value, scale, zero, ACT_QMIN, ACT_QMAX)
 
 
 def _constant(value: torch.Tensor) -> torch.Tensor:
@@ -59,19 +66,25 @@ def _constant(value: torch.Tensor) -> torch.Tensor:
 
 
 def activation_quantizer() -> FakeQuantize:
-    """Per-tensor asymmetric int8 fake quantization with moving-average min-max ranges (the export's calibration)."""
-    return FakeQuantize(observer=MovingAverageMinMaxObserver, quant_min=ACT_QMIN, quant_max=ACT_QMAX,
-                        dtype=torch.qint8, qscheme=torch.per_tensor_affine, averaging_constant=CALIBRATION_MOMENTUM)
+    """Per-tensor asymmetric int8 fake quantization with min-max ranges over all calibration images (the integer-only
+    export's calibration, ``egeunet.export.tflite_export``)."""
+    return FakeQuantize(observer=MinMaxObserver, quant_min=ACT_QMIN, quant_max=ACT_QMAX, dtype=torch.qint8,
+                        qscheme=torch.per_tensor_affine)
 
 
 class _Int8Mode(TorchFunctionMode):
-    """Rounds convolution weights and every requantizing op's output; the k-th such op uses quantizer k."""
+    """Rounds convolution weights and every requantizing op's output; the k-th such op uses quantizer k.
+
+    A bilinear resize keeps its input's scale but rounds its interpolated values to that grid again, so the grid of
+    every rounded tensor is remembered (for one forward pass) to round the resizes of it."""
 
     def __init__(self, owner: "FakeQuantEGEUNet") -> None:
         super().__init__()
         self.owner = owner
         self.index = 0
         self.paused = False
+        self.raw = False
+        self.grids: dict[int, tuple[torch.Tensor, float, int]] = {}
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -86,9 +99,15 @@ class _Int8Mode(TorchFunctionMode):
         out = func(*args, **kwargs)
         if name == "sigmoid" and rounding:
             return torch.fake_quantize_per_tensor_affine(out, SIGMOID_SCALE, SIGMOID_ZERO, ACT_QMIN, ACT_QMAX)
-        if name in REQUANTIZING and isinstance(out, torch.Tensor) and out.is_floating_point():
+        if name == "interpolate" and rounding and id(args[0]) in self.grids:
+            _, scale, zero = self.grids[id(args[0])]
+            return torch.fake_quantize_per_tensor_affine(out, scale, zero, ACT_QMIN, ACT_QMAX)
+        if name in REQUANTIZING and not self.raw and isinstance(out, torch.Tensor) and out.is_floating_point():
+            quantizer = self.owner.quantizers[self.index + 1] if self.index + 1 < len(self.owner.quantizers) else None
             out = self.owner.activation(self.index, out)
             self.index += 1
+            if rounding and quantizer is not None:
+                self.grids[id(out)] = (out, float(quantizer.scale), int(quantizer.zero_point))
         return out
 
 
@@ -97,6 +116,21 @@ def _mode() -> _Int8Mode | None:
     from torch.overrides import _get_current_function_mode_stack
 
     return next((m for m in reversed(_get_current_function_mode_stack()) if isinstance(m, _Int8Mode)), None)
+
+
+@contextlib.contextmanager
+def _on_next_grid() -> Iterator[None]:
+    """Leave the outputs computed inside unrounded: they are rounded once, by the op that takes them next (a
+    concatenation whose inputs ai-edge-quantizer puts on its own output grid)."""
+    mode = _mode()
+    if mode is None:
+        yield
+        return
+    mode.raw, was = True, mode.raw
+    try:
+        yield
+    finally:
+        mode.raw = was
 
 
 @contextlib.contextmanager
@@ -124,28 +158,63 @@ class RsqrtLayerNorm2d(LayerNorm2d):
 
 
 class DecomposedGroupNorm(nn.GroupNorm):
-    """GroupNorm as the converter lowers it: per group mean, sub, square, mean, add eps, rsqrt, mul; then the affine."""
+    """GroupNorm as litert-torch lowers it: per group mean, sub, square, mean, add eps, rsqrt; then a per-channel
+    scale ``a = rsqrt * weight`` and shift ``b = -mean * a + bias``, applied to the input as ``x * a + b``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
-        groups = x.reshape(n, self.num_groups, -1)
-        centred = groups - groups.mean(-1, keepdim=True)
-        var = (centred * centred).mean(-1, keepdim=True)
-        y = (centred * torch.rsqrt(var + self.eps)).reshape(n, c, h, w)
-        weight, bias = (_constant(p).view(1, -1, 1, 1) for p in (self.weight, self.bias))
-        return y * weight + bias
+        g = self.num_groups
+        groups = x.reshape(n, g, c // g, h * w)
+        mean = groups.mean((2, 3), keepdim=True)
+        centred = groups - mean
+        var = (centred * centred).mean((2, 3))
+        rstd = torch.rsqrt(var + self.eps).reshape(n, g, 1, 1)
+        weight, bias = (_constant(p).view(1, g, c // g, 1) for p in (self.weight, self.bias))
+        scale = rstd * weight
+        shift = (mean * -1.0) * scale + bias
+        return x * scale.reshape(n, c, 1, 1) + shift.reshape(n, c, 1, 1)
 
 
 class FoldedMapsGHPA(GHPA):
-    """GHPA whose weight-only attention maps are computed in float and rounded once, as the export folds them."""
+    """GHPA whose weight-only attention maps are computed in float and rounded once, as the export folds them; the
+    four branches feed the concatenation on its grid (no rounding of their own), as in the integer-only export."""
 
     def _cached_maps(self, height: int, width: int, device: torch.device, dtype: torch.dtype) -> list[torch.Tensor]:
         with _float():
             maps = self.attention_maps(height, width)
         return [_constant(m) for m in maps]
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.norm1(x)
+        maps = self._cached_maps(x.shape[2], x.shape[3], x.device, x.dtype)
+        if not self.multi_axis:
+            x = x * maps[0]
+        else:
+            g1, g2, g3, g4 = torch.chunk(x, 4, dim=1)
+            g4 = self.dw[:-1](g4)
+            with _on_next_grid():
+                parts = [g1 * maps[0], g2 * maps[1], g3 * maps[2], self.dw[-1](g4)]
+            x = torch.cat(parts, dim=1)
+        return self.ldw(self.norm2(x))
 
-RECAST: dict[type, type] = {LayerNorm2d: RsqrtLayerNorm2d, nn.GroupNorm: DecomposedGroupNorm, GHPA: FoldedMapsGHPA}
+
+class ConcatGridGAB(GAB):
+    """GAB whose four dilated branches end on the tail concatenation's grid (no rounding of their own), as in the
+    integer-only export."""
+
+    def forward(self, xh: torch.Tensor, xl: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        xh = upsample_to(self.pre_project(xh), (xl.shape[2], xl.shape[3]))
+        extra = [mask] if self.use_mask else []
+        groups = []
+        for branch, h, low in zip((self.g0, self.g1, self.g2, self.g3), xh.chunk(4, 1), xl.chunk(4, 1)):
+            normed = branch[0](torch.cat([h, low, *extra], dim=1))
+            with _on_next_grid():
+                groups.append(branch[1](normed))
+        return self.tail_conv(torch.cat(groups, dim=1))
+
+
+RECAST: dict[type, type] = {LayerNorm2d: RsqrtLayerNorm2d, nn.GroupNorm: DecomposedGroupNorm, GHPA: FoldedMapsGHPA,
+                            GAB: ConcatGridGAB}
 
 
 class FakeQuantEGEUNet(nn.Module):
@@ -200,8 +269,8 @@ class FakeQuantEGEUNet(nn.Module):
 
     @torch.no_grad()
     def calibrate(self, images: torch.Tensor) -> None:
-        """Ranges from scratch as the export calibrates them: on the float graph (no rounding anywhere), a moving
-        average of each tensor's min/max over ``images`` one at a time; then rounding with those ranges, frozen."""
+        """Ranges from scratch as the export calibrates them: on the float graph (no rounding anywhere), each tensor's
+        min and max over ``images`` run one at a time; then rounding with those ranges, frozen."""
         self.rounding = False
         for q in self.quantizers:
             q.activation_post_process.reset_min_max_vals()
