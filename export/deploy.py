@@ -18,7 +18,7 @@ from torch import nn
 
 from egeunet.model import GAB, GHPA, EGEUNet, LayerNorm2d, check_input_size
 from egeunet.model.ghpa import PARAM_GRID
-from egeunet.model.layers import upsample_to
+from egeunet.model.layers import MIN_FOLD_SCALE, upsample_to
 
 
 class RsqrtLayerNorm(nn.Module):
@@ -60,9 +60,6 @@ class RsqrtLayerNorm(nn.Module):
         if self.weight is not None:
             y = y * self.weight
         return y + self.bias if self.bias is not None else y
-
-
-MIN_FOLD_SCALE = 0.05  # a LayerNorm scale this small is not folded (its shift would be divided by it)
 
 
 class RsqrtGroupNorm(nn.Module):

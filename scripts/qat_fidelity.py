@@ -16,7 +16,7 @@ import torch
 from egeunet.checkpoint import load_model
 from egeunet.training.dataset import recorded_split
 from egeunet.export.data import split_sets
-from egeunet.training.qat_fidelity import measure
+from egeunet.export.qat_fidelity import measure
 
 
 def main() -> None:

@@ -26,6 +26,11 @@ class LayerNorm2d(nn.Module):
         return self.weight[:, None, None] * x + self.bias[:, None, None]
 
 
+MIN_FOLD_SCALE = 0.05
+"""The deploy form folds a LayerNorm's scale into the convolution after it only when every |scale| is at least this
+(its shift is divided by the scale); the int8 fine-tuning simulation follows the same rule."""
+
+
 def conv3x3(cin: int, cout: int) -> nn.Conv2d:
     """Plain 3x3 convolution with bias, spatial size preserved."""
     return nn.Conv2d(cin, cout, 3, padding=1)

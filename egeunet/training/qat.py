@@ -1,16 +1,17 @@
 """Fake quantization of EGE-UNet that mirrors the integer-only int8 TFLite export, for quantization-aware fine-tuning.
 
-The integer-only export converts the deploy form (LayerNorm as ``(x - mean) * rsqrt(var + eps)``, GHPA attention maps
-folded into constants; litert-torch lowers GroupNorm to per-group statistics and ``x * a + (bias - mean * a)`` with
-``a = rsqrt(var + eps) * weight``) and quantizes every tensor with ai-edge-quantizer's static int8 recipe: per-channel
-symmetric int8 convolution weights (range -127..127), per-tensor asymmetric int8 activations (-128..127) whose ranges
+The integer-only export converts the deploy form's LiteRT copy (``export.deploy.for_litert``: LayerNorm and GroupNorm
+as ``(x - mean) * rsqrt(var + eps)``, a LayerNorm's scale, and before a 1x1 convolution its shift, folded into that
+convolution, GHPA attention maps folded into constants except the height-width maps larger than 8x8, which are
+computed from their parameters) and quantizes every tensor with ai-edge-quantizer's static int8 recipe: per-channel
+symmetric int8 convolution weights (per-tensor on depthwise ones; range -127..127), per-tensor asymmetric int8 activations (-128..127) whose ranges
 are min-max calibrated (the min and max over all calibration images), constant operands of MUL/ADD as
 per-tensor asymmetric int8 on their range widened to hold 0, the ops feeding a concatenation directly on its grid,
 ops that keep their input's scale (max-pool, reshapes, slices) requantizing nothing, a bilinear resize rounding its
 result to its input's grid, and the sigmoid's output on the fixed grid 1/256 - 128. ``FakeQuantEGEUNet`` runs the
 model's own forward code under a ``TorchFunctionMode`` that applies the same rounding to the same tensors, with
 straight-through gradients, so the weights learn to survive it. Ranges are calibrated, not learned, because the export
-calibrates them again. ``egeunet.training.qat_fidelity`` checks it against the real TFLite: the TFLite's kernels,
+calibrates them again. ``egeunet.export.qat_fidelity`` checks it against the real TFLite: the TFLite's kernels,
 given the same int8 inputs, match this rounding on all but a few in 10^5 elements, and every activation grid matches.
 
 The wrapped network is a copy whose normalisation, GHPA and GAB modules are recast to subclasses that compute in the
@@ -29,7 +30,8 @@ from torch.overrides import TorchFunctionMode
 
 from egeunet.model import GHPA, EGEUNet, LayerNorm2d, check_input_size
 from egeunet.model.gab import GAB
-from egeunet.model.layers import upsample_to
+from egeunet.model.ghpa import PARAM_GRID
+from egeunet.model.layers import MIN_FOLD_SCALE, upsample_to
 
 WEIGHT_QMAX = 127  # symmetric narrow range, what TFLite kernels require of int8 weights and constants
 ACT_QMIN, ACT_QMAX = -128, 127
@@ -42,27 +44,40 @@ REQUANTIZING = frozenset({"conv2d", "gelu", "mean", "sub", "__sub__", "__rsub__"
                           "add", "__add__", "__radd__", "rsqrt", "cat"})
 
 
-def fake_quant_weight(weight: torch.Tensor) -> torch.Tensor:
-    """Per-output-channel symmetric int8 rounding of a convolution weight (straight-through gradient)."""
+def fake_quant_weight(weight: torch.Tensor, per_tensor: bool = False) -> torch.Tensor:
+    """Per-output-channel (``per_tensor``: one scale, as the export gives depthwise kernels) symmetric int8 rounding of
+    a convolution weight (straight-through gradient)."""
     amax = weight.detach().abs().amax(dim=tuple(range(1, weight.dim())))
+    if per_tensor:
+        amax = amax.max().expand_as(amax)
     scale = torch.clamp(amax / WEIGHT_QMAX, min=1e-9).float()
     zero = torch.zeros_like(scale, dtype=torch.int32)
     return torch.fake_quantize_per_channel_affine(weight, scale, zero, 0, -WEIGHT_QMAX, WEIGHT_QMAX)
 
 
-def fake_quant_constant(value: torch.Tensor) -> torch.Tensor:
-    """Per-tensor asymmetric int8 rounding of a constant operand (norm affine, folded GHPA map): ai-edge-quantizer
-    quantizes the constant inputs of MUL and ADD like activations, on their min-max range widened to hold 0."""
+def constant_grid(value: torch.Tensor) -> tuple[float, int]:
+    """(scale, zero point) of a constant operand: ai-edge-quantizer quantizes the constant inputs of MUL, ADD and
+    resizes like activations, per tensor and asymmetric, on their min-max range widened to hold 0."""
     lo, hi = min(float(value.detach().min()), 0.0), max(float(value.detach().max()), 0.0)
     scale = max((hi - lo) / (ACT_QMAX - ACT_QMIN), 1e-9)
-    zero = int(round(ACT_QMIN - lo / scale))
-    return torch.fake_quantize_per_tensor_affine(value, scale, zero, ACT_QMIN, ACT_QMAX)
+    return scale, int(round(ACT_QMIN - lo / scale))
 
 
-def _constant(value: torch.Tensor) -> torch.Tensor:
-    """``fake_quant_constant`` while the active model rounds (not while it calibrates on the float graph)."""
+def fake_quant_constant(value: torch.Tensor) -> torch.Tensor:
+    """Int8 rounding of a constant operand (norm affine, folded GHPA map) on its ``constant_grid``."""
+    return torch.fake_quantize_per_tensor_affine(value, *constant_grid(value), ACT_QMIN, ACT_QMAX)
+
+
+def _constant(value: torch.Tensor, grid: bool = False) -> torch.Tensor:
+    """``fake_quant_constant`` while the active model rounds (not while it calibrates on the float graph); ``grid``:
+    remember its grid, so a resize of it rounds to that grid again."""
     mode = _mode()
-    return fake_quant_constant(value) if mode is not None and mode.owner.rounding else value
+    if mode is None or not mode.owner.rounding:
+        return value
+    out = fake_quant_constant(value)
+    if grid:
+        mode.grids[id(out)] = (out, *constant_grid(value))
+    return out
 
 
 def activation_quantizer() -> FakeQuantize:
@@ -93,7 +108,8 @@ class _Int8Mode(TorchFunctionMode):
         name = getattr(func, "__name__", "")
         rounding = self.owner.rounding
         if name == "conv2d" and rounding:
-            args = (args[0], fake_quant_weight(args[1]), *args[2:])
+            groups = args[6] if len(args) > 6 else kwargs.get("groups", 1)
+            args = (args[0], fake_quant_weight(args[1], per_tensor=groups > 1), *args[2:])
         elif name == "rsqrt":  # int8 RSQRT saturates where its input rounded to 0; keep gradients finite there
             args = (torch.clamp(args[0], min=RSQRT_FLOOR), *args[1:])
         out = func(*args, **kwargs)
@@ -148,31 +164,55 @@ def _float() -> Iterator[None]:
 
 
 class RsqrtLayerNorm2d(LayerNorm2d):
-    """LayerNorm2d in the deploy form's op order: mean, sub, square, mean, add eps, rsqrt, mul, mul weight, add bias."""
+    """LayerNorm2d in the deploy form's op order: mean, sub, square, mean, add eps, rsqrt, mul; then the affine, or
+    what is left of it where the deploy form folds it into the next convolution (``fold``, set by
+    ``FakeQuantEGEUNet``): "scale" adds bias / weight (the scale goes into the convolution), "affine" adds nothing."""
+
+    fold: str | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         centred = x - x.mean(1, keepdim=True)
         var = (centred * centred).mean(1, keepdim=True)
+        y = centred * torch.rsqrt(var + self.eps)
+        if self.fold == "affine":
+            return y
+        if self.fold == "scale":
+            with _float():
+                shift = (self.bias / self.weight).view(1, -1, 1, 1)
+            return y + _constant(shift)
         weight, bias = (_constant(p).view(1, -1, 1, 1) for p in (self.weight, self.bias))
-        return centred * torch.rsqrt(var + self.eps) * weight + bias
+        return y * weight + bias
+
+
+class NormFoldedConv2d(nn.Conv2d):
+    """A convolution that reads a LayerNorm whose scale (``norm.fold == "scale"``) or scale and shift ("affine", a
+    1x1 convolution) the deploy form folds into it: its weights are the product, rounded as one int8 kernel."""
+
+    norm: RsqrtLayerNorm2d
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        norm = self.__dict__["norm"]  # not a submodule: the norm keeps its own place in the state dict
+        with _float():
+            depthwise = self.groups > 1
+            scale = norm.weight.view(-1, 1, 1, 1) if depthwise else norm.weight.view(1, -1, 1, 1)
+            weight = self.weight * scale
+            bias = self.bias
+            if norm.fold == "affine":
+                bias = bias + self.weight.flatten(1) @ norm.bias
+        return self._conv_forward(x, weight, bias)
 
 
 class DecomposedGroupNorm(nn.GroupNorm):
-    """GroupNorm as litert-torch lowers it: per group mean, sub, square, mean, add eps, rsqrt; then a per-channel
-    scale ``a = rsqrt * weight`` and shift ``b = -mean * a + bias``, applied to the input as ``x * a + b``."""
+    """GroupNorm as the deploy form writes it out for LiteRT (``RsqrtGroupNorm``): per group mean, sub, square, mean,
+    add eps, rsqrt, mul; then the per-channel weight and bias."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
-        g = self.num_groups
-        groups = x.reshape(n, g, c // g, h * w)
-        mean = groups.mean((2, 3), keepdim=True)
-        centred = groups - mean
-        var = (centred * centred).mean((2, 3))
-        rstd = torch.rsqrt(var + self.eps).reshape(n, g, 1, 1)
-        weight, bias = (_constant(p).view(1, g, c // g, 1) for p in (self.weight, self.bias))
-        scale = rstd * weight
-        shift = (mean * -1.0) * scale + bias
-        return x * scale.reshape(n, c, 1, 1) + shift.reshape(n, c, 1, 1)
+        groups = x.reshape(n, self.num_groups, c // self.num_groups, h * w)
+        centred = groups - groups.mean((2, 3), keepdim=True)
+        y = centred * torch.rsqrt((centred * centred).mean((2, 3), keepdim=True) + self.eps)
+        weight, bias = (_constant(p).view(1, -1, 1, 1) for p in (self.weight, self.bias))
+        return y.reshape(n, c, h, w) * weight + bias
 
 
 class FoldedMapsGHPA(GHPA):
@@ -182,7 +222,11 @@ class FoldedMapsGHPA(GHPA):
     def _cached_maps(self, height: int, width: int, device: torch.device, dtype: torch.dtype) -> list[torch.Tensor]:
         with _float():
             maps = self.attention_maps(height, width)
-        return [_constant(m) for m in maps]
+        maps = [_constant(m) for m in maps]
+        if height * width > PARAM_GRID ** 2:  # LiteRT's copy computes this map in the graph, on int8 grids
+            xy = upsample_to(_constant(self.params_xy, grid=True), (height, width))
+            maps[0] = self.conv_xy(xy) if self.conv_xy is not None else xy
+        return maps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.norm1(x)
@@ -213,6 +257,17 @@ class ConcatGridGAB(GAB):
         return self.tail_conv(torch.cat(groups, dim=1))
 
 
+def _folds(net: nn.Module) -> list[tuple[RsqrtLayerNorm2d, nn.Conv2d, str]]:
+    """(norm, the convolution reading it, "scale" or "affine") for each LayerNorm the deploy form folds: GHPA's norm2
+    and GAB's group norms into their 3x3 kernels (scale; the shift stays, divided by it), GAB's tail norm into its
+    1x1 convolution (scale and shift); none where a |scale| is under ``MIN_FOLD_SCALE``, as in the deploy form."""
+    pairs = [(m.norm2, m.ldw[0], "scale") for m in net.modules() if isinstance(m, GHPA)]
+    for gab in (m for m in net.modules() if isinstance(m, GAB)):
+        pairs += [(b[0], b[1], "scale") for b in (gab.g0, gab.g1, gab.g2, gab.g3)]
+        pairs.append((gab.tail_conv[0], gab.tail_conv[1], "affine"))
+    return [(n, c, f) for n, c, f in pairs if float(n.weight.detach().abs().min()) >= MIN_FOLD_SCALE]
+
+
 RECAST: dict[type, type] = {LayerNorm2d: RsqrtLayerNorm2d, nn.GroupNorm: DecomposedGroupNorm, GHPA: FoldedMapsGHPA,
                             GAB: ConcatGridGAB}
 
@@ -231,6 +286,9 @@ class FakeQuantEGEUNet(nn.Module):
         for module in self.net.modules():
             if type(module) in RECAST:
                 module.__class__ = RECAST[type(module)]
+        for norm, conv, fold in _folds(self.net):
+            norm.fold, conv.__class__ = fold, NormFoldedConv2d
+            object.__setattr__(conv, "norm", norm)  # a reference, not a submodule
         self.quantizers = nn.ModuleList([activation_quantizer()])  # [0]: the input's QUANTIZE
         self.rounding = True
 

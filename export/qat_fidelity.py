@@ -68,7 +68,7 @@ def _tflite_probabilities(model: EGEUNet, calibration: np.ndarray, held: np.ndar
     from egeunet.export import get_format, tflite_export
     from egeunet.export.base import contract
     from egeunet.export.data import ImageSet
-    from egeunet.export.deploy import deploy_form
+    from egeunet.export.deploy import deploy_form, for_litert
     from egeunet.export.spec import ExportSpec
     from egeunet.runtime.runners.litert_runner import LiteRTRunner
 
@@ -79,7 +79,7 @@ def _tflite_probabilities(model: EGEUNet, calibration: np.ndarray, held: np.ndar
     recipe = next(r for r in exporter.recipes("int8", spec) if r.name == "int8-integer")
     with tempfile.TemporaryDirectory() as work:
         fp32 = os.path.join(work, "fp32.tflite")
-        Path(fp32).write_bytes(exporter._fp32_bytes(deploy_form(model, size)))
+        Path(fp32).write_bytes(exporter._fp32_bytes(for_litert(deploy_form(model, size))))
         with tflite_export._quiet():
             buf = tflite_export.StaticQuantizer(fp32, recipe, spec).build()
         problems = tflite_export.integer_only_problems(buf)
