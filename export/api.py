@@ -152,6 +152,7 @@ def export_all(model_path: str | Path, out: str | Path, formats: str | Sequence[
         rounding = fp32_rounding(model, held.images[:ROUNDING_IMAGES], reference[:ROUNDING_IMAGES])
         if "fp32" in spec.gates:
             spec = spec.with_(gates={**spec.gates, "fp32": fp32_gate(spec.gates["fp32"], rounding)})
+        int8_reference, int8_source = _int8_reference(meta, held.images, reference)
         deploy = deploy_form(model, spec.size, bake_preprocess, nhwc)
         source = {"path": str(Path(model_path).resolve()), "sha256": file_digest(model_path)[1]}
         exporters = {f: get_format(f) for f in formats}  # one run's exporters: their caches die with the run
@@ -164,6 +165,7 @@ def export_all(model_path: str | Path, out: str | Path, formats: str | Sequence[
             "calibration": {**calib.describe(), "method": calib_method},
             "held_out": {**held.describe(), "images_overlap_calibration": bool(set(calib.ids) & set(held.ids))},
             "gates": {p: vars(g) for p, g in spec.gates.items()},
+            "int8_reference": int8_source,
             "fp32_rounding": {"max_abs_dprob_fp32_vs_float64": rounding, "images": min(ROUNDING_IMAGES, len(held.images)),
                               "rule": f"fp32 gate: max |dprob| <= max(the tolerance, {ROUNDING_FACTOR:g} x this)"},
             "int8_drift_budget": None if int8_drift_budget is None else {
@@ -174,7 +176,8 @@ def export_all(model_path: str | Path, out: str | Path, formats: str | Sequence[
         }
         folder.write(manifest)
         for exporter, recipe in show_progress(jobs, desc="exporting", unit="artifact", disable=not progress):
-            record = _build_one(exporter, deploy, spec, recipe, folder, reference, held, source)
+            record = _build_one(exporter, deploy, spec, recipe, folder,
+                                int8_reference if recipe.precision == "int8" else reference, held, source)
             if record["kept"]:
                 folder.accept(record["file"], record, manifest)
             else:
@@ -206,7 +209,31 @@ def summary_table(manifest: dict) -> str:
             verdict += f" (numeric check skipped: {v['skipped_reason']})"
         rows.append((r["file"], f"{r.get('bytes', 0):,}" if r.get("kept", True) else "-", *numbers, verdict))
     widths = [max(len(str(row[i])) for row in rows) for i in range(6)]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row[:6], widths)) + "  " + row[6] for row in rows)
+    table = "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row[:6], widths)) + "  " + row[6] for row in rows)
+    int8 = manifest.get("int8_reference") or {}
+    note = int8.get("note") or (f"int8 gated against the original model {int8['model']}" if "why" in int8 else "")
+    return table + (f"\n{note}" if note else "")
+
+
+def _int8_reference(meta: dict, images: np.ndarray, own: np.ndarray) -> tuple[np.ndarray, dict]:
+    """What int8 artifacts are gated against: for a checkpoint from ``egeunet finetune-int8``, the ORIGINAL model it
+    was fine-tuned from (the masks users want kept), when that file is still there unchanged; else the checkpoint's
+    own fp32 graph, with the reason recorded."""
+    from egeunet.runtime.artifacts import file_digest
+
+    training = meta.get("training") or {}
+    original = training.get("original_model")
+    if not original:
+        return own, {"model": "this checkpoint (fp32 PyTorch)"}
+    expected = (training.get("finetune_int8") or {}).get("model_sha256")
+    path = Path(original)
+    if not path.is_file() or file_digest(path)[1] != expected:
+        why = "is missing" if not path.is_file() else "has changed since fine-tuning"
+        return own, {"model": "this checkpoint (fp32 PyTorch)",
+                     "note": f"fine-tuned from {original}, which {why}: int8 gated against this checkpoint instead"}
+    model, _ = _load(path)
+    return reference_probs(model, images), {"model": str(path), "sha256": expected,
+                                            "why": "fine-tuned by egeunet finetune-int8: int8 gated against the original"}
 
 
 ROUNDING_IMAGES = 64  # float64 forward passes (about 0.1-0.5 s each): the rounding floor is a max, so it needs the gate's images

@@ -154,6 +154,31 @@ def test_run_writes_plain_checkpoints_and_does_not_worsen_agreement(straight, tr
     assert last["resume"]["epoch"] == 2 and len(last["resume"]["quantizers"]) > 100
 
 
+def test_export_gates_int8_of_a_finetuned_model_against_the_original(straight, trained, tmp_path):
+    """A fine-tuned checkpoint's int8 artifacts are gated against the model it was fine-tuned from; when that file is
+    gone, against the checkpoint itself, and the manifest says why."""
+    import shutil
+
+    from egeunet.export.api import _int8_reference, reference_probs
+    from egeunet.export.data import synthetic_sets
+
+    images = synthetic_sets(64, 1, 2)[1].images
+    tuned, meta = load_model(straight / "last.pt", with_meta=True)  # best.pt may be epoch 0, the original's weights
+    own = reference_probs(tuned, images)
+    probs, source = _int8_reference(meta, images, own)
+    assert source["model"] == str(trained[1].resolve()) and "why" in source
+    assert np.array_equal(probs, reference_probs(load_model(trained[1]), images)) and not np.array_equal(probs, own)
+    moved = dict(meta, training={**meta["training"], "original_model": str(tmp_path / "gone.pt")})
+    probs, source = _int8_reference(moved, images, own)
+    assert probs is own and "is missing" in source["note"]
+    changed = tmp_path / "changed.pt"
+    shutil.copy(straight / "best.pt", changed)
+    probs, source = _int8_reference(dict(meta, training={**meta["training"], "original_model": str(changed)}), images, own)
+    assert probs is own and "has changed" in source["note"]
+    assert _int8_reference(load_model(trained[1], with_meta=True)[1], images, own)[1] == {
+        "model": "this checkpoint (fp32 PyTorch)"}
+
+
 def test_resume_after_interrupt_continues_exactly(straight, trained, tmp_path, monkeypatch):
     """Interrupt a 2-epoch run during epoch 2, resume it: same weights, log and best as the straight run."""
     out = tmp_path / "cut"
