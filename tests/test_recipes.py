@@ -10,7 +10,7 @@ import torch
 from egeunet import EGEUNet
 from egeunet.export import get_format
 from egeunet.export.data import synthetic_sets
-from egeunet.export.deploy import FLOAT_MODULES, deploy_form
+from egeunet.export.deploy import FLOAT_MODULES, deploy_form, for_litert
 from egeunet.export.recipes import Recipe, deploy_float_regions
 from egeunet.export.spec import ExportSpec
 
@@ -54,7 +54,9 @@ def test_recipes_describe_their_numerics():
 
 def test_float_regions_are_the_deploy_forms_own_modules():
     assert deploy_float_regions() == tuple(f"{c.__module__}.{c.__qualname__}" for c in FLOAT_MODULES)
-    present = {f"{type(m).__module__}.{type(m).__qualname__}" for m in deploy_form(EGEUNet().eval(), SIZE).modules()}
+    deploy = deploy_form(EGEUNet().eval(), SIZE)
+    present = {f"{type(m).__module__}.{type(m).__qualname__}" for form in (deploy, for_litert(deploy))
+               for m in form.modules()}
     assert set(deploy_float_regions()) - present <= {"egeunet.export.deploy.MinMaxStretch"}  # only baked forms
 
 

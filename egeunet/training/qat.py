@@ -135,32 +135,29 @@ def _mode() -> _Int8Mode | None:
 
 
 @contextlib.contextmanager
-def _on_next_grid() -> Iterator[None]:
+def _mode_flag(flag: str) -> Iterator[None]:
+    """Set ``flag`` (``raw`` or ``paused``) on the active fake-quantization mode, if any, while the block runs."""
+    mode = _mode()
+    if mode is None:
+        yield
+        return
+    was = getattr(mode, flag)
+    setattr(mode, flag, True)
+    try:
+        yield
+    finally:
+        setattr(mode, flag, was)
+
+
+def _on_next_grid() -> contextlib.AbstractContextManager:
     """Leave the outputs computed inside unrounded: they are rounded once, by the op that takes them next (a
     concatenation whose inputs ai-edge-quantizer puts on its own output grid)."""
-    mode = _mode()
-    if mode is None:
-        yield
-        return
-    mode.raw, was = True, mode.raw
-    try:
-        yield
-    finally:
-        mode.raw = was
+    return _mode_flag("raw")
 
 
-@contextlib.contextmanager
-def _float() -> Iterator[None]:
+def _float() -> contextlib.AbstractContextManager:
     """Compute without fake quantization (what the export folds into constants before quantizing)."""
-    mode = _mode()
-    if mode is None:
-        yield
-        return
-    mode.paused, was = True, mode.paused
-    try:
-        yield
-    finally:
-        mode.paused = was
+    return _mode_flag("paused")
 
 
 class RsqrtLayerNorm2d(LayerNorm2d):
