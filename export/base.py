@@ -77,6 +77,7 @@ def contract(spec: ExportSpec, config: FormatConfig, recipe: Recipe) -> dict:
         "precision": recipe.precision,
         "variant": recipe.name,
         "integer_only": recipe.integer_only,
+        **({"runtime_options": config.runtime_options} if config.runtime_options else {}),
     }
 
 

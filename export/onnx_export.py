@@ -30,9 +30,10 @@ from egeunet.runtime.byte_accounting import onnx_accounting
 from egeunet.export.recipes import Recipe, budget_note, float_recipe
 from egeunet.export.spec import ExportSpec, FormatConfig
 from egeunet.runtime.contract import CONTRACT_KEY
+from egeunet.runtime.runners.onnx_runner import DISABLED_OPTIMIZERS
 
 CONFIG = FormatConfig(name="onnx", suffix=".onnx", runtime="onnxruntime", precisions=("fp32", "fp16", "int8"),
-                      opset=17)
+                      opset=17, runtime_options={"onnxruntime": {"disabled_optimizers": DISABLED_OPTIMIZERS}})
 QUANTIZE_OPS = ("Conv",)  # op types given int8 QDQ; the rest stays float
 EVAL_BATCH = 8  # images per ORT run while searching
 

@@ -27,6 +27,7 @@ class FormatConfig:
     output_name: str = "prob"
     opset: int | None = None
     uint8_input: bool = True  # False: a baked graph takes float32 pixel values (CoreML has no uint8 input)
+    runtime_options: dict = field(default_factory=dict)  # what the runtime should be told when it loads the file
 
 
 def default_gates() -> dict[str, Gate]:

@@ -62,6 +62,28 @@ def test_onnx_runner_matches_pytorch_and_reads_its_contract(model, onnx_files):
     assert np.abs(runner.predict_image(held.images[0]) - want[0, 0]).max() <= 1e-4
 
 
+def test_onnx_contract_records_and_the_runner_follows_the_recommended_options(onnx_files, tmp_path):
+    """The export writes ORT's recommended options into the contract; the runner uses the artifact's own list."""
+    import json
+
+    import onnx
+
+    from egeunet.runtime.contract import CONTRACT_KEY
+    from egeunet.runtime.runners.onnx_runner import DISABLED_OPTIMIZERS
+
+    runner = open_runner(onnx_files["nchw"], threads=1)
+    assert runner.describe()["disabled_optimizers"] == DISABLED_OPTIMIZERS == ["NchwcTransformer"]
+    model = onnx.load(str(onnx_files["nchw"]))
+    entry = next(p for p in model.metadata_props if p.key == CONTRACT_KEY)
+    contract = json.loads(entry.value)
+    assert contract["runtime_options"] == {"onnxruntime": {"disabled_optimizers": DISABLED_OPTIMIZERS}}
+    contract["runtime_options"]["onnxruntime"]["disabled_optimizers"] = []  # an artifact that wants every pass
+    entry.value = json.dumps(contract)
+    other = tmp_path / "all_passes.onnx"
+    onnx.save(model, str(other))
+    assert open_runner(other, threads=1).describe()["disabled_optimizers"] == []
+
+
 def test_baked_runner_feeds_uint8_pixels(onnx_files):
     """predict_image on a model-size uint8 image feeds it unchanged; predict rounds the canonical input."""
     _, held = synthetic_sets(SIZE, 1, 2)
