@@ -15,22 +15,6 @@ def _files(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
 
 
-def _onnx_weight_bytes(path: Path) -> int:
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load(str(path), load_external_data=False)
-    tensors = list(model.graph.initializer)
-    tensors += [a.t for n in model.graph.node if n.op_type == "Constant" for a in n.attribute if a.name == "value"]
-    return sum(len(t.raw_data) if t.raw_data else numpy_helper.to_array(t).nbytes for t in tensors)
-
-
-def _tflite_weight_bytes(path: Path) -> int:
-    from egeunet.runtime.tflite_file import constant_data_bytes
-
-    return constant_data_bytes(path.read_bytes())
-
-
 def _coreml_weight_bytes(path: Path) -> int | None:
     if not path.is_dir():
         return None  # a .mlmodel keeps its weights inside the protobuf
@@ -45,8 +29,7 @@ def _torch_weight_bytes(path: Path) -> int:
     return sum(v.numel() * v.element_size() for v in state.values() if hasattr(v, "element_size"))
 
 
-_WEIGHTS = {".onnx": _onnx_weight_bytes, ".tflite": _tflite_weight_bytes, ".mlpackage": _coreml_weight_bytes,
-            ".mlmodel": _coreml_weight_bytes, ".pt": _torch_weight_bytes, ".pth": _torch_weight_bytes}
+_WEIGHTS = {".mlpackage": _coreml_weight_bytes, ".mlmodel": _coreml_weight_bytes, ".pt": _torch_weight_bytes, ".pth": _torch_weight_bytes}
 
 
 def artifact_sizes(path: str | Path) -> dict:
@@ -56,7 +39,8 @@ def artifact_sizes(path: str | Path) -> dict:
     files = _files(path)
     size = sum(p.stat().st_size for p in files)
     gz = sum(len(gzip.compress(p.read_bytes(), compresslevel=9, mtime=0)) for p in files)
+    record = accounting(path)  # .onnx and .tflite: weights are its constant data
     reader = _WEIGHTS.get(path.suffix.lower())
-    weights = reader(path) if reader else None
+    weights = record["constant_data_bytes"] if record else reader(path) if reader else None
     return {"bytes": size, "gzip_bytes": gz, "weight_bytes": weights,
-            "graph_bytes": None if weights is None else size - weights, "accounting": accounting(path)}
+            "graph_bytes": None if weights is None else size - weights, "accounting": record}

@@ -295,12 +295,11 @@ class OnnxExporter(Exporter):
 
         props = {p.key: p.value for p in model.metadata_props}
         breakdown = onnx_accounting(Path(path).read_bytes())
-        ops = Counter(breakdown.pop("op_counts"))
-        breakdown.pop("ops")
+        ops = Counter(breakdown["op_counts"])
         quantized = sorted(set(self.quantize_ops) & set(ops)) if ops["QuantizeLinear"] else []
         float_ops = sorted(set(ops) - set(quantized) - {"QuantizeLinear", "DequantizeLinear"}) if quantized else []
         return {"inputs": io(model.graph.input), "outputs": io(model.graph.output), "opset": model.opset_import[0].version,
-                "ops": sum(ops.values()), "op_counts": dict(ops.most_common()),
+                "ops": breakdown["ops"], "op_counts": breakdown["op_counts"],
                 "quantization": {"int8_ops": quantized, "float_fallback_ops": float_ops} if quantized else None,
                 "contract": json.loads(props.get(CONTRACT_KEY, "null")),
                 "int8_drift_budget": json.loads(props.get(BUDGET_KEY, "null")), "size_breakdown": breakdown}

@@ -312,7 +312,7 @@ class TFLiteExporter(Exporter):
 
         breakdown = fb.size_breakdown(buf)
         return {"inputs": io(interpreter.get_input_details()), "outputs": io(interpreter.get_output_details()),
-                "ops": breakdown.pop("ops"), "op_counts": breakdown.pop("op_counts"), "size_breakdown": breakdown,
+                "ops": breakdown["ops"], "op_counts": breakdown["op_counts"], "size_breakdown": breakdown,
                 "quantization": fb.quantization_summary(fb.load(buf)), "contract": read_metadata(buf),
                 "int8_drift_budget": read_metadata(buf, BUDGET_KEY),
                 "integer_only": not integer_only_problems(buf)}

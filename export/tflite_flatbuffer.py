@@ -9,7 +9,7 @@ from collections import Counter
 
 from egeunet.errors import EGEUNetError
 from egeunet.runtime.contract import CONTRACT_KEY
-from egeunet.runtime.tflite_file import tensor_type_names
+from egeunet.runtime.tflite_file import builtin_operator_names, tensor_type_names
 
 KEEP_METADATA = (b"min_runtime_version", CONTRACT_KEY.encode())
 
@@ -37,8 +37,7 @@ def dump(model) -> bytes:
 
 def op_names(model) -> list[str]:
     """Name of every operator in every subgraph, e.g. CONV_2D, or CUSTOM:<code> / FLEX:<code>."""
-    schema = _schema()
-    builtin = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    builtin = builtin_operator_names()
     codes = []
     for code in model.operatorCodes:
         number = max(code.builtinCode, code.deprecatedBuiltinCode)

@@ -49,16 +49,18 @@ def _arm(tflite: dict, precision: str) -> tuple[np.ndarray, np.ndarray, object]:
 
 
 def _fp32_rounding(inputs: np.ndarray) -> float:
-    """Max |dprob| of the exported (authors') model in PyTorch fp32 against float64 on canonical inputs."""
+    """The export's ``fp32_rounding`` of the exported (authors') model on the golden canonical inputs."""
     import torch
 
     from demo_artifacts import REFERENCE_DIR
     from egeunet import load_model
+    from egeunet.export.api import fp32_rounding
 
     model = load_model(REFERENCE_DIR / "best.pth")
-    x = torch.from_numpy(inputs if inputs.shape[1] == 3 else inputs.transpose(0, 3, 1, 2).copy())
+    x = inputs if inputs.shape[1] == 3 else inputs.transpose(0, 3, 1, 2).copy()
     with torch.no_grad():
-        return float((model(x.float()).double() - model.double()(x.double())).abs().max())
+        reference = model(torch.from_numpy(np.asarray(x, np.float32))).numpy()[:, 0]
+    return fp32_rounding(model, x, reference)
 
 
 def test_registered_but_not_the_default_for_tflite():

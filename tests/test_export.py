@@ -393,8 +393,8 @@ def test_fp32_gate_widens_to_the_models_own_rounding(checkpoint):
     from egeunet.export.api import ROUNDING_FACTOR, fp32_gate, fp32_rounding, reference_probs
 
     model = _load(checkpoint)
-    images, _ = held_out()
-    rounding = fp32_rounding(model, images, reference_probs(model, images))
+    images, canonical = held_out()
+    rounding = fp32_rounding(model, canonical, reference_probs(model, images))
     assert 0 < rounding < 1e-3  # float32 rounding is there, and small
     assert fp32_gate(Gate(max_abs_dprob=1e-4), 1e-6).max_abs_dprob == 1e-4
     assert fp32_gate(Gate(max_abs_dprob=1e-4), 8e-5).max_abs_dprob == pytest.approx(ROUNDING_FACTOR * 8e-5)

@@ -65,7 +65,7 @@ def _artifact(path: Path, as_json: bool) -> int:
     from egeunet.errors import EGEUNetError
     from egeunet.export import get_format
     from egeunet.runtime.artifacts import file_digest
-    from egeunet.runtime.byte_accounting import accounting, summary
+    from egeunet.runtime.byte_accounting import summary
 
     if not path.exists():
         raise EGEUNetError(f"{path}: no such file")
@@ -91,7 +91,6 @@ def _artifact(path: Path, as_json: bool) -> int:
         print(f"  int8 ops: {', '.join(quant.get('int8_ops', [])) or '-'}")
         print(f"  float ops: {', '.join(quant.get('float_fallback_ops', [])) or 'none'}")
     print("  ops: " + ", ".join(f"{k} {v}" for k, v in list(info["op_counts"].items())[:12]))
-    record = accounting(path)
-    if record is not None:
-        print(f"  bytes: {summary(record)}")
+    if "size_breakdown" in info:  # TFLite and ONNX: runtime.byte_accounting's record
+        print(f"  bytes: {summary(info['size_breakdown'])}")
     return 0

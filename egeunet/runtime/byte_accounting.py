@@ -22,7 +22,7 @@ def tflite_accounting(buf: bytes) -> dict:
     buffers as "metadata"); structure = tables, vectors, quantization records, names and padding."""
     from ai_edge_litert import schema_py_generated as schema
 
-    from egeunet.runtime.tflite_file import tensor_type_names
+    from egeunet.runtime.tflite_file import builtin_operator_names, tensor_type_names
 
     model = schema.Model.GetRootAsModel(buf, 0)
     types = tensor_type_names()
@@ -31,7 +31,7 @@ def tflite_accounting(buf: bytes) -> dict:
     for i in range(model.OperatorCodesLength()):
         code = model.OperatorCodes(i)
         codes.append(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()))
-    builtin = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    builtin = builtin_operator_names()
     ops: Counter = Counter()
     for s in range(model.SubgraphsLength()):
         graph = model.Subgraphs(s)
@@ -58,7 +58,7 @@ def onnx_accounting(buf: bytes) -> dict:
     """ONNX: initializer and Constant-node data by element type; plus node bytes by op type (a Constant node's
     include its data), value-name and metadata bytes, initializer count."""
     import onnx
-    from onnx import helper
+    from onnx import helper, numpy_helper
 
     model = onnx.load_from_string(buf)
     graph = model.graph
@@ -66,8 +66,8 @@ def onnx_accounting(buf: bytes) -> dict:
                                          for a in n.attribute if a.name == "value"]
     data: Counter = Counter()
     for tensor in tensors:
-        data[onnx.TensorProto.DataType.Name(tensor.data_type)] += len(tensor.raw_data) or (
-            tensor.ByteSize() - len(tensor.name) - 2 * len(tensor.dims))  # typed fields: an estimate
+        data[onnx.TensorProto.DataType.Name(tensor.data_type)] += (len(tensor.raw_data)
+                                                                   or numpy_helper.to_array(tensor).nbytes)
     node_bytes: Counter = Counter()
     for node in graph.node:
         node_bytes[node.op_type] += _field_bytes(node)

@@ -39,6 +39,13 @@ def tensor_type_names() -> dict[int, str]:
     return {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
 
 
+def builtin_operator_names() -> dict[int, str]:
+    """Schema builtin operator code -> name (CONV_2D, MEAN, ...)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    return {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+
+
 def io_tensors(buf: bytes) -> tuple[dict, dict]:
     """The main subgraph's input and output tensors: shape, type name (FLOAT32, INT8, ...), scale, zero point."""
     types = tensor_type_names()
