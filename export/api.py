@@ -121,14 +121,14 @@ def export_all(model_path: str | Path, out: str | Path, formats: str | Sequence[
                held_dir: str | Path | None = None, n_held: int | None = None, size: int | None = None, nhwc: bool = False,
                bake_preprocess: bool = False, int8_io: bool = False, calib_method: str = "minmax",
                gates: dict | None = None, golden: bool = True, progress: bool = True,
-               int8_drift_budget: float | None = None, onnx_ort_only: bool = False) -> dict:
+               int8_drift_budget: float | None = None) -> dict:
     """Export ``model_path`` to every format x recipe under ``out``; returns the manifest (also OUT/manifest.json).
 
     ``n_held``: held-out images (default: the test part of the model's recorded split when ``calib_dir`` is its
     training data, else 32). ``gates``: ``egeunet.accuracy.Gate`` per precision (default ``default_gates()``).
     ``int8_drift_budget``: ONNX
     int8 keeps its most sensitive layers in float until mask agreement with fp32 on the calibration images is at
-    least this fraction. ``onnx_ort_only``: faster ONNX that only ONNX Runtime runs (``onnx_compact``).
+    least this fraction.
 
     Raises ``ExportFailed`` (after writing the manifest) when any artifact failed, ``EGEUNetError`` for bad input.
     """
@@ -145,7 +145,7 @@ def export_all(model_path: str | Path, out: str | Path, formats: str | Sequence[
     model, meta = _load(model_path)
     spec = ExportSpec(size=int(size or meta.get("input_size", 256)), nhwc=nhwc, bake_preprocess=bake_preprocess,
                       calib_method=calib_method, gates={**default_gates(), **(gates or {})},
-                      int8_drift_budget=int8_drift_budget, onnx_ort_only=onnx_ort_only)
+                      int8_drift_budget=int8_drift_budget)
     with ExportFolder(out) as folder:
         calib, held = _image_sets(spec.size, calib_dir, held_dir, n_calib, n_held, model_path)
         spec = spec.with_(calibration=calib)
@@ -165,7 +165,6 @@ def export_all(model_path: str | Path, out: str | Path, formats: str | Sequence[
             "format": "egeunet-export-manifest", "version": 2,
             "model": {**source, "source": meta.get("source"), "config": model.config.to_dict()},
             "input_size": spec.size, "layout": spec.layout, "baked_preprocess": bake_preprocess,
-            "onnx_ort_only": onnx_ort_only,
             "calibration": {**calib.describe(), "method": calib_method},
             "held_out": {**held.describe(), "images_overlap_calibration": bool(set(calib.ids) & set(held.ids))},
             "gates": {p: vars(g) for p, g in spec.gates.items()},

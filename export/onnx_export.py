@@ -265,7 +265,7 @@ class OnnxExporter(Exporter):
                     model = onnx.load(fp32)
                 if recipe.weights == "float16":
                     float16_weights(model)
-                compact(model, deploy, spec.onnx_ort_only, int8=recipe.static)  # maps in the graph, GroupNorm, ...
+                compact(model, deploy, int8=recipe.static)  # maps in the graph, GroupNorm, ...
                 if recipe.static:
                     float_constants_as_int8(model)  # the GHPA maps left float by the QDQ pass
                     make_portable(model)  # opset 19, MaxPool as ReduceMax: OpenCV DNN and onnx.reference run it too

@@ -54,7 +54,6 @@ class ExportSpec:
     gates: dict[str, Gate] = field(default_factory=default_gates)
     calibration: "ImageSet | None" = None
     int8_drift_budget: float | None = None  # int8: min mask agreement vs the float graph on calibration images
-    onnx_ort_only: bool = False  # ONNX rewrites only ONNX Runtime runs: channel means as 1x1 convolutions
 
     def __post_init__(self) -> None:
         if self.size > MAX_SIZE:

@@ -42,9 +42,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ONNX int8 and full-int8 TFLite: keep the most int8-sensitive convolutions in float until "
                         "mask agreement with the float graph on the calibration images is >= AGREEMENT, a fraction in "
                         "[0, 1] (e.g. 0.995); recorded in the manifest (CoreML int8 ignores it)")
-    parser.add_argument("--onnx-ort-only", action="store_true",
-                        help="faster ONNX for ONNX Runtime only (channel means as 1x1 convolutions); OpenCV DNN "
-                        "cannot run it")
     parser.add_argument("--no-golden", action="store_true", help="do not write golden vectors for the demos")
 
 
@@ -65,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         manifest = export_all(args.model, args.out, args.formats, args.precisions, args.calib, args.n_calib,
                               args.held_out, args.n_held, args.size, args.nhwc, args.bake_preprocess, args.int8_io,
                               args.calib_method, gates, golden=not args.no_golden,
-                              int8_drift_budget=args.int8_drift_budget, onnx_ort_only=args.onnx_ort_only)
+                              int8_drift_budget=args.int8_drift_budget)
     except ExportFailed as exc:
         print(summary_table(exc.manifest))
         raise
