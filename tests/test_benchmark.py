@@ -320,23 +320,27 @@ def test_time_interleaved_alternates_the_functions():
 
 @pytest.fixture(scope="module")
 def exported_onnx(tmp_path_factory) -> SimpleNamespace:
-    """A 64 px checkpoint and its egeunet fp32 ONNX export (contract with ORT's recommended options), no manifest."""
+    """A 64 px checkpoint and its egeunet fp32 ONNX export (contract with ORT's recommended options), no manifest;
+    two sample images."""
+    from egeunet.data import write_sample_dataset
     from egeunet.export import deploy_form, get_format
     from egeunet.export.spec import ExportSpec
 
-    folder = tmp_path_factory.mktemp("ortopts")
+    root = tmp_path_factory.mktemp("ortopts")
+    folder = root / "models"
+    folder.mkdir()
     torch.manual_seed(0)
     model = EGEUNet().eval()
     save_checkpoint(folder / "model.pt", model, input_size=64)
     exporter, spec = get_format("onnx"), ExportSpec(size=64)
     exporter.export(deploy_form(model, 64, False, False), spec, folder / "model.onnx", exporter.recipes("fp32", spec)[0])
-    return SimpleNamespace(folder=folder, ckpt=folder / "model.pt", onnx=folder / "model.onnx")
+    return SimpleNamespace(folder=folder, onnx=folder / "model.onnx", data=write_sample_dataset(root / "data", 2, seed=3))
 
 
-def test_onnx_is_timed_with_default_and_recommended_options(bench, exported_onnx, tmp_path, capsys):
+def test_onnx_is_timed_with_default_and_recommended_options(exported_onnx, tmp_path, capsys):
     """Both ORT option sets timed (real runs), the contract's list recorded, ratio = recommended / default p50;
     accuracy once per artifact; --ort-options default times ORT's defaults alone."""
-    common = ["benchmark", str(exported_onnx.folder), "--data", str(bench.data), "--split", "all", "--limit", "1",
+    common = ["benchmark", str(exported_onnx.folder), "--data", str(exported_onnx.data), "--split", "all", "--limit", "1",
               "--runtimes", "onnxruntime", "--warmup", "1", "--no-sensitivity", "--min-agreement", "0.99"]
     assert main([*common, "--runs", "5", "--out", str(tmp_path / "both")]) == 0
     printed = capsys.readouterr().out
