@@ -206,9 +206,9 @@ def _markdown(results: dict, files: dict[str, str]) -> str:
     if ort_comparison(results):
         parts += ["## ONNX Runtime options", "",
                   "Each ONNX artifact timed with the session options recorded in its contract (recommended) and with "
-                  "ORT's defaults (no optimizer disabled), calls interleaved in one process (whose peak memory holds "
-                  "both sessions). Ratio below 1: the recommendation is faster on this machine. Accuracy is measured "
-                  "once, with the recommended options.", "", _md_table(ORT_HEAD, ort_comparison(results)), ""]
+                  "ORT's defaults (no optimizer disabled), calls interleaved in one process (peak memory: the "
+                  "recommended session's, read before the default one loads). Ratio below 1: the recommendation is "
+                  "faster on this machine. Accuracy is measured once, with the recommended options.", "", _md_table(ORT_HEAD, ort_comparison(results)), ""]
     parts += ["## Size", "", "Weights: ONNX initializers and Constant tensors, TFLite buffers, CoreML weight files, "
               "checkpoint tensors; graph: the rest of the bytes.", "",
               _md_table(["artifact", "bytes", "gzip bytes", "weight bytes", "graph bytes", "built as", "status"],
