@@ -1,7 +1,9 @@
 """The benchmark sweep: every (artifact, runtime) target against the fp32 PyTorch reference, one row each, never aborting.
 
 ``run_benchmark`` measures size, accuracy and drift in this process (``egeunet.accuracy``) and latency, load time and
-peak memory in a child process per target (``probe``), then returns the results ``report`` writes. A gate that was
+peak memory in a child process per target (``probe``), then returns the results ``report`` writes. An ONNX target is
+timed with its recommended ORT options (the artifact contract's) and with ORT's defaults, calls interleaved in one
+child; its accuracy is measured once, with the options its row names. A gate that was
 asked for and could not be evaluated (no reference, no masks, an artifact that cannot run here) fails, saying why.
 """
 from __future__ import annotations
@@ -18,11 +20,12 @@ from egeunet.progress import progress
 from egeunet.runtime.artifacts import Target, manifest_source
 
 NOT_RUNNABLE = "not runnable here"
+ORT_CHOICES = ("both", "recommended", "default")  # ONNX Runtime session options a benchmark times
 
 
 @dataclass
 class BenchmarkConfig:
-    """How to measure: thread counts, timed runs, warm-up, batch, data split, gate, overlay count."""
+    """How to measure: thread counts, timed runs, warm-up, batch, data split, gate, overlay count, ORT options."""
 
     threads: list[int] = field(default_factory=lambda: [1])
     runs: int = 100
@@ -33,6 +36,7 @@ class BenchmarkConfig:
     limit: int | None = None
     worst: int = 4
     gate: Gate = field(default_factory=Gate)
+    ort_options: str = "both"  # ONNX Runtime session options timed: "both", "recommended" or "default"
 
 
 def _one_line(exc: BaseException, path: Path | None = None) -> str:
@@ -76,12 +80,44 @@ def _size_columns(path: Path) -> dict:
 EMULATED_RUNS = 3  # timed runs of an emulated runtime: seconds each, and not comparable with native rows anyway
 
 
-def _latency_columns(target: Target, config: BenchmarkConfig, image: Path, emulated: bool = False) -> dict:
+def _latency_columns(target: Target, config: BenchmarkConfig, image: Path, emulated: bool = False,
+                     variants: list[dict] | None = None) -> dict:
     from egeunet.benchmark.probe import measure_isolated
 
     runs, warmup = (min(config.runs, EMULATED_RUNS), 0) if emulated else (config.runs, config.warmup)
-    result = measure_isolated(target.artifact.path, target.runtime, config.threads, runs, warmup, image, config.batch)
-    return {"latency_error": result["error"]} if "error" in result else result
+    result = measure_isolated(target.artifact.path, target.runtime, config.threads, runs, warmup, image, config.batch,
+                              variants=variants)
+    if "error" in result:
+        return {"latency_error": result["error"]}
+    extra = result.pop("variants")
+    if extra:  # ONNX Runtime's default options, timed interleaved with the recommended ones
+        result["ort_default"] = _ort_default(result["by_threads"], extra[0])
+    return result
+
+
+def _runner_options(runtime: str | None, config: BenchmarkConfig) -> dict:
+    """The options a row's own runner is opened with: ONNX Runtime's recommended options unless only defaults are asked."""
+    if runtime != "onnxruntime":
+        return {}
+    return {"ort_options": "default" if config.ort_options == "default" else "recommended"}
+
+
+def _timed_variants(runtime: str | None, config: BenchmarkConfig, described: dict) -> list[dict]:
+    """Runner options to time: the row's own, then ORT's defaults when asked for and the recommendation differs."""
+    own = _runner_options(runtime, config)
+    if own.get("ort_options") == "recommended" and config.ort_options == "both" and described.get("disabled_optimizers"):
+        return [own, {"ort_options": "default"}]
+    return [own]
+
+
+def _ort_default(recommended: list[dict], variant: dict) -> dict:
+    """The default-options timings and, per thread count, recommended p50 / default p50 (below 1: it pays here)."""
+    ratios = [{"threads": r["threads"],
+               "model_p50": r["model"]["p50_ms"] / d["model"]["p50_ms"],
+               "end_to_end_p50": r["end_to_end"]["p50_ms"] / d["end_to_end"]["p50_ms"]}
+              for r, d in zip(recommended, variant["by_threads"])]
+    return {"disabled_optimizers": variant["runner"]["disabled_optimizers"], "by_threads": variant["by_threads"],
+            "recommended_over_default": ratios}
 
 
 class Sweep:
@@ -105,7 +141,8 @@ class Sweep:
             row.update(status="not exported" if target.artifact.optional else "failed", note=target.problem)
             return self._gate(row, None, is_reference)
         try:
-            runner = open_runner(target.artifact.path, target.runtime, threads=max(self.config.threads))
+            runner = open_runner(target.artifact.path, target.runtime, threads=max(self.config.threads),
+                                 options=_runner_options(target.runtime, self.config))
             described = runner.describe()
             probs = runner.probabilities(self.evalset.inputs)
             del runner
@@ -118,6 +155,9 @@ class Sweep:
             return self._gate(row, None, is_reference)
         if described.get("emulated"):
             row["emulated"] = described["emulated"]
+        if "ort_options" in described:  # accuracy is measured once, with these options; latency with each variant
+            row.update({k: described[k] for k in ("ort_options", "disabled_optimizers", "recommended_disabled_optimizers",
+                                                  "recommended_from")})
         masks = self.evalset.masks
         if is_reference:
             self.reference_probs = probs
@@ -132,7 +172,8 @@ class Sweep:
                 order = np.argsort(per_image, kind="stable")[:self.config.worst]
                 self.worst[target.name] = {"index": order.tolist(), "agreement": per_image[order].tolist(),
                                            "probs": probs[order]}
-        row.update(_latency_columns(target, self.config, self.evalset.images[0], bool(row.get("emulated"))))
+        row.update(_latency_columns(target, self.config, self.evalset.images[0], bool(row.get("emulated")),
+                                    _timed_variants(target.runtime, self.config, described)))
         return self._gate(row, comparison, is_reference)
 
     def _gate(self, row: dict, comparison, is_reference: bool) -> dict:
@@ -180,6 +221,8 @@ def run_benchmark(model_or_dir: str | Path, data: str | Path, config: BenchmarkC
     from egeunet.benchmark.evalset import load_eval_set
     from egeunet.runtime.runners import list_runtimes
 
+    if config.ort_options not in ORT_CHOICES:
+        raise EGEUNetError(f"--ort-options must be one of {', '.join(ORT_CHOICES)}, got {config.ort_options!r}")
     unknown = [r for r in runtimes or [] if r not in list_runtimes()]
     if unknown:
         raise EGEUNetError(f"unknown runtime {unknown[0]!r}; choose from {', '.join(list_runtimes())}")

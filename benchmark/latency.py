@@ -1,4 +1,5 @@
-"""Timing loops and their statistics: warm-up calls, then N timed calls summarised as p50, p90, min (ms)."""
+"""Timing loops and their statistics: warm-up calls, then N timed calls (of one function, or of several
+interleaved) summarised as p50, p90, min (ms)."""
 from __future__ import annotations
 
 import time
@@ -20,11 +21,23 @@ def latency_stats(seconds: Sequence[float]) -> dict[str, float]:
 
 def time_calls(fn: Callable[[], object], runs: int, warmup: int = 10) -> list[float]:
     """Call ``fn`` ``warmup`` times untimed (caches, lazy allocations), then ``runs`` times; seconds per call."""
+    return time_interleaved([fn], runs, warmup)[0]
+
+
+def time_interleaved(fns: Sequence[Callable[[], object]], runs: int, warmup: int = 10) -> list[list[float]]:
+    """Seconds per call of each function, calls interleaved so a busy machine biases none of them.
+
+    Each round calls every function once, the first one rotating from round to round (no function always
+    follows another); ``warmup`` untimed rounds come first. Returns one list of ``runs`` timings per function.
+    """
     for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
+        for fn in fns:
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for i in range(runs):
+        for k in range(len(fns)):
+            j = (i + k) % len(fns)
+            start = time.perf_counter()
+            fns[j]()
+            times[j].append(time.perf_counter() - start)
     return times

@@ -4,7 +4,9 @@ Each runtime keeps its own allocator and thread pools, so two artifacts measured
 share a resident-set high-water mark. The parent calls ``measure_isolated``, which runs this module
 as ``python -m egeunet.benchmark.probe SPEC.json RESULT.json`` through the runtime layer's launcher (the child dies
 with the parent on Ctrl-C, SIGTERM or a timeout) and reads the result file back. ``rss_base_mb`` is the resident set
-before the runtime and model are loaded, ``peak_rss_mb`` the high-water mark after.
+before the runtime and model are loaded, ``peak_rss_mb`` the high-water mark after. Runner variants timed
+together (ONNX Runtime's recommended and default options) share the process: the peak is then read after the row's
+own runner has loaded and run once, before the other variants load.
 """
 from __future__ import annotations
 
@@ -38,39 +40,69 @@ def _peak_rss_mb() -> float:
     return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
+def _reset_peak_rss() -> None:
+    """Lower this process's high-water resident set to the current one (Linux >= 4.0); a no-op where it cannot."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
 def probe(spec: dict) -> dict:
-    """Open the artifact once per thread count; time model-only (batch) and end-to-end (JPEG -> mask) calls."""
+    """Open the artifact once per thread count and runner variant; time model-only (batch) and end-to-end
+    (JPEG -> mask) calls, the variants' calls interleaved.
+
+    ``spec["variants"]`` lists runner options (``open_runner``'s ``options``), the first one the row's own; each
+    further variant (e.g. ONNX Runtime's default options) comes back under ``variants`` with what its runner loaded.
+    """
     import numpy as np
 
-    from egeunet.benchmark.latency import latency_stats, time_calls
+    from egeunet.benchmark.latency import latency_stats, time_interleaved
     from egeunet.runtime.runners import open_runner
     from egeunet.data import read_image
     from egeunet.preprocess import preprocess
 
     image_path = spec["image"]
+    variants = spec.get("variants") or [{}]
     base = _status_mb("VmRSS")
-    rows = []
+    rows: list[list[dict]] = [[] for _ in variants]
+    described: list[dict] = []
+    peaks: list[float] = []  # with several variants: the row's own runner's peak, before the others load
     for threads in spec["threads"]:
-        start = time.perf_counter()
-        runner = open_runner(spec["path"], spec.get("runtime"), threads=threads)
-        load_ms = (time.perf_counter() - start) * 1000
-        batch = np.repeat(preprocess(read_image(image_path), runner.input_size), spec["batch"], axis=0)
-        model = time_calls(lambda: runner.predict(batch), spec["runs"], spec["warmup"])
-        end_to_end = time_calls(lambda: runner.predict_image(read_image(image_path)) >= 0.5,
-                                spec["runs"], spec["warmup"])
-        rows.append({"threads": threads, "load_ms": load_ms, "model": latency_stats(model),
-                     "end_to_end": latency_stats(end_to_end)})
-        del runner
-    return {"rss_base_mb": base, "peak_rss_mb": _peak_rss_mb(), "by_threads": rows}
+        runners, loads = [], []
+        for k, options in enumerate(variants):
+            start = time.perf_counter()
+            runner = open_runner(spec["path"], spec.get("runtime"), threads=threads, options=options)
+            loads.append((time.perf_counter() - start) * 1000)
+            runners.append(runner)
+            if k == 0:
+                batch = np.repeat(preprocess(read_image(image_path), runner.input_size), spec["batch"], axis=0)
+            if len(variants) > 1:  # one untimed call each (alike for every variant) sizes the runtime's buffers
+                runner.predict(batch)
+                runner.predict_image(read_image(image_path))
+                peaks += [_peak_rss_mb()] if k == 0 else []
+        described = [r.describe() for r in runners]
+        model = time_interleaved([lambda r=r: r.predict(batch) for r in runners], spec["runs"], spec["warmup"])
+        end_to_end = time_interleaved([lambda r=r: r.predict_image(read_image(image_path)) >= 0.5 for r in runners],
+                                      spec["runs"], spec["warmup"])
+        for k in range(len(variants)):
+            rows[k].append({"threads": threads, "load_ms": loads[k], "model": latency_stats(model[k]),
+                            "end_to_end": latency_stats(end_to_end[k])})
+        del runners
+        if len(variants) > 1:
+            _reset_peak_rss()  # the next thread count's peak is its own runner's, not this one's other variants'
+    return {"rss_base_mb": base, "peak_rss_mb": max(peaks) if peaks else _peak_rss_mb(), "by_threads": rows[0],
+            "variants": [{"options": options, "runner": d, "by_threads": r}
+                         for options, d, r in zip(variants[1:], described[1:], rows[1:])]}
 
 
 def measure_isolated(path: str | Path, runtime: str | None, threads: list[int], runs: int, warmup: int,
-                     image: str | Path, batch: int = 1, timeout: float = 900) -> dict:
+                     image: str | Path, batch: int = 1, timeout: float = 900, variants: list[dict] | None = None) -> dict:
     """Run ``probe`` in a child process; returns its result, or ``{"error": one line}`` if it failed."""
     from egeunet.runtime.launcher import CHILD, python_module
 
     spec = {"path": str(path), "runtime": runtime, "threads": list(threads), "runs": runs, "warmup": warmup,
-            "image": str(image), "batch": batch}
+            "image": str(image), "batch": batch, "variants": variants or [{}]}
     with tempfile.TemporaryDirectory(prefix="egeunet-probe-") as tmp:
         spec_file, result_file = Path(tmp) / "spec.json", Path(tmp) / "result.json"
         spec_file.write_text(json.dumps(spec))

@@ -17,28 +17,59 @@ from egeunet.atomic import atomic_write
 GT_KEYS = ("miou", "dsc", "accuracy", "sensitivity", "specificity", "image_iou_mean")
 
 CSV_COLUMNS = (
-    "name", "format", "precision", "runtime", "reference", "status", "note", "threads", "load_ms",
-    "model_p50_ms", "model_p90_ms", "model_min_ms", "e2e_p50_ms", "e2e_p90_ms", "e2e_min_ms", "rss_base_mb",
+    "name", "format", "precision", "runtime", "ort_options", "disabled_optimizers", "reference", "status", "note",
+    "threads", "load_ms", "model_p50_ms", "model_p90_ms", "model_min_ms", "e2e_p50_ms", "e2e_p90_ms", "e2e_min_ms",
+    "model_p50_vs_default", "e2e_p50_vs_default", "rss_base_mb",
     "peak_rss_mb", "bytes", "gzip_bytes", "weight_bytes", "graph_bytes", *GT_KEYS, "delta_miou_points",
     "delta_dsc_points", "agreement", "iou_vs_reference", "max_abs_dprob", "mean_abs_dprob", "images", "gate",
     "emulated", "method", "file",
 )
 
 
+IDENTITY = ("name", "file", "format", "precision", "method", "runtime", "reference", "status", "bytes", "gzip_bytes",
+            "weight_bytes", "graph_bytes")  # what a timing-only line (ORT's default options) repeats of its artifact
+
+
+def _timings(t: dict) -> dict:
+    """The flat timing columns of one thread count's measurement."""
+    extra = {"threads": t.get("threads"), "load_ms": t.get("load_ms")}
+    for part, prefix in (("model", "model"), ("end_to_end", "e2e")):
+        for stat in ("p50", "p90", "min"):
+            extra[f"{prefix}_{stat}_ms"] = t.get(part, {}).get(f"{stat}_ms")
+    return extra
+
+
 def flat_rows(rows: list[dict]) -> list[dict]:
-    """One flat row per artifact and thread count (one row without timings when it did not run)."""
+    """One flat row per artifact and thread count (one row without timings when it did not run); an ONNX artifact
+    timed with ORT's default options too gets a timing-only line for them after its own (recommended) lines."""
     flat = []
     for row in rows:
         base = {k: v for k, v in row.items() if k in CSV_COLUMNS}
+        base["disabled_optimizers"] = " ".join(row["disabled_optimizers"]) if "disabled_optimizers" in row else None
         base["note"] = "; ".join(filter(None, [row.get("note"), row.get("size_note"), row.get("latency_error"),
                                                "; ".join(row.get("gate_reasons") or [])]))
+        default = row.get("ort_default")
+        ratios = {r["threads"]: r for r in (default or {}).get("recommended_over_default", [])}
         for t in row.get("by_threads") or [{}]:
-            extra = {"threads": t.get("threads"), "load_ms": t.get("load_ms")}
-            for part, prefix in (("model", "model"), ("end_to_end", "e2e")):
-                for stat in ("p50", "p90", "min"):
-                    extra[f"{prefix}_{stat}_ms"] = t.get(part, {}).get(f"{stat}_ms")
-            flat.append({**base, **extra})
+            ratio = ratios.get(t.get("threads"), {})
+            flat.append({**base, **_timings(t), "model_p50_vs_default": ratio.get("model_p50"),
+                         "e2e_p50_vs_default": ratio.get("end_to_end_p50")})
+        for t in (default or {}).get("by_threads", []):
+            flat.append({**{k: row.get(k) for k in IDENTITY}, **_timings(t), "ort_options": "default",
+                         "disabled_optimizers": " ".join(default["disabled_optimizers"]),
+                         "note": "timing only: accuracy measured once, with the recommended options"})
     return flat
+
+
+def _runtime_label(row: dict) -> str:
+    """The runtime, and for ONNX Runtime which session options were timed: "onnxruntime (default options)"."""
+    if not row.get("ort_options"):
+        return row["runtime"]
+    off = row.get("disabled_optimizers") or ""
+    off = " ".join(off) if isinstance(off, list) else off
+    if row["ort_options"] == "default":
+        return f"{row['runtime']} (default options)"
+    return f"{row['runtime']} (recommended: {off} off)" if off else f"{row['runtime']} (recommended: ORT defaults)"
 
 
 def _fmt(value, spec: str = ".2f", scale: float = 1.0, empty: str = "-") -> str:
@@ -58,6 +89,13 @@ def _label(row: dict) -> str:
     return row["name"]
 
 
+def _text_table(head: list[str], lines: list[list]) -> str:
+    """Columns padded to their widest cell, a dashed rule under the head."""
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *lines)]
+    fmt = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([fmt(head), fmt(["-" * w for w in widths]), *map(fmt, lines)])
+
+
 def table(results: dict) -> str:
     """The readable table printed at the end of a run: one line per artifact and thread count."""
     masks = results["masks"]
@@ -65,15 +103,39 @@ def table(results: dict) -> str:
             "mIoU %" if masks else "mIoU", "ΔmIoU pts", "agree %", "max|Δp|", "gate", "status"]
     lines = []
     for r in flat_rows(results["rows"]):
-        lines.append([_label(r), r["runtime"], _fmt(r.get("threads"), "d"), _fmt(r.get("model_p50_ms")) + (" emulated" if r.get("emulated") else ""),
+        lines.append([_label(r), _runtime_label(r), _fmt(r.get("threads"), "d"), _fmt(r.get("model_p50_ms")) + (" emulated" if r.get("emulated") else ""),
                       _fmt(r.get("e2e_p50_ms")), _fmt(r.get("load_ms"), ".0f"), _fmt(r.get("peak_rss_mb"), ".0f"),
                       _fmt(r.get("bytes"), ",.1f", 1e-3), _fmt(r.get("gzip_bytes"), ",.1f", 1e-3),
                       _fmt(r.get("miou"), ".2f", 100) if masks else "no masks", _fmt(r.get("delta_miou_points"), "+.2f"),
                       _fmt(r.get("agreement"), ".2f", 100), _fmt(r.get("max_abs_dprob"), ".3g"), r.get("gate") or "",
                       _status(r)])
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *lines)]
-    fmt = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-    return "\n".join([fmt(head), fmt(["-" * w for w in widths]), *map(fmt, lines)])
+    return _text_table(head, lines)
+
+
+ORT_HEAD = ["artifact", "thr", "recommended options (from)", "model p50 ms default", "model p50 ms recommended",
+            "model recommended / default", "e2e p50 ms default", "e2e p50 ms recommended", "e2e recommended / default"]
+
+
+def ort_comparison(results: dict) -> list[list[str]]:
+    """One line per ONNX artifact and thread count timed with both ORT option sets: p50s and their ratios."""
+    lines = []
+    for row in results["rows"]:
+        default = row.get("ort_default")
+        if not default:
+            continue
+        for rec, dft, ratio in zip(row["by_threads"], default["by_threads"], default["recommended_over_default"]):
+            lines.append([row["name"], rec["threads"],
+                          f"{' '.join(row['disabled_optimizers'])} off ({row['recommended_from']})",
+                          _fmt(dft["model"]["p50_ms"]), _fmt(rec["model"]["p50_ms"]), _fmt(ratio["model_p50"], ".2f") + "x",
+                          _fmt(dft["end_to_end"]["p50_ms"]), _fmt(rec["end_to_end"]["p50_ms"]),
+                          _fmt(ratio["end_to_end_p50"], ".2f") + "x"])
+    return lines
+
+
+def ort_table(results: dict) -> str:
+    """The ORT options comparison as printed text ("" when no ONNX artifact was timed both ways)."""
+    lines = ort_comparison(results)
+    return _text_table(ORT_HEAD, lines) if lines else ""
 
 
 def _span(interval, scale: float = 1.0, spec: str = ".2f") -> str:
@@ -141,6 +203,12 @@ def _markdown(results: dict, files: dict[str, str]) -> str:
     ]
     if "figure1" in files:
         parts += [f"![latency vs mIoU]({files['figure1']})", ""]
+    if ort_comparison(results):
+        parts += ["## ONNX Runtime options", "",
+                  "Each ONNX artifact timed with the session options recorded in its contract (recommended) and with "
+                  "ORT's defaults (no optimizer disabled), calls interleaved in one process (peak memory: the "
+                  "recommended session's, read before the default one loads). Ratio below 1: the recommendation is "
+                  "faster on this machine. Accuracy is measured once, with the recommended options.", "", _md_table(ORT_HEAD, ort_comparison(results)), ""]
     parts += ["## Size", "", "Weights: ONNX initializers and Constant tensors, TFLite buffers, CoreML weight files, "
               "checkpoint tensors; graph: the rest of the bytes.", "",
               _md_table(["artifact", "bytes", "gzip bytes", "weight bytes", "graph bytes", "built as", "status"],

@@ -307,3 +307,70 @@ def test_runtimes_filter_keeps_the_folder_checkpoint_as_reference(bench, tmp_pat
     assert results["reference"].endswith("model.pt")
     rows = [r for r in results["rows"] if not r["reference"]]
     assert [r["runtime"] for r in rows] == ["onnxruntime"] and rows[0]["agreement"] > 0.999
+
+
+def test_time_interleaved_alternates_the_functions():
+    from egeunet.benchmark.latency import time_interleaved
+
+    calls = []
+    times = time_interleaved([lambda: calls.append("a"), lambda: calls.append("b")], runs=3, warmup=1)
+    assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"]  # warm-up round, then the first call rotates
+    assert [len(t) for t in times] == [3, 3]
+
+
+@pytest.fixture(scope="module")
+def exported_onnx(tmp_path_factory) -> SimpleNamespace:
+    """A 64 px checkpoint and its egeunet fp32 ONNX export (contract with ORT's recommended options), no manifest;
+    two sample images."""
+    from egeunet.data import write_sample_dataset
+    from egeunet.export import deploy_form, get_format
+    from egeunet.export.spec import ExportSpec
+
+    root = tmp_path_factory.mktemp("ortopts")
+    folder = root / "models"
+    folder.mkdir()
+    torch.manual_seed(0)
+    model = EGEUNet().eval()
+    save_checkpoint(folder / "model.pt", model, input_size=64)
+    exporter, spec = get_format("onnx"), ExportSpec(size=64)
+    exporter.export(deploy_form(model, 64, False, False), spec, folder / "model.onnx", exporter.recipes("fp32", spec)[0])
+    return SimpleNamespace(folder=folder, onnx=folder / "model.onnx", data=write_sample_dataset(root / "data", 2, seed=3))
+
+
+def test_onnx_is_timed_with_default_and_recommended_options(exported_onnx, tmp_path, capsys):
+    """Both ORT option sets timed (real runs), the contract's list recorded, ratio = recommended / default p50;
+    accuracy once per artifact; --ort-options default times ORT's defaults alone."""
+    common = ["benchmark", str(exported_onnx.folder), "--data", str(exported_onnx.data), "--split", "all", "--limit", "1",
+              "--runtimes", "onnxruntime", "--warmup", "1", "--no-sensitivity", "--min-agreement", "0.99"]
+    assert main([*common, "--runs", "5", "--out", str(tmp_path / "both")]) == 0
+    printed = capsys.readouterr().out
+    results = json.loads((tmp_path / "both" / "results.json").read_text())
+    (row,) = [r for r in results["rows"] if r["runtime"] == "onnxruntime"]
+    assert row["ort_options"] == "recommended" and row["recommended_from"] == "artifact contract"
+    assert row["disabled_optimizers"] == row["recommended_disabled_optimizers"] == ["NchwcTransformer"]
+    assert row["agreement"] > 0.999 and row["gate"] == "pass"
+    default = row["ort_default"]
+    assert default["disabled_optimizers"] == []
+    for rec, dft, ratio in zip(row["by_threads"], default["by_threads"], default["recommended_over_default"]):
+        assert rec["model"]["runs"] == dft["model"]["runs"] == 5 and dft["end_to_end"]["runs"] == 5
+        assert dft["model"]["p50_ms"] > 0 and dft["load_ms"] > 0
+        assert ratio["model_p50"] == pytest.approx(rec["model"]["p50_ms"] / dft["model"]["p50_ms"])
+        assert ratio["end_to_end_p50"] == pytest.approx(rec["end_to_end"]["p50_ms"] / dft["end_to_end"]["p50_ms"])
+    with open(tmp_path / "both" / "results.csv") as f:
+        lines = [r for r in csv.DictReader(f) if r["runtime"] == "onnxruntime"]
+    assert [(r["ort_options"], r["disabled_optimizers"]) for r in lines] == [("recommended", "NchwcTransformer"),
+                                                                            ("default", "")]
+    assert float(lines[0]["model_p50_vs_default"]) == pytest.approx(default["recommended_over_default"][0]["model_p50"])
+    assert lines[0]["agreement"] and not lines[1]["agreement"]  # accuracy measured once, on the recommended line
+    report = (tmp_path / "both" / "report.md").read_text()
+    for text in (report, printed):
+        assert "onnxruntime (recommended: NchwcTransformer off)" in text and "onnxruntime (default options)" in text
+        assert "NchwcTransformer off (artifact contract)" in text
+    assert "## ONNX Runtime options" in report
+
+    assert main([*common, "--runs", "2", "--ort-options", "default", "--out", str(tmp_path / "default")]) == 0
+    (row,) = [r for r in json.loads((tmp_path / "default" / "results.json").read_text())["rows"]
+              if r["runtime"] == "onnxruntime"]
+    assert row["ort_options"] == "default" and row["disabled_optimizers"] == [] and "ort_default" not in row
+    assert row["recommended_disabled_optimizers"] == ["NchwcTransformer"] and row["by_threads"][0]["model"]["runs"] == 2
+    assert "onnxruntime (default options)" in (tmp_path / "default" / "report.md").read_text()

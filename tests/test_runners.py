@@ -84,6 +84,23 @@ def test_onnx_contract_records_and_the_runner_follows_the_recommended_options(on
     assert open_runner(other, threads=1).describe()["disabled_optimizers"] == []
 
 
+def test_onnx_runner_opens_with_ort_defaults_when_asked(onnx_files):
+    """ort_options="default" disables nothing, still names the artifact's recommendation, and computes the same."""
+    x = synthetic_sets(SIZE, 1, 2)[1].canonical()
+    recommended = open_runner(onnx_files["nchw"], threads=1)
+    default = open_runner(onnx_files["nchw"], threads=1, options={"ort_options": "default"})
+    described = default.describe()
+    assert described["ort_options"] == "default" and described["disabled_optimizers"] == []
+    assert described["recommended_disabled_optimizers"] == ["NchwcTransformer"]
+    assert described["recommended_from"] == "artifact contract"
+    assert recommended.describe()["ort_options"] == "recommended"
+    assert np.abs(default.predict(x) - recommended.predict(x)).max() <= 1e-5
+    with pytest.raises(EGEUNetError, match="ort_options must be one of recommended, default"):
+        open_runner(onnx_files["nchw"], options={"ort_options": "fast"})
+    with pytest.raises(EGEUNetError, match="runtime 'onnxruntime' takes no option 'bogus'"):
+        open_runner(onnx_files["nchw"], options={"bogus": 1})
+
+
 def test_baked_runner_feeds_uint8_pixels(onnx_files):
     """predict_image on a model-size uint8 image feeds it unchanged; predict rounds the canonical input."""
     _, held = synthetic_sets(SIZE, 1, 2)

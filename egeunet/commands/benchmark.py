@@ -37,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, help="use only the first N images of the split")
     parser.add_argument("--runtimes", help="only these runtimes, comma-separated (pytorch, onnxruntime, litert, coreml); "
                         "a file runs on every listed runtime that can run it")
+    parser.add_argument("--ort-options", choices=("both", "recommended", "default"), default="both",
+                        help="ONNX Runtime session options to time each .onnx with: its recommended ones (recorded in the "
+                        "artifact's contract: the NCHWc layout pass off), ORT's defaults, or both, interleaved, with "
+                        "their ratio (default both; accuracy is measured once, with the recommended options unless "
+                        "'default')")
     parser.add_argument("--max-miou-drop", type=float, metavar="POINTS",
                         help="gate: largest allowed mIoU drop versus PyTorch in percentage POINTS (0.5 = 0.005)")
     parser.add_argument("--min-agreement", type=float, metavar="FRACTION",
@@ -58,7 +63,7 @@ def config_from_args(args: argparse.Namespace):
     if args.min_agreement is not None and not 0 <= args.min_agreement <= 1:
         raise EGEUNetError(f"--min-agreement is a fraction in [0, 1] (0.99 = 99%), got {args.min_agreement}")
     return BenchmarkConfig(threads=args.threads, runs=args.runs, warmup=args.warmup, batch=args.batch,
-                           split=args.split, split_file=args.split_file, limit=args.limit,
+                           split=args.split, split_file=args.split_file, limit=args.limit, ort_options=args.ort_options,
                            gate=Gate(min_agreement=args.min_agreement, max_iou_drop_points=args.max_miou_drop))
 
 
@@ -76,10 +81,12 @@ def add_sensitivity(results: dict) -> None:
 
 def finish(results: dict, out: str) -> int:
     """Write the report, print the table and where it is; 1 when an active gate failed, else 0."""
-    from egeunet.benchmark.report import table, write_report
+    from egeunet.benchmark.report import ort_table, table, write_report
 
     path = write_report(results, out)
     print(table(results))
+    if ort_table(results):
+        print(f"\nONNX Runtime options (recommended / default below 1: the recommendation pays here)\n{ort_table(results)}")
     print(f"\nreport: {path}")
     failed = [r for r in results["rows"] if r.get("gate") == "fail"]
     for row in failed:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -60,15 +61,22 @@ def _runner_class(runtime: str) -> type["Runner"]:
 
 
 def open_runner(path: str | Path, runtime: str | None = None, threads: int | None = None,
-                device: str = "cpu") -> "Runner":
-    """Open a model file in its runtime (or the one named); one-line error if it cannot be loaded."""
+                device: str = "cpu", options: dict | None = None) -> "Runner":
+    """Open a model file in its runtime (or the one named); one-line error if it cannot be loaded.
+
+    ``options``: keyword arguments only that runtime's runner takes (onnxruntime: ``ort_options``)."""
     path = Path(path)
     if not path.exists():
         raise EGEUNetError(f"{path}: no such file")
     runtime = runtime or runtime_for(path)
     if runtime in _TABLE and runtime not in runtimes_for(path):
         raise EGEUNetError(f"{path}: runtime {runtime!r} does not run {path.suffix or 'extensionless'} files")
-    return _runner_class(runtime)(path, threads=threads, device=device)
+    cls = _runner_class(runtime)
+    taken = set(inspect.signature(cls.__init__).parameters) - {"self", "path", "threads", "device"}
+    unknown = sorted(set(options or {}) - taken)
+    if unknown:
+        raise EGEUNetError(f"runtime {runtime!r} takes no option {unknown[0]!r} (it takes: {', '.join(sorted(taken)) or 'none'})")
+    return cls(path, threads=threads, device=device, **(options or {}))
 
 
 class Runner(ABC):

@@ -1,9 +1,10 @@
 """ONNX Runtime runner: CPU provider (CUDA when asked for and present), contract read from metadata_props.
 
-ORT's NCHWc layout pass is disabled (``DISABLED_OPTIMIZERS``): it wraps this network's many small convolutions in
-layout conversions and runs slower with it on plain exports, the deploy form and int8 alike (1 thread, batch 1;
-``scripts/bench_export.py`` measures each ONNX file with and without it). An egeunet export records this
-recommendation in the artifact's contract (``runtime_options``); the runner follows the artifact's own list.
+ORT's NCHWc layout pass is disabled by default (``DISABLED_OPTIMIZERS``): it wraps this network's many small
+convolutions in layout conversions and runs slower with it on plain exports, the deploy form and int8 alike (1 thread,
+batch 1; ``scripts/bench_export.py`` measures each ONNX file with and without it). An egeunet export records this
+recommendation in the artifact's contract (``runtime_options``); the runner follows the artifact's own list, or runs
+with ORT's own defaults (nothing disabled) when opened with ``ort_options="default"``, so the benchmark can time both.
 """
 from __future__ import annotations
 
@@ -17,18 +18,23 @@ from egeunet.runtime.contract import CONTRACT_KEY, ArtifactIO
 from egeunet.runtime.runners.base import Runner, register
 
 DISABLED_OPTIMIZERS = ["NchwcTransformer"]  # ORT graph optimizers the runner turns off (faster on every graph measured)
+ORT_OPTIONS = ("recommended", "default")  # the artifact's recommended session options, or ORT's defaults
 
 
 @register
 class OnnxRunner(Runner):
-    """``threads`` sets intra-op threads; ``device="cuda"`` uses the CUDA provider (error if absent)."""
+    """``threads`` sets intra-op threads; ``device="cuda"`` uses the CUDA provider (error if absent);
+    ``ort_options`` "recommended" (the artifact's list, else ``DISABLED_OPTIMIZERS``) or "default" (ORT's own)."""
 
     runtime = "onnxruntime"
 
-    def __init__(self, path: Path, threads: int | None = None, device: str = "cpu") -> None:
+    def __init__(self, path: Path, threads: int | None = None, device: str = "cpu",
+                 ort_options: str = "recommended") -> None:
         super().__init__(path, threads, device)
         import onnxruntime as ort
 
+        if ort_options not in ORT_OPTIONS:
+            raise EGEUNetError(f"ort_options must be one of {', '.join(ORT_OPTIONS)}, got {ort_options!r}")
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -38,12 +44,15 @@ class OnnxRunner(Runner):
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 raise EGEUNetError(f"{path}: device {device!r} requested but onnxruntime has no CUDA provider here")
             providers.insert(0, "CUDAExecutionProvider")
-        self.disabled_optimizers = DISABLED_OPTIMIZERS
+        self.ort_options = ort_options
+        self.disabled_optimizers = DISABLED_OPTIMIZERS if ort_options == "recommended" else []
         self.session = self._session(ort, path, options, providers)
         text = self.session.get_modelmeta().custom_metadata_map.get(CONTRACT_KEY)
-        recommended = (json.loads(text).get("runtime_options") or {}).get("onnxruntime", {}) if text else {}
-        if recommended.get("disabled_optimizers", self.disabled_optimizers) != self.disabled_optimizers:
-            self.disabled_optimizers = list(recommended["disabled_optimizers"])  # the artifact's own recommendation
+        recorded = (json.loads(text).get("runtime_options") or {}).get("onnxruntime", {}) if text else {}
+        self.recommended = list(recorded.get("disabled_optimizers", DISABLED_OPTIMIZERS))
+        self.recommended_from = "artifact contract" if "disabled_optimizers" in recorded else "egeunet default"
+        if ort_options == "recommended" and self.recommended != self.disabled_optimizers:
+            self.disabled_optimizers = self.recommended  # the artifact's own recommendation
             self.session = self._session(ort, path, options, providers)
         self.io = ArtifactIO.from_contract(text)
         self.input_name = self.session.get_inputs()[0].name
@@ -59,4 +68,6 @@ class OnnxRunner(Runner):
         return self.session.run(None, {self.input_name: x})[0]
 
     def describe(self) -> dict:
-        return {**super().describe(), "providers": self.session.get_providers(), "disabled_optimizers": self.disabled_optimizers}
+        return {**super().describe(), "providers": self.session.get_providers(), "ort_options": self.ort_options,
+                "disabled_optimizers": self.disabled_optimizers, "recommended_disabled_optimizers": self.recommended,
+                "recommended_from": self.recommended_from}
