@@ -6,7 +6,8 @@ Same numbers as ``EGEUNet.forward`` (to float rounding) at one input size, rewri
 - LayerNorm is ``(x - mean) * rsqrt(var + eps)``: an int8 DIV crashes the TFLite interpreter;
 - a LayerNorm's scale (and shift, before a 1x1 convolution) is folded into the convolution that reads it;
 - GAB's group inputs (chunks, concatenation, norm) are one float module, so int8 graphs dequantize each feature once;
-- ``for_litert`` gives LiteRT a written-out GroupNorm (fewer ops) and GHPA maps computed in the graph;
+- ``for_litert`` gives LiteRT a written-out GroupNorm (fewer ops) and GHPA maps computed in the graph; its float
+  graphs also pool before the GroupNorm affine and write GAB's norms as fixed 1x1 convolutions;
 - optional front and back: baked preprocessing (uint8 RGB in, min-max stretch in the graph) and NHWC I/O.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import copy
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from egeunet.model import GAB, GHPA, EGEUNet, LayerNorm2d, check_input_size
@@ -80,6 +82,63 @@ class RsqrtGroupNorm(nn.Module):
         centred = y - y.mean((2, 3), keepdim=True)
         y = centred * torch.rsqrt((centred * centred).mean((2, 3), keepdim=True) + self.eps)
         return y.reshape(n, c, h, w) * self.weight + self.bias
+
+
+def _last_conv(block: nn.Module) -> nn.Conv2d:
+    """The convolution that produces a stage block's output (a plain 3x3 convolution, or a GHPA's last 1x1)."""
+    return block if isinstance(block, nn.Conv2d) else block.ldw[-1]
+
+
+class StatsGroupNorm(nn.Module):
+    """GroupNorm from per-channel spatial statistics, as one multiply-add per channel; with ``pool`` the stage's 2x2
+    max pool runs before that multiply-add, on a quarter of the pixels (LiteRT float graphs).
+
+    Channel means and centred variances are spatial MEANs, which XNNPACK runs on NHWC without the transposes a
+    grouped reshape needs; they combine into group statistics on N x C values (law of total variance, no one-pass
+    cancellation). Each mean is taken over rows, then columns: sums of 256 values instead of 65,536 (one MEAN over
+    both axes put 4e-5 of rounding on LiteRT's probabilities, 3e-6 this way). Pooling first is exact once every channel's scale is positive: ``fold_signs`` flips the channels
+    whose GroupNorm weight is negative in the convolution before, and the statistics flip them back."""
+
+    def __init__(self, norm: nn.GroupNorm, pool: bool = False) -> None:
+        super().__init__()
+        self.groups, self.eps, self.pool = norm.num_groups, norm.eps, pool
+        self.register_buffer("weight", norm.weight.detach().clone().view(1, -1, 1, 1))
+        self.register_buffer("bias", norm.bias.detach().clone().view(1, -1, 1, 1))
+        self.register_buffer("sign", torch.ones_like(self.weight))
+
+    def fold_signs(self, conv: nn.Conv2d) -> None:
+        """Negate ``conv``'s output channels whose weight is negative (this norm then reads them negated)."""
+        sign = 1 - 2 * (self.weight < 0).to(self.weight.dtype)
+        with torch.no_grad():
+            conv.weight.mul_(sign.view(-1, 1, 1, 1))
+            if conv.bias is not None:
+                conv.bias.mul_(sign.flatten())
+        self.sign = sign
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c = x.shape[:2]
+        mean = x.mean(3, keepdim=True).mean(2, keepdim=True)
+        centred = x - mean
+        var = (centred * centred).mean(3, keepdim=True).mean(2, keepdim=True).reshape(n, self.groups, -1)
+        mean = (mean * self.sign).reshape(n, self.groups, -1)  # the channels as the model computes them
+        group_mean = mean.mean(2, keepdim=True)
+        spread = mean - group_mean
+        inv_std = torch.rsqrt((var + spread * spread).mean(2, keepdim=True) + self.eps)
+        scale = (self.weight.reshape(1, self.groups, -1) * inv_std).reshape(n, c, 1, 1)
+        shift = self.bias - (scale.reshape(n, self.groups, -1) * group_mean).reshape(n, c, 1, 1)
+        if self.pool:
+            x = F.max_pool2d(x, 2, 2)
+        return x * (scale * self.sign) + shift
+
+
+def stats_group_norms(net: EGEUNet) -> None:
+    """Every stage's GroupNorm as ``StatsGroupNorm``, each encoder stage's max pool inside it (signs folded)."""
+    for stage in (*net.encoder, *net.decoder):
+        if isinstance(stage.norm, nn.GroupNorm):
+            stage.norm = StatsGroupNorm(stage.norm, pool=stage.pool)
+            if stage.pool:
+                stage.norm.fold_signs(_last_conv(stage.block))
+                stage.pool = False
 
 
 class XYMapSource(nn.Module):
@@ -179,6 +238,83 @@ class FoldedGAB(nn.Module):
         return self.tail(self.tail_norm(torch.cat([conv(g) for conv, g in zip(self.convs, groups)], dim=1)))
 
 
+def _fixed_conv(weight: torch.Tensor, bias: float | None = None) -> nn.Conv2d:
+    """A 1x1 convolution with a fixed (out x in) matrix and a constant bias."""
+    conv = nn.Conv2d(weight.shape[1], weight.shape[0], 1, bias=bias is not None, dtype=weight.dtype)
+    with torch.no_grad():
+        conv.weight.copy_(weight.view(*weight.shape, 1, 1))
+        if bias is not None:
+            conv.bias.fill_(bias)
+    return conv
+
+
+def _affine(norm: RsqrtLayerNorm, factor: float) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """What is left of a (folded) RsqrtLayerNorm's affine for inputs ``factor`` times too small: scale, shift."""
+    if norm.weight is None:
+        return None, None if norm.bias is None else norm.bias / factor
+    return norm.weight * factor, norm.bias
+
+
+class LinearNormGAB(nn.Module):
+    """``FoldedGAB`` with its LayerNorms written as 1x1 convolutions with fixed integer matrices (LiteRT float graphs).
+
+    One concatenation of (xh, xl, mask) and one convolution gather every group's channels already centred (entries
+    g-1 and -1: g times the centred values); a block of ones gives each channel its group's sum of squares; the tail
+    norm centres by (G*I - 1). The powers of g fold into the depthwise and tail weights, so the integer matrices stay
+    exact in float16 too. XNNPACK slices and concatenates channels slowly on NHWC (5 floats per pixel per group):
+    this form replaces eight slices, five concatenations and the channel means (128 x 128 bridge: 5.3 -> 3.7 ms)."""
+
+    def __init__(self, gab: FoldedGAB) -> None:
+        super().__init__()
+        low = gab.pre_project.out_channels
+        quarter, mask = low // 4, int(gab.use_mask)
+        g = 2 * quarter + mask
+        sources = [s for i in range(4) for s in (*range(i * quarter, (i + 1) * quarter),
+                                                 *range(low + i * quarter, low + (i + 1) * quarter),
+                                                 *([2 * low] if mask else []))]
+        dtype = gab.pre_project.weight.dtype
+        gather = torch.zeros(4 * g, 2 * low + mask, dtype=dtype)
+        gather[torch.arange(4 * g), sources] = float(g)
+        for i in range(4):
+            gather[i * g:(i + 1) * g, sources[i * g:(i + 1) * g]] -= 1.0
+        self.pre_project, self.use_mask, self.g = copy.deepcopy(gab.pre_project), gab.use_mask, g
+        self.centre = _fixed_conv(gather)
+        eps, tail_eps, size = gab.inputs.norms[0].eps, gab.tail_norm.eps, 4 * g
+        self.group_sum = _fixed_conv(torch.block_diag(*[torch.ones(g, g, dtype=dtype)] * 4), g ** 3 * eps)
+        root = g ** 0.5  # centre / sqrt(group_sum) is the normalised value over sqrt(g)
+        self.convs = copy.deepcopy(gab.convs)
+        scales, shifts = [], []
+        for norm, conv in zip(gab.inputs.norms, self.convs):
+            scale, shift = _affine(norm, root)
+            if scale is None:  # folded: the depthwise weights take the factor
+                conv.weight.data.mul_(root)
+            scales.append(torch.ones(1, g, 1, 1, dtype=dtype) if scale is None else scale)
+            shifts.append(torch.zeros(1, g, 1, 1, dtype=dtype) if shift is None else shift)
+        unfolded = any(n.weight is not None for n in gab.inputs.norms)
+        self.register_buffer("scale", torch.cat(scales, 1) if unfolded else None)
+        self.register_buffer("shift", torch.cat(shifts, 1) if any(n.bias is not None for n in gab.inputs.norms) else None)
+        self.tail_centre = _fixed_conv(size * torch.eye(size, dtype=dtype) - 1.0)
+        self.tail_sum = _fixed_conv(torch.ones(1, size, dtype=dtype), size ** 3 * tail_eps)
+        tail_scale, tail_shift = _affine(gab.tail_norm, size ** 0.5)
+        self.register_buffer("tail_scale", tail_scale)
+        self.register_buffer("tail_shift", tail_shift)
+        self.tail = copy.deepcopy(gab.tail)
+        if self.tail_scale is None:
+            self.tail.weight.data.mul_(size ** 0.5)
+
+    def forward(self, xh: torch.Tensor, xl: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        xh = upsample_to(self.pre_project(xh), (xl.shape[2], xl.shape[3]))
+        centred = self.centre(torch.cat([xh, xl, mask] if self.use_mask else [xh, xl], dim=1))
+        x = centred * torch.rsqrt(self.group_sum(centred * centred))
+        x = x * self.scale if self.scale is not None else x
+        x = x + self.shift if self.shift is not None else x
+        x = torch.cat([conv(part) for conv, part in zip(self.convs, x.split(self.g, dim=1))], dim=1)
+        centred = self.tail_centre(x)
+        x = centred * torch.rsqrt(self.tail_sum(centred * centred))
+        x = x * self.tail_scale if self.tail_scale is not None else x
+        return self.tail(x + self.tail_shift if self.tail_shift is not None else x)
+
+
 def _fold_norms(root: nn.Module) -> int:
     """Fold each RsqrtLayerNorm's affine into the convolution right after it (GHPA's norm2 -> its ldw, GAB's
     group and tail norms -> their convolutions); returns how many folded. GHPA's norm1 feeds the attention
@@ -263,13 +399,27 @@ stays float in a full-int8 artifact. Quantization recipes read this; a rewrite t
 modules must update it (tests compare it with what a built artifact actually keeps float)."""
 
 
-def for_litert(deploy: DeployEGEUNet) -> DeployEGEUNet:
-    """A copy of ``deploy`` for LiteRT, the same function: GroupNorm written out (``RsqrtGroupNorm``), and
-    the GHPA height-width maps larger than their 8x8 parameter computed in the graph (a LiteRT file stores each
-    constant once and cannot fold at load; 4 small ops instead of C/4 x H x W stored values). ONNX Runtime keeps
-    PyTorch's GroupNorm, which it fuses, and OpenCV DNN cannot run a convolution of a constant."""
+LINEAR_NORM_MIN_PIXELS = 64 * 64
+"""``LinearNormGAB`` only on bridges with at least this many pixels: its fixed matrices (3 x (4g)^2 floats, 120 KB on
+the 8 x 8 bridge) cost more bytes than they save time where there are few pixels."""
+
+
+def for_litert(deploy: DeployEGEUNet, float_graph: bool = False) -> DeployEGEUNet:
+    """A copy of ``deploy`` for LiteRT, the same function: GHPA height-width maps larger than their 8x8 parameter
+    computed in the graph (a LiteRT file stores each constant once and cannot fold at load; 4 small ops instead of
+    C/4 x H x W stored values) and GroupNorm written out (``RsqrtGroupNorm``). ``float_graph`` (fp32 and fp16 files,
+    never quantized): GroupNorm from channel statistics with the max pools first (``StatsGroupNorm``) and the large
+    bridges' norms as fixed 1x1 convolutions (``LinearNormGAB``), 1.0x -> 0.83x a plain conversion's latency; int8 recipes keep the
+    form their float regions and the fine-tuning simulation describe. ONNX Runtime keeps PyTorch's GroupNorm, which
+    it fuses, and runs the 1x1 form slower; OpenCV DNN cannot run a convolution of a constant."""
     copied = copy.deepcopy(deploy)
-    _swap_modules(copied.net, {nn.GroupNorm: RsqrtGroupNorm})
+    if float_graph:
+        stats_group_norms(copied.net)
+        for i, bridge in enumerate(copied.net.bridges or ()):  # bridge i works at size / 2^(5 - i)
+            if isinstance(bridge, FoldedGAB) and (copied.size >> (5 - i)) ** 2 >= LINEAR_NORM_MIN_PIXELS:
+                copied.net.bridges[i] = LinearNormGAB(bridge)
+    else:
+        _swap_modules(copied.net, {nn.GroupNorm: RsqrtGroupNorm})
     for module in copied.modules():
         if isinstance(module, FoldedGHPA):
             module.map_in_graph = True

@@ -1,7 +1,7 @@
 """TFLite through litert-torch (no TensorFlow): fp32, fp16 weights, dynamic-range int8 and full int8.
 
-Every recipe starts from one fp32 conversion of the deploy form's LiteRT copy (``deploy.for_litert``); the others
-are ai-edge-quantizer recipes on it. Static int8 weights are per-channel, per-tensor on depthwise convolutions (9
+Every recipe starts from an fp32 conversion of the deploy form's LiteRT copy (``deploy.for_litert``: its float graph
+for fp32 and fp16, the quantizable one for int8); the others are ai-edge-quantizer recipes on it. Static int8 weights are per-channel, per-tensor on depthwise convolutions (9
 weights per channel share one scale well; on the demo model 5.1 KB smaller at the same agreement). Full int8
 (``static_wi8_ai8``) keeps every op of the normalisation modules (GroupNorm
 and LayerNorm: MEAN, SUB, MUL, ADD, RSQRT) and of baked preprocessing in float; all-int8 lost 0.5
@@ -276,7 +276,7 @@ class TFLiteExporter(Exporter):
     def export(self, deploy, spec: ExportSpec, out_path: Path, recipe: Recipe) -> Path:
         from egeunet.export.deploy import for_litert
 
-        deploy = for_litert(deploy)  # written-out GroupNorm, GHPA maps computed in the graph
+        deploy = for_litert(deploy, float_graph=recipe.weights in ("float32", "float16"))  # see for_litert
         buf, budget = self._fp32_bytes(deploy), None
         if recipe.weights != "float32":
             with tempfile.TemporaryDirectory() as work:

@@ -139,25 +139,32 @@ def test_deploy_form_folds_ghpa_and_uses_rsqrt():
 
 
 def test_norm_folding_and_litert_form_keep_the_function():
-    """The LayerNorm affines folded into the next convolution, and LiteRT's copy (written-out GroupNorm, GHPA maps
-    computed in the graph), equal EGEUNet in float64; a scale under MIN_FOLD_SCALE is left unfolded."""
-    from egeunet.export.deploy import MIN_FOLD_SCALE, for_litert
+    """The LayerNorm affines folded into the next convolution, and LiteRT's copies (written-out GroupNorm, GHPA maps
+    computed in the graph; the float graph's pooled channel-statistics GroupNorm and linear-norm bridge) equal
+    EGEUNet in float64; a scale under MIN_FOLD_SCALE is left unfolded, a negative GroupNorm weight flipped."""
+    from egeunet.export.deploy import MIN_FOLD_SCALE, LinearNormGAB, StatsGroupNorm, for_litert
 
     model = perturbed().double()
     with torch.no_grad():
         model.bridges[0].g1[0].weight[3] = MIN_FOLD_SCALE / 2
+        model.bridges[4].g2[0].weight[1] = MIN_FOLD_SCALE / 3  # unfolded in a linear-norm bridge too
+        model.encoder[0].norm.weight[1] = -0.8  # max pool before this channel's affine: its sign is folded
     pairs = sum(1 for m in model.modules() if type(m).__name__ == "GHPA") + 5 * len(model.bridges)
     size = 2 * SIZE  # the first GHPA then sees 16 x 16, larger than its 8 x 8 parameters: LiteRT computes that map
     deploy = deploy_form(model, size)
-    assert deploy.folded_norms == pairs - 1
-    last = for_litert(deploy)
+    assert deploy.folded_norms == pairs - 2
+    last, fast = for_litert(deploy), for_litert(deploy, float_graph=True)
     assert not any(isinstance(m, torch.nn.GroupNorm) for m in last.modules())
     assert any(getattr(m, "map_in_graph", False) and m.xy_source is not None for m in last.modules())
+    pooled = [m for m in fast.modules() if isinstance(m, StatsGroupNorm) and m.pool]
+    assert len(pooled) == 5 and pooled[0].sign.min() < 0
+    assert [type(b) is LinearNormGAB for b in fast.net.bridges] == [False] * 4 + [True]  # only 64 x 64 and larger
     x = torch.rand(2, 3, size, size, dtype=torch.float64) * 255
     with torch.no_grad():
         want = model(x)
         assert (deploy(x) - want).abs().max().item() <= 1e-10
         assert (last(x) - want).abs().max().item() <= 1e-10
+        assert (fast(x) - want).abs().max().item() <= 1e-10
 
 
 def test_baked_and_nhwc_forms_equal_preprocess_then_model(checkpoint):

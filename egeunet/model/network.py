@@ -14,16 +14,19 @@ SIZE_MULTIPLE = 32  # five 2x2 poolings
 
 
 class Stage(nn.Module):
-    """One block with its GroupNorm (absent on the bottleneck stage)."""
+    """One block with its GroupNorm (absent on the bottleneck stage) and, on encoder stages, the 2x2 max pool."""
 
-    def __init__(self, block: nn.Module, channels: int, norm: bool = True) -> None:
+    def __init__(self, block: nn.Module, channels: int, norm: bool = True, pool: bool = False) -> None:
         super().__init__()
         self.block = block
         self.norm = nn.GroupNorm(4, channels) if norm else None
+        self.pool = pool
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.block(x)
-        return self.norm(x) if self.norm is not None else x
+        if self.norm is not None:
+            x = self.norm(x)
+        return F.max_pool2d(x, 2, 2) if self.pool else x
 
 
 def check_input_size(height: int, width: int) -> None:
@@ -57,7 +60,7 @@ class EGEUNet(nn.Module):
             return conv3x3(cin, cout)
 
         enc_in = (cfg.in_channels,) + c[:5]
-        self.encoder = nn.ModuleList(Stage(block(enc_in[i], c[i], i), c[i], norm=i < 5) for i in range(6))
+        self.encoder = nn.ModuleList(Stage(block(enc_in[i], c[i], i), c[i], norm=i < 5, pool=i < 5) for i in range(6))
         # decoder stage i maps c[5-i] -> c[4-i]; stages 0-2 are the GHPA ones
         self.decoder = nn.ModuleList(Stage(block(c[5 - i], c[4 - i], 5 - i), c[4 - i]) for i in range(5))
         if cfg.bridge == "gab":
@@ -73,11 +76,8 @@ class EGEUNet(nn.Module):
     def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Run encoder, bridges and decoder; return the final logit at H/2 and the head logits."""
         skips = []
-        for i, stage in enumerate(self.encoder):
-            x = stage(x)
-            if i < 5:
-                x = F.max_pool2d(x, 2, 2)
-            x = F.gelu(x)
+        for stage in self.encoder:
+            x = F.gelu(stage(x))
             skips.append(x)
         high = skips[5]
         head_logits = []
