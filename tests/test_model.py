@@ -104,6 +104,14 @@ def test_sizes_not_multiple_of_32_are_rejected(size):
         model(torch.zeros(1, 3, *size))
 
 
+@pytest.mark.parametrize("size", [(0, 256), (-32, 64)])
+def test_zero_and_negative_sizes_are_rejected_with_a_fix(size):
+    from egeunet.model import check_input_size
+
+    with pytest.raises(ValueError, match=rf"{size[0]}x{size[1]} is not supported.*resize to 32x"):
+        check_input_size(*size)
+
+
 def test_eval_cache_matches_uncached_and_tracks_weight_changes():
     model = perturb_(EGEUNet(), seed=1).eval()
     x = torch.rand(2, 3, 64, 64) * 255

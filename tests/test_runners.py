@@ -94,7 +94,7 @@ def test_onnx_runner_opens_with_ort_defaults_when_asked(onnx_files):
     assert described["recommended_disabled_optimizers"] == ["NchwcTransformer"]
     assert described["recommended_from"] == "artifact contract"
     assert recommended.describe()["ort_options"] == "recommended"
-    assert np.abs(default.predict(x) - recommended.predict(x)).max() <= 1e-5
+    assert np.abs(default.predict(x) - recommended.predict(x)).max() <= 1e-4  # other kernels, other rounding: fp32 gate
     with pytest.raises(EGEUNetError, match="ort_options must be one of recommended, default"):
         open_runner(onnx_files["nchw"], options={"ort_options": "fast"})
     with pytest.raises(EGEUNetError, match="runtime 'onnxruntime' takes no option 'bogus'"):

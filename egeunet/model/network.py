@@ -30,8 +30,8 @@ class Stage(nn.Module):
 
 
 def check_input_size(height: int, width: int) -> None:
-    """Reject sizes the five poolings cannot halve exactly, with the fix in the message."""
-    if height % SIZE_MULTIPLE or width % SIZE_MULTIPLE:
+    """Reject sizes the five poolings cannot halve exactly (zero and negative ones too), with the fix in the message."""
+    if height % SIZE_MULTIPLE or width % SIZE_MULTIPLE or min(height, width) < SIZE_MULTIPLE:
         fix_h = max(SIZE_MULTIPLE, round(height / SIZE_MULTIPLE) * SIZE_MULTIPLE)
         fix_w = max(SIZE_MULTIPLE, round(width / SIZE_MULTIPLE) * SIZE_MULTIPLE)
         raise ValueError(
