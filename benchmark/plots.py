@@ -16,15 +16,24 @@ def _pyplot():
 
 
 def latency_vs_accuracy(points: list[dict], path: Path, ylabel: str) -> None:
-    """Scatter of {label, latency_ms, score, bytes}: x latency, y score, marker area ~ file size, each labelled."""
+    """Scatter of {label, latency_ms, score, bytes}: x latency, y score, marker area ~ file size. Each marker carries a
+    number and the legend beside the axes names it, so artifacts that land close together stay readable."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 5))
+    fig, ax = plt.subplots(figsize=(9.5, 5))
     biggest = max(p["bytes"] for p in points)
-    for i, p in enumerate(sorted(points, key=lambda p: (p["score"], p["latency_ms"]))):
-        ax.scatter(p["latency_ms"], p["score"], s=60 + 900 * p["bytes"] / biggest, alpha=0.55)
-        ax.annotate(p["label"], (p["latency_ms"], p["score"]), fontsize=8, xytext=(8, 14 * (i % 3) - 14),
-                    textcoords="offset points", arrowprops={"arrowstyle": "-", "alpha": 0.4})  # staggered: ties overlap
-    ax.margins(x=0.25, y=0.2)
+    spans = [max(v) - min(v) or 1.0 for v in ([p["latency_ms"] for p in points], [p["score"] for p in points])]
+    placed: list[tuple[float, float]] = []
+    for n, p in enumerate(sorted(points, key=lambda p: (p["latency_ms"], -p["score"])), start=1):
+        x, y = p["latency_ms"], p["score"]
+        ax.scatter(x, y, s=60 + 900 * p["bytes"] / biggest, alpha=0.55, label=f"{n}  {p['label']} ({p['bytes'] / 1000:,.0f} KB)")
+        near = sum(abs(x - a) < 0.04 * spans[0] and abs(y - b) < 0.04 * spans[1] for a, b in placed)
+        ax.annotate(str(n), (x, y), xytext=(14 * near, 14 * near), textcoords="offset points", ha="center", va="center",
+                    fontsize=8, weight="bold", arrowprops={"arrowstyle": "-", "alpha": 0.4} if near else None)
+        placed.append((x, y))
+    legend = ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False, borderaxespad=0)
+    for handle in legend.legend_handles:
+        handle.set_sizes([40])
+    ax.margins(x=0.15, y=0.2)
     ax.set_xlabel("model latency, p50 (ms, batch 1)")
     ax.set_ylabel(ylabel)
     ax.set_title("latency vs accuracy (marker area ~ file size)")
