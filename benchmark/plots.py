@@ -25,7 +25,8 @@ def latency_vs_accuracy(points: list[dict], path: Path, ylabel: str) -> None:
     placed: list[tuple[float, float]] = []
     for n, p in enumerate(sorted(points, key=lambda p: (p["latency_ms"], -p["score"])), start=1):
         x, y = p["latency_ms"], p["score"]
-        ax.scatter(x, y, s=60 + 900 * p["bytes"] / biggest, alpha=0.55, label=f"{n}  {p['label']} ({p['bytes'] / 1000:,.0f} KB)")
+        ax.scatter(x, y, s=60 + 900 * p["bytes"] / biggest, alpha=0.55,
+                   label=f"{n}  {p['label']} ({p['bytes'] / 1000:,.0f} KB)")
         near = sum(abs(x - a) < 0.04 * spans[0] and abs(y - b) < 0.04 * spans[1] for a, b in placed)
         ax.annotate(str(n), (x, y), xytext=(14 * near, 14 * near), textcoords="offset points", ha="center", va="center",
                     fontsize=8, weight="bold", arrowprops={"arrowstyle": "-", "alpha": 0.4} if near else None)

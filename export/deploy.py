@@ -96,8 +96,9 @@ class StatsGroupNorm(nn.Module):
     Channel means and centred variances are spatial MEANs, which XNNPACK runs on NHWC without the transposes a
     grouped reshape needs; they combine into group statistics on N x C values (law of total variance, no one-pass
     cancellation). Each mean is taken over rows, then columns: sums of 256 values instead of 65,536 (one MEAN over
-    both axes put 4e-5 of rounding on LiteRT's probabilities, 3e-6 this way). Pooling first is exact once every channel's scale is positive: ``fold_signs`` flips the channels
-    whose GroupNorm weight is negative in the convolution before, and the statistics flip them back."""
+    both axes put 4e-5 to 6e-5 of rounding on LiteRT's probabilities, 3e-6 this way). Pooling first is exact once
+    every channel's scale is positive: ``fold_signs`` flips the channels whose GroupNorm weight is negative in the
+    convolution before, and the statistics flip them back."""
 
     def __init__(self, norm: nn.GroupNorm, pool: bool = False) -> None:
         super().__init__()
@@ -292,7 +293,8 @@ class LinearNormGAB(nn.Module):
             shifts.append(torch.zeros(1, g, 1, 1, dtype=dtype) if shift is None else shift)
         unfolded = any(n.weight is not None for n in gab.inputs.norms)
         self.register_buffer("scale", torch.cat(scales, 1) if unfolded else None)
-        self.register_buffer("shift", torch.cat(shifts, 1) if any(n.bias is not None for n in gab.inputs.norms) else None)
+        shifted = any(n.bias is not None for n in gab.inputs.norms)
+        self.register_buffer("shift", torch.cat(shifts, 1) if shifted else None)
         self.tail_centre = _fixed_conv(size * torch.eye(size, dtype=dtype) - 1.0)
         self.tail_sum = _fixed_conv(torch.ones(1, size, dtype=dtype), size ** 3 * tail_eps)
         tail_scale, tail_shift = _affine(gab.tail_norm, size ** 0.5)
@@ -409,9 +411,9 @@ def for_litert(deploy: DeployEGEUNet, float_graph: bool = False) -> DeployEGEUNe
     computed in the graph (a LiteRT file stores each constant once and cannot fold at load; 4 small ops instead of
     C/4 x H x W stored values) and GroupNorm written out (``RsqrtGroupNorm``). ``float_graph`` (fp32 and fp16 files,
     never quantized): GroupNorm from channel statistics with the max pools first (``StatsGroupNorm``) and the large
-    bridges' norms as fixed 1x1 convolutions (``LinearNormGAB``), 1.0x -> 0.83x a plain conversion's latency; int8 recipes keep the
-    form their float regions and the fine-tuning simulation describe. ONNX Runtime keeps PyTorch's GroupNorm, which
-    it fuses, and runs the 1x1 form slower; OpenCV DNN cannot run a convolution of a constant."""
+    bridges' norms as fixed 1x1 convolutions (``LinearNormGAB``), 0.95x -> 0.80x a plain conversion's latency; int8
+    recipes keep the form their float regions and the fine-tuning simulation describe. ONNX Runtime keeps PyTorch's
+    GroupNorm, which it fuses, and runs the 1x1 form slower; OpenCV DNN cannot run a convolution of a constant."""
     copied = copy.deepcopy(deploy)
     if float_graph:
         stats_group_norms(copied.net)

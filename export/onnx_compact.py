@@ -1,7 +1,8 @@
 """Smaller and faster ONNX graphs of the deploy form, same function (float rounding aside).
 
-Every rewrite keeps the file runnable in ONNX Runtime, OpenCV DNN 5.0 and ``onnx.reference``. Measured on the demo model (``egeunet export ... --formats onnx``):
-int8 190,642 -> 118,782 B, fp32 277,338 -> 234,048 B, the same optimized graph in ONNX Runtime.
+Every rewrite keeps the file runnable in ONNX Runtime, OpenCV DNN 5.0 and ``onnx.reference``. Measured on the demo
+model (``egeunet export ... --formats onnx``): int8 190,642 -> 118,782 B, fp32 277,338 -> 234,048 B, the same optimized
+graph in ONNX Runtime (before the MatMul channel means, which add about 4 KB).
 
 - ``maps_in_graph``: a folded GHPA attention map larger than what it is computed from (its 8x8 parameter, C/4 x H
   x W floats) is replaced by the nodes computing it (``onnx_maps``: MatMuls, GELU); ONNX Runtime folds them back
