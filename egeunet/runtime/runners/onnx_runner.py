@@ -1,8 +1,9 @@
 """ONNX Runtime runner: CPU provider (CUDA when asked for and present), contract read from metadata_props.
 
 ORT's NCHWc layout pass is disabled by default (``DISABLED_OPTIMIZERS``): it wraps this network's many small
-convolutions in layout conversions and runs slower with it on plain exports, the deploy form and int8 alike (1 thread,
-batch 1; ``scripts/bench_export.py`` measures each ONNX file with and without it). An egeunet export records this
+convolutions in layout conversions and was never faster with it here (1 thread, batch 1: plain exports 1.07-1.16x
+slower, the fp32 deploy form 0.97-1.08x, int8 about equal; ``scripts/bench_export.py`` and ``egeunet benchmark``
+measure each ONNX file with and without it). An egeunet export records this
 recommendation in the artifact's contract (``runtime_options``); the runner follows the artifact's own list, or runs
 with ORT's own defaults (nothing disabled) when opened with ``ort_options="default"``, so the benchmark can time both.
 """
@@ -17,7 +18,7 @@ from egeunet.errors import EGEUNetError
 from egeunet.runtime.contract import CONTRACT_KEY, ArtifactIO
 from egeunet.runtime.runners.base import Runner, register
 
-DISABLED_OPTIMIZERS = ["NchwcTransformer"]  # ORT graph optimizers the runner turns off (faster on every graph measured)
+DISABLED_OPTIMIZERS = ["NchwcTransformer"]  # ORT graph optimizers the runner turns off (never slower where measured)
 ORT_OPTIONS = ("recommended", "default")  # the artifact's recommended session options, or ORT's defaults
 
 
