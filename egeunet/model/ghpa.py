@@ -86,12 +86,17 @@ class GHPA(nn.Module):
         self._cache = None
         return super().train(mode)
 
+    def _branches(self, groups: tuple[torch.Tensor, ...], maps: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The four groups after their attention: three Hadamard products and the DW branch (a hook for subclasses
+        that compute them on other grids)."""
+        g1, g2, g3, g4 = groups
+        return [g1 * maps[0], g2 * maps[1], g3 * maps[2], self.dw(g4)]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.norm1(x)
         maps = self._cached_maps(x.shape[2], x.shape[3], x.device, x.dtype)
         if not self.multi_axis:
             x = x * maps[0]
         else:
-            g1, g2, g3, g4 = torch.chunk(x, 4, dim=1)
-            x = torch.cat([g1 * maps[0], g2 * maps[1], g3 * maps[2], self.dw(g4)], dim=1)
+            x = torch.cat(self._branches(torch.chunk(x, 4, dim=1), maps), dim=1)
         return self.ldw(self.norm2(x))

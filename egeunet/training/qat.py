@@ -225,18 +225,11 @@ class FoldedMapsGHPA(GHPA):
             maps[0] = self.conv_xy(xy) if self.conv_xy is not None else xy
         return maps
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.norm1(x)
-        maps = self._cached_maps(x.shape[2], x.shape[3], x.device, x.dtype)
-        if not self.multi_axis:
-            x = x * maps[0]
-        else:
-            g1, g2, g3, g4 = torch.chunk(x, 4, dim=1)
-            g4 = self.dw[:-1](g4)
-            with _on_next_grid():
-                parts = [g1 * maps[0], g2 * maps[1], g3 * maps[2], self.dw[-1](g4)]
-            x = torch.cat(parts, dim=1)
-        return self.ldw(self.norm2(x))
+    def _branches(self, groups: tuple[torch.Tensor, ...], maps: list[torch.Tensor]) -> list[torch.Tensor]:
+        g1, g2, g3, g4 = groups
+        g4 = self.dw[:-1](g4)
+        with _on_next_grid():
+            return [g1 * maps[0], g2 * maps[1], g3 * maps[2], self.dw[-1](g4)]
 
 
 class ConcatGridGAB(GAB):
