@@ -62,11 +62,11 @@ def flat_rows(rows: list[dict]) -> list[dict]:
 
 
 def _runtime_label(row: dict) -> str:
-    """The runtime, and for ONNX Runtime which session options were timed: "onnxruntime (default options)"."""
+    """The runtime of a flat row (``flat_rows``), and for ONNX Runtime which session options were timed:
+    "onnxruntime (default options)"."""
     if not row.get("ort_options"):
         return row["runtime"]
     off = row.get("disabled_optimizers") or ""
-    off = " ".join(off) if isinstance(off, list) else off
     if row["ort_options"] == "default":
         return f"{row['runtime']} (default options)"
     return f"{row['runtime']} (recommended: {off} off)" if off else f"{row['runtime']} (recommended: ORT defaults)"
@@ -203,12 +203,14 @@ def _markdown(results: dict, files: dict[str, str]) -> str:
     ]
     if "figure1" in files:
         parts += [f"![latency vs mIoU]({files['figure1']})", ""]
-    if ort_comparison(results):
+    ort_lines = ort_comparison(results)
+    if ort_lines:
         parts += ["## ONNX Runtime options", "",
                   "Each ONNX artifact timed with the session options recorded in its contract (recommended) and with "
                   "ORT's defaults (no optimizer disabled), calls interleaved in one process (peak memory: the "
                   "recommended session's, read before the default one loads). Ratio below 1: the recommendation is "
-                  "faster on this machine. Accuracy is measured once, with the recommended options.", "", _md_table(ORT_HEAD, ort_comparison(results)), ""]
+                  "faster on this machine. Accuracy is measured once, with the recommended options.", "",
+                  _md_table(ORT_HEAD, ort_lines), ""]
     parts += ["## Size", "", "Weights: ONNX initializers and Constant tensors, TFLite buffers, CoreML weight files, "
               "checkpoint tensors; graph: the rest of the bytes.", "",
               _md_table(["artifact", "bytes", "gzip bytes", "weight bytes", "graph bytes", "built as", "status"],

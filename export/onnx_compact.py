@@ -80,6 +80,18 @@ def _shapes(model) -> dict[str, list[int]]:
     return {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in values}
 
 
+def _readers(model) -> dict[str, list]:
+    """Value name -> the nodes that read it, in graph order (a node reading a value twice, x * x, listed once)."""
+    readers: dict[str, list] = {}
+    for node in model.graph.node:
+        for name in dict.fromkeys(node.input):
+            readers.setdefault(name, []).append(node)
+    return readers
+
+
+PER_PIXEL_OPS = ("Add", "Sqrt", "Div", "Reciprocal")  # between a LayerNorm's variance and its rsqrt
+
+
 def _layer_norm_chain(node, consumers: dict) -> list | None:
     """The nodes of one exported ``RsqrtLayerNorm`` from its first channel mean ``node``: mean, Sub, square Mul, mean,
     (eps Add, Sqrt, reciprocal: per-pixel values), final Mul or Div; or None when the graph around ``node`` differs."""
@@ -104,9 +116,6 @@ def _layer_norm_chain(node, consumers: dict) -> list | None:
     return chain + [final] if chain[-1].output[0] in final.input else None
 
 
-PER_PIXEL_OPS = ("Add", "Sqrt", "Div", "Reciprocal")  # between a LayerNorm's variance and its rsqrt
-
-
 def channel_means_as_matmul(model) -> int:
     """Compute every LayerNorm over channels (``RsqrtLayerNorm``: mean, centre, square, mean, rsqrt, multiply) on the
     N x C x HW view, its two channel means as MatMuls with a row of 1/C; returns how many. ONNX Runtime reduces NCHW
@@ -115,10 +124,7 @@ def channel_means_as_matmul(model) -> int:
     from onnx import helper, numpy_helper
 
     shapes = _shapes(model)
-    consumers: dict[str, list] = {}
-    for node in model.graph.node:
-        for name in dict.fromkeys(node.input):  # a node reading a value twice (x * x) is one consumer
-            consumers.setdefault(name, []).append(node)
+    consumers = _readers(model)
     constants: set[str] = set()
 
     def constant(name: str, value: np.ndarray) -> str:
@@ -236,12 +242,10 @@ def float_constants_as_int8(model, ops: Sequence[str] = ("Mul",)) -> int:
 
     graph = model.graph
     constant = {init.name for init in graph.initializer}
-    users: dict[str, list] = {}
     for node in graph.node:  # topological order: a node of constants only computes a constant
         if all(name in constant for name in node.input if name):
             constant.update(node.output)
-        for name in node.input:
-            users.setdefault(name, []).append(node)
+    users = _readers(model)
     outputs = {v.name for v in graph.output}
     nodes, count = [], 0
     for init in list(graph.initializer):
