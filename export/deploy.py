@@ -263,7 +263,8 @@ class LinearNormGAB(nn.Module):
     g-1 and -1: g times the centred values); a block of ones gives each channel its group's sum of squares; the tail
     norm centres by (G*I - 1). The powers of g fold into the depthwise and tail weights, so the integer matrices stay
     exact in float16 too. XNNPACK slices and concatenates channels slowly on NHWC (5 floats per pixel per group):
-    this form replaces eight slices, five concatenations and the channel means (128 x 128 bridge: 5.3 -> 3.7 ms)."""
+    this form replaces eight slices, five concatenations and the channel means (the 128 x 128 bridge was the
+    slowest block of the LiteRT graph; ad hoc module timings, not in the repo)."""
 
     def __init__(self, gab: FoldedGAB) -> None:
         super().__init__()
@@ -411,9 +412,10 @@ def for_litert(deploy: DeployEGEUNet, float_graph: bool = False) -> DeployEGEUNe
     computed in the graph (a LiteRT file stores each constant once and cannot fold at load; 4 small ops instead of
     C/4 x H x W stored values) and GroupNorm written out (``RsqrtGroupNorm``). ``float_graph`` (fp32 and fp16 files,
     never quantized): GroupNorm from channel statistics with the max pools first (``StatsGroupNorm``) and the large
-    bridges' norms as fixed 1x1 convolutions (``LinearNormGAB``), 0.95x -> 0.80x a plain conversion's latency; int8
-    recipes keep the form their float regions and the fine-tuning simulation describe. ONNX Runtime keeps PyTorch's
-    GroupNorm, which it fuses, and runs the 1x1 form slower; OpenCV DNN cannot run a convolution of a constant."""
+    bridges' norms as fixed 1x1 convolutions (``LinearNormGAB``), 0.96x -> 0.82x a plain conversion's latency
+    (``scripts/bench_export.py``); int8 recipes keep the form their float regions and the fine-tuning simulation
+    describe. ONNX Runtime keeps PyTorch's GroupNorm, which it fuses, and runs the 1x1 form slower; OpenCV DNN cannot
+    run a convolution of a constant."""
     copied = copy.deepcopy(deploy)
     if float_graph:
         stats_group_norms(copied.net)

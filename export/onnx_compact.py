@@ -9,8 +9,8 @@ graph in ONNX Runtime (before the MatMul channel means, which add about 4 KB).
   into a constant when it loads the file, so the bytes go and the speed stays. int8 files store the parameter in int8.
 - ``channel_means_as_matmul``: a mean over the channel axis (LayerNorm's ReduceMean) becomes a MatMul with a row
   of 1/C on the N x C x HW view: ONNX Runtime reduces NCHW over channels slowly and multiplies fast (fp32 deploy
-  form 0.96x -> 0.81x a plain export's latency, one thread). A 1x1 convolution is as fast but OpenCV DNN 5.0
-  cannot run it.
+  form 0.96x -> 0.78x a plain export's latency, one thread, ``scripts/bench_export.py``). A 1x1 convolution is as
+  fast but OpenCV DNN 5.0 cannot run it.
 - ``centre_group_norms``: the input of each InstanceNormalization (GroupNorm) has its mean subtracted first: ONNX
   Runtime's kernel sums in one pass, 10x further from float64 than PyTorch on uncentred data (fp32 parity).
 - ``drop_zero_points``: DequantizeLinear zero points that are all zero are left out (zero is the default).
@@ -119,8 +119,8 @@ def _layer_norm_chain(node, consumers: dict) -> list | None:
 def channel_means_as_matmul(model) -> int:
     """Compute every LayerNorm over channels (``RsqrtLayerNorm``: mean, centre, square, mean, rsqrt, multiply) on the
     N x C x HW view, its two channel means as MatMuls with a row of 1/C; returns how many. ONNX Runtime reduces NCHW
-    over channels slowly (a quarter of its kernel time here) and multiplies fast; one Reshape in and one out per norm,
-    and OpenCV DNN and ``onnx.reference`` run it too."""
+    over channels slowly (19% of its kernel time here, ``scripts/profile_onnx.py``) and multiplies fast; one Reshape
+    in and one out per norm, and OpenCV DNN and ``onnx.reference`` run it too."""
     from onnx import helper, numpy_helper
 
     shapes = _shapes(model)
