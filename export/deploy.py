@@ -7,7 +7,8 @@ Same numbers as ``EGEUNet.forward`` (to float rounding) at one input size, rewri
 - a LayerNorm's scale (and shift, before a 1x1 convolution) is folded into the convolution that reads it;
 - GAB's group inputs (chunks, concatenation, norm) are one float module, so int8 graphs dequantize each feature once;
 - ``for_litert`` gives LiteRT a written-out GroupNorm (fewer ops) and GHPA maps computed in the graph; its float
-  graphs also pool before the GroupNorm affine and write GAB's norms as fixed 1x1 convolutions;
+  graphs also pool before the GroupNorm affine, run the first stage on its pool phases and write GAB's norms as
+  fixed 1x1 convolutions;
 - optional front and back: baked preprocessing (uint8 RGB in, min-max stretch in the graph) and NHWC I/O.
 """
 from __future__ import annotations
@@ -89,6 +90,13 @@ def _last_conv(block: nn.Module) -> nn.Conv2d:
     return block if isinstance(block, nn.Conv2d) else block.ldw[-1]
 
 
+def _spatial_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel spatial mean and centred variance (N x C x 1 x 1), each mean over rows, then columns."""
+    mean = x.mean(3, keepdim=True).mean(2, keepdim=True)
+    centred = x - mean
+    return mean, (centred * centred).mean(3, keepdim=True).mean(2, keepdim=True)
+
+
 class StatsGroupNorm(nn.Module):
     """GroupNorm from per-channel spatial statistics, as one multiply-add per channel; with ``pool`` the stage's 2x2
     max pool runs before that multiply-add, on a quarter of the pixels (LiteRT float graphs).
@@ -116,20 +124,23 @@ class StatsGroupNorm(nn.Module):
                 conv.bias.mul_(sign.flatten())
         self.sign = sign
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c = x.shape[:2]
-        mean = x.mean(3, keepdim=True).mean(2, keepdim=True)
-        centred = x - mean
-        var = (centred * centred).mean(3, keepdim=True).mean(2, keepdim=True).reshape(n, self.groups, -1)
+    def affine(self, mean: torch.Tensor, var: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The per-channel scale and shift (N x C x 1 x 1) for channel statistics of the input as it arrives."""
+        n, c = mean.shape[:2]
+        var = var.reshape(n, self.groups, -1)
         mean = (mean * self.sign).reshape(n, self.groups, -1)  # the channels as the model computes them
         group_mean = mean.mean(2, keepdim=True)
         spread = mean - group_mean
         inv_std = torch.rsqrt((var + spread * spread).mean(2, keepdim=True) + self.eps)
         scale = (self.weight.reshape(1, self.groups, -1) * inv_std).reshape(n, c, 1, 1)
         shift = self.bias - (scale.reshape(n, self.groups, -1) * group_mean).reshape(n, c, 1, 1)
+        return scale * self.sign, shift
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.affine(*_spatial_stats(x))
         if self.pool:
             x = F.max_pool2d(x, 2, 2)
-        return x * (scale * self.sign) + shift
+        return x * scale + shift
 
 
 def stats_group_norms(net: EGEUNet) -> None:
@@ -140,6 +151,42 @@ def stats_group_norms(net: EGEUNet) -> None:
             if stage.pool:
                 stage.norm.fold_signs(_last_conv(stage.block))
                 stage.pool = False
+
+
+class PhaseConvStage(nn.Module):
+    """A pooled stage whose block is a 3x3 convolution (``StatsGroupNorm`` with signs folded): the convolution as one
+    stride-2 4x4 convolution whose 4C output channels are the 2x2 max pool's four phases, so nothing runs at full
+    resolution; the pool is an elementwise maximum of the phases (LiteRT float graphs, first stage only: XNNPACK runs
+    the 256 x 256 3x3 convolution slowly; 0.82x -> 0.76x a plain conversion's latency, ``scripts/bench_export.py``; on
+    the 128 x 128 and 64 x 64 stages it measured slower). Statistics per phase and channel combine as in
+    ``StatsGroupNorm`` (equal pixel counts, law of total variance). Costs 6 KB of mostly zero weights."""
+
+    def __init__(self, stage: nn.Module) -> None:
+        super().__init__()
+        conv, self.norm = stage.block, stage.norm
+        if conv.kernel_size != (3, 3) or conv.padding != (1, 1) or conv.stride != (1, 1) or conv.dilation != (1, 1) \
+                or conv.groups != 1 or not (isinstance(self.norm, StatsGroupNorm) and self.norm.pool):
+            raise ValueError("PhaseConvStage needs a 3x3 convolution and a pooled StatsGroupNorm")
+        c = self.channels = conv.out_channels
+        weight = conv.weight.detach().new_zeros(4 * c, conv.in_channels, 4, 4)
+        for phase, (row, col) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+            weight[phase * c:(phase + 1) * c, :, row:row + 3, col:col + 3] = conv.weight.detach()
+        self.conv = nn.Conv2d(conv.in_channels, 4 * c, 4, stride=2, padding=1, dtype=weight.dtype)
+        with torch.no_grad():
+            self.conv.weight.copy_(weight)
+            self.conv.bias.copy_(conv.bias.detach().repeat(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        n, c = x.shape[0], self.channels
+        mean, var = (s.reshape(n, 4, c) for s in _spatial_stats(x))
+        channel_mean = mean.mean(1, keepdim=True)
+        spread = mean - channel_mean
+        channel_var = (var + spread * spread).mean(1)
+        scale, shift = self.norm.affine(channel_mean.reshape(n, c, 1, 1), channel_var.reshape(n, c, 1, 1))
+        top_left, top_right, bottom_left, bottom_right = x.split(c, 1)
+        pooled = torch.maximum(torch.maximum(top_left, top_right), torch.maximum(bottom_left, bottom_right))
+        return pooled * scale + shift
 
 
 class XYMapSource(nn.Module):
@@ -411,14 +458,15 @@ def for_litert(deploy: DeployEGEUNet, float_graph: bool = False) -> DeployEGEUNe
     """A copy of ``deploy`` for LiteRT, the same function: GHPA height-width maps larger than their 8x8 parameter
     computed in the graph (a LiteRT file stores each constant once and cannot fold at load; 4 small ops instead of
     C/4 x H x W stored values) and GroupNorm written out (``RsqrtGroupNorm``). ``float_graph`` (fp32 and fp16 files,
-    never quantized): GroupNorm from channel statistics with the max pools first (``StatsGroupNorm``) and the large
-    bridges' norms as fixed 1x1 convolutions (``LinearNormGAB``), 0.96x -> 0.82x a plain conversion's latency
-    (``scripts/bench_export.py``); int8 recipes keep the form their float regions and the fine-tuning simulation
-    describe. ONNX Runtime keeps PyTorch's GroupNorm, which it fuses, and runs the 1x1 form slower; OpenCV DNN cannot
+    never quantized): GroupNorm from channel statistics with the max pools first (``StatsGroupNorm``), the first stage
+    on its pool phases (``PhaseConvStage``) and the large bridges' norms as fixed 1x1 convolutions (``LinearNormGAB``),
+    0.96x -> 0.76x a plain conversion's latency (``scripts/bench_export.py``); int8 recipes keep the form their float
+    regions and the fine-tuning simulation describe. ONNX Runtime keeps PyTorch's GroupNorm, which it fuses, and runs the 1x1 form slower; OpenCV DNN cannot
     run a convolution of a constant."""
     copied = copy.deepcopy(deploy)
     if float_graph:
         stats_group_norms(copied.net)
+        copied.net.encoder[0] = PhaseConvStage(copied.net.encoder[0])
         for i, bridge in enumerate(copied.net.bridges or ()):  # bridge i works at size / 2^(5 - i)
             if isinstance(bridge, FoldedGAB) and (copied.size >> (5 - i)) ** 2 >= LINEAR_NORM_MIN_PIXELS:
                 copied.net.bridges[i] = LinearNormGAB(bridge)

@@ -140,9 +140,10 @@ def test_deploy_form_folds_ghpa_and_uses_rsqrt():
 
 def test_norm_folding_and_litert_form_keep_the_function():
     """The LayerNorm affines folded into the next convolution, and LiteRT's copies (written-out GroupNorm, GHPA maps
-    computed in the graph; the float graph's pooled channel-statistics GroupNorm and linear-norm bridge) equal
+    computed in the graph; the float graph's pooled channel-statistics GroupNorm, phase-channel first stage and
+    linear-norm bridge) equal
     EGEUNet in float64; a scale under MIN_FOLD_SCALE is left unfolded, a negative GroupNorm weight flipped."""
-    from egeunet.export.deploy import MIN_FOLD_SCALE, LinearNormGAB, StatsGroupNorm, for_litert
+    from egeunet.export.deploy import MIN_FOLD_SCALE, LinearNormGAB, PhaseConvStage, StatsGroupNorm, for_litert
 
     model = perturbed().double()
     with torch.no_grad():
@@ -158,6 +159,7 @@ def test_norm_folding_and_litert_form_keep_the_function():
     assert any(getattr(m, "map_in_graph", False) and m.xy_source is not None for m in last.modules())
     pooled = [m for m in fast.modules() if isinstance(m, StatsGroupNorm) and m.pool]
     assert len(pooled) == 5 and pooled[0].sign.min() < 0
+    assert isinstance(fast.net.encoder[0], PhaseConvStage)  # the first stage's pool phases as channels
     assert [type(b) is LinearNormGAB for b in fast.net.bridges] == [False] * 4 + [True]  # only 64 x 64 and larger
     x = torch.rand(2, 3, size, size, dtype=torch.float64) * 255
     with torch.no_grad():
