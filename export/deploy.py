@@ -307,7 +307,8 @@ class LinearNormGAB(nn.Module):
     """``FoldedGAB`` with its LayerNorms written as 1x1 convolutions with fixed integer matrices (LiteRT float graphs).
 
     One concatenation of (xh, xl, mask) and one convolution gather every group's channels already centred (entries
-    g-1 and -1: g times the centred values); a block of ones gives each channel its group's sum of squares; the tail
+    g-1 and -1: g times the centred values); rows of ones give each group's sum of squares, and a 0/1 matrix hands
+    each channel its group's reciprocal root (rsqrt on 4 channels instead of 4g: 3% of the bridge's time); the tail
     norm centres by (G*I - 1). The powers of g fold into the depthwise and tail weights, so the integer matrices stay
     exact in float16 too. XNNPACK slices and concatenates channels slowly on NHWC (5 floats per pixel per group):
     this form replaces eight slices, five concatenations and the channel means (the 128 x 128 bridge was the
@@ -329,7 +330,8 @@ class LinearNormGAB(nn.Module):
         self.pre_project, self.use_mask, self.g = copy.deepcopy(gab.pre_project), gab.use_mask, g
         self.centre = _fixed_conv(gather)
         eps, tail_eps, size = gab.inputs.norms[0].eps, gab.tail_norm.eps, 4 * g
-        self.group_sum = _fixed_conv(torch.block_diag(*[torch.ones(g, g, dtype=dtype)] * 4), g ** 3 * eps)
+        self.group_sum = _fixed_conv(torch.block_diag(*[torch.ones(1, g, dtype=dtype)] * 4), g ** 3 * eps)
+        self.to_channels = _fixed_conv(torch.block_diag(*[torch.ones(g, 1, dtype=dtype)] * 4))
         root = g ** 0.5  # centre / sqrt(group_sum) is the normalised value over sqrt(g)
         self.convs = copy.deepcopy(gab.convs)
         scales, shifts = [], []
@@ -355,7 +357,7 @@ class LinearNormGAB(nn.Module):
     def forward(self, xh: torch.Tensor, xl: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         xh = upsample_to(self.pre_project(xh), (xl.shape[2], xl.shape[3]))
         centred = self.centre(torch.cat([xh, xl, mask] if self.use_mask else [xh, xl], dim=1))
-        x = centred * torch.rsqrt(self.group_sum(centred * centred))
+        x = centred * self.to_channels(torch.rsqrt(self.group_sum(centred * centred)))
         x = x * self.scale if self.scale is not None else x
         x = x + self.shift if self.shift is not None else x
         x = torch.cat([conv(part) for conv, part in zip(self.convs, x.split(self.g, dim=1))], dim=1)
