@@ -7,8 +7,9 @@ validates on seed 0). Latency: batch 1, one thread, median of --runs after warm-
 this one process with calls interleaved (fair on a shared machine). The exported fp32 ONNX and TFLite
 are compared with a plain export of the same eval-mode weights (``torch.onnx.export`` at opset 17 and
 ``litert_torch.convert``) in the same run, each ONNX file with ORT's default options and with the NCHWc
-layout pass disabled (``disabled_optimizers=["NchwcTransformer"]``), the better of the two counting.
-Prints markdown tables and writes DIR/bench.json.
+layout pass disabled (``disabled_optimizers=["NchwcTransformer"]``), the better of the two counting; each
+ratio also comes with the median and quartiles of its per-round ratios, to show how certain it is on a shared
+machine. Prints markdown tables and writes DIR/bench.json.
 """
 from __future__ import annotations
 
@@ -43,8 +44,8 @@ def quick_train(size: int, steps: int, seed: int = 0):
     return model.eval()
 
 
-def latency_ms(predictors: dict, x: np.ndarray, runs: int) -> dict[str, float]:
-    """Median wall time (ms) of each ``predict(x)``, calls interleaved so a busy machine biases none of them."""
+def latency_rounds(predictors: dict, x: np.ndarray, runs: int) -> dict[str, list[float]]:
+    """Wall times (ms) of each ``predict(x)`` per round, calls interleaved so a busy machine biases none of them."""
     for predict in predictors.values():
         for _ in range(5):
             predict(x)
@@ -54,7 +55,20 @@ def latency_ms(predictors: dict, x: np.ndarray, runs: int) -> dict[str, float]:
             start = time.perf_counter()
             predict(x)
             times[name].append((time.perf_counter() - start) * 1000)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return times
+
+
+def latency_ms(predictors: dict, x: np.ndarray, runs: int) -> dict[str, float]:
+    """Median wall time (ms) of each ``predict(x)``, calls interleaved."""
+    return {name: statistics.median(t) for name, t in latency_rounds(predictors, x, runs).items()}
+
+
+def round_ratios(mine: list[float], base: list[float]) -> dict[str, float]:
+    """Median and quartiles of the per-round ratios mine / base (each round timed both within milliseconds, so a
+    slow spell of a shared machine moves both): how certain a latency ratio is."""
+    ratios = [a / b for a, b in zip(mine, base)]
+    low, _, high = statistics.quantiles(ratios, n=4)
+    return {"median": statistics.median(ratios), "q1": low, "q3": high, "rounds": len(ratios)}
 
 
 def plain_onnx(model, size: int, path: Path) -> None:
@@ -119,21 +133,23 @@ def deploy_vs_plain(out: Path, model, size: int, x: np.ndarray, runs: int) -> di
                        ("deploy int8", art / "egeunet_int8.tflite")):
         if path.exists():
             predictors[f"LiteRT {name}"] = litert_predict(path)
-    ms = latency_ms(predictors, x, runs)
+    rounds = latency_rounds(predictors, x, runs)
+    ms = {name: statistics.median(t) for name, t in rounds.items()}
 
-    def best(prefix: str) -> float | None:
-        found = [v for k, v in ms.items() if k == prefix or k == prefix + ", NCHWc off"]
-        return min(found) if found else None
+    def best(prefix: str) -> str | None:
+        found = [k for k in ms if k == prefix or k == prefix + ", NCHWc off"]
+        return min(found, key=ms.get) if found else None
 
-    ratios = {}
+    ratios, spread = {}, {}
     for runtime in ("ORT", "LiteRT"):
         plain = best(f"{runtime} plain")
         for form in ("deploy", "deploy int8"):
             mine = best(f"{runtime} {form}")
             if plain and mine:
-                ratios[f"{runtime} {form} / plain"] = mine / plain
+                ratios[f"{runtime} {form} / plain"] = ms[mine] / ms[plain]
+                spread[f"{runtime} {form} / plain"] = round_ratios(rounds[mine], rounds[plain])
     sizes = {"plain.onnx": (out / "plain.onnx").stat().st_size, "plain.tflite": (out / "plain.tflite").stat().st_size}
-    return {"ms_1thread": ms, "ratios": ratios, "plain_bytes": sizes}
+    return {"ms_1thread": ms, "ratios": ratios, "round_ratios": spread, "plain_bytes": sizes}
 
 
 def main() -> None:
@@ -147,7 +163,7 @@ def main() -> None:
     parser.add_argument("--n-calib", type=int, default=32)
     parser.add_argument("--n-held", type=int, help="held-out images (default: the model's test split with --calib, else 16)")
     parser.add_argument("--formats", default="onnx,tflite")
-    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--runs", type=int, default=60, help="timed rounds (default 60)")
     parser.add_argument("--fp32-tol", type=float, help="fp32 gate's max |dprob| (default: the export's, 1e-4); "
                                                        "a looser one keeps a failing fp32 file so its latency is measured")
     args = parser.parse_args()
@@ -223,7 +239,9 @@ def main() -> None:
     for name, value in versus["ms_1thread"].items():
         print(f"| {name} | {value:.2f} |")
     for name, value in versus["ratios"].items():
-        print(f"{name}: {value:.2f}x")
+        r = versus["round_ratios"][name]
+        print(f"{name}: {value:.2f}x (per-round ratios: median {r['median']:.2f}x, quartiles {r['q1']:.2f}-{r['q3']:.2f}x, "
+              f"{r['rounds']} rounds)")
     print("plain export bytes: " + ", ".join(f"{k} {v:,}" for k, v in versus["plain_bytes"].items()))
     for r in rows:
         b = r.get("size_breakdown")
