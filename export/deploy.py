@@ -462,9 +462,9 @@ def for_litert(deploy: DeployEGEUNet, float_graph: bool = False) -> DeployEGEUNe
     C/4 x H x W stored values) and GroupNorm written out (``RsqrtGroupNorm``). ``float_graph`` (fp32 and fp16 files,
     never quantized): GroupNorm from channel statistics with the max pools first (``StatsGroupNorm``), the first stage
     on its pool phases (``PhaseConvStage``) and the large bridges' norms as fixed 1x1 convolutions (``LinearNormGAB``),
-    0.96x -> 0.76x a plain conversion's latency (``scripts/bench_export.py``); int8 recipes keep the form their float
-    regions and the fine-tuning simulation describe. ONNX Runtime keeps PyTorch's GroupNorm, which it fuses, and runs the 1x1 form slower; OpenCV DNN cannot
-    run a convolution of a constant."""
+    0.96x -> 0.74x a plain conversion's latency (``scripts/bench_export.py``); int8 recipes keep the form their float
+    regions and the fine-tuning simulation describe. ONNX Runtime keeps PyTorch's GroupNorm, which it fuses, and runs
+    the 1x1 form slower; OpenCV DNN cannot run a convolution of a constant."""
     copied = copy.deepcopy(deploy)
     if float_graph:
         stats_group_norms(copied.net)

@@ -1,4 +1,5 @@
-"""Where ONNX Runtime spends its time on one ONNX file: kernel time per op type and the slowest nodes (1 thread).
+"""Where ONNX Runtime spends its time on one ONNX file: kernel time per op type, per convolution kind (depthwise,
+1x1, k x k) and the slowest nodes (1 thread).
 
     .venv/bin/python scripts/profile_onnx.py FILE.onnx [--runs 50] [--top 15] [--nchwc]
 
@@ -15,6 +16,24 @@ import tempfile
 from collections import Counter
 
 import numpy as np
+
+
+def _conv_kinds(path: str) -> dict[str, str]:
+    """Each named Conv node's kind: depthwise, 1x1 or k x k, from its weight's shape (egeunet's files leave default
+    attributes out). ORT's NCHW depthwise convolutions are an im2col and a one-row GEMM per channel."""
+    import onnx
+
+    graph = onnx.load(path).graph
+    dims = {init.name: list(init.dims) for init in graph.initializer}
+    source = {node.output[0]: node.input[0] for node in graph.node if node.op_type in ("Cast", "DequantizeLinear")}
+    kinds = {}
+    for node in graph.node:
+        shape = dims.get(node.input[1], dims.get(source.get(node.input[1], ""))) if node.op_type == "Conv" else None
+        if node.name and shape:
+            group = next((onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == "group"), 1)
+            kernel = "x".join(map(str, shape[2:]))
+            kinds[node.name] = "depthwise" if group > 1 else kernel
+    return kinds
 
 
 def main() -> None:
@@ -55,6 +74,14 @@ def main() -> None:
     print("| op type | nodes | ms per run | share |\n|---|---|---|---|")
     for op, us in by_type.most_common():
         print(f"| {op} | {count[op] // args.runs} | {us / args.runs / 1000:.3f} | {100 * us / total:.1f}% |")
+    kinds = _conv_kinds(args.model)
+    by_kind = Counter()
+    for (name, op), us in by_node.items():
+        if op in ("Conv", "FusedConv"):
+            by_kind[kinds.get(name, "other (renamed by ORT)")] += us
+    print("\n| convolutions | ms per run | share |\n|---|---|---|")
+    for kind, us in by_kind.most_common():
+        print(f"| {kind} | {us / args.runs / 1000:.3f} | {100 * us / total:.1f}% |")
     print("\n| slowest nodes | op | ms per run | share |\n|---|---|---|---|")
     for (name, op), us in by_node.most_common(args.top):
         print(f"| {name} | {op} | {us / args.runs / 1000:.3f} | {100 * us / total:.1f}% |")
