@@ -9,7 +9,7 @@ image is the identity (up to that rounding, at most 0.5 on the 0-255 scale).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,6 +30,7 @@ class ArtifactIO:
     input_zero_point: int = 0
     output_scale: float | None = None
     output_zero_point: int = 0
+    runtime_options: dict = field(default_factory=dict)  # runtime -> recommended session options, e.g. ORT's
 
     @classmethod
     def from_contract(cls, text: str | dict | None, **quant) -> "ArtifactIO":
@@ -37,7 +38,8 @@ class ArtifactIO:
         data = json.loads(text) if isinstance(text, str) else dict(text or {})
         baked = bool(data.get("baked_preprocess"))
         dtype = data.get("input_dtype", "uint8" if baked else "float32")
-        return cls(int(data.get("input_size", 256)), data.get("layout", "NCHW"), baked, dtype, **quant)
+        return cls(int(data.get("input_size", 256)), data.get("layout", "NCHW"), baked, dtype, **quant,
+                   runtime_options=dict(data.get("runtime_options") or {}))
 
     def _layout(self, x: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(x.transpose(0, 2, 3, 1) if self.layout == "NHWC" else x)

@@ -9,7 +9,6 @@ with ORT's own defaults (nothing disabled) when opened with ``ort_options="defau
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -48,14 +47,13 @@ class OnnxRunner(Runner):
         self.ort_options = ort_options
         self.disabled_optimizers = DISABLED_OPTIMIZERS if ort_options == "recommended" else []
         self.session = self._session(ort, path, options, providers)
-        text = self.session.get_modelmeta().custom_metadata_map.get(CONTRACT_KEY)
-        recorded = (json.loads(text).get("runtime_options") or {}).get("onnxruntime", {}) if text else {}
+        self.io = ArtifactIO.from_contract(self.session.get_modelmeta().custom_metadata_map.get(CONTRACT_KEY))
+        recorded = self.io.runtime_options.get("onnxruntime", {})
         self.recommended = list(recorded.get("disabled_optimizers", DISABLED_OPTIMIZERS))
         self.recommended_from = "artifact contract" if "disabled_optimizers" in recorded else "egeunet default"
         if ort_options == "recommended" and self.recommended != self.disabled_optimizers:
             self.disabled_optimizers = self.recommended  # the artifact's own recommendation
             self.session = self._session(ort, path, options, providers)
-        self.io = ArtifactIO.from_contract(text)
         self.input_name = self.session.get_inputs()[0].name
 
     def _session(self, ort, path: Path, options, providers: list[str]):
