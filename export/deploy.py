@@ -97,6 +97,14 @@ def _spatial_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, (centred * centred).mean(3, keepdim=True).mean(2, keepdim=True)
 
 
+def _combined_stats(mean: torch.Tensor, var: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and variance of the union of equal-sized parts, from each part's mean and variance along ``dim``
+    (law of total variance, kept dims): no one-pass cancellation."""
+    total_mean = mean.mean(dim, keepdim=True)
+    spread = mean - total_mean
+    return total_mean, (var + spread * spread).mean(dim, keepdim=True)
+
+
 class StatsGroupNorm(nn.Module):
     """GroupNorm from per-channel spatial statistics, as one multiply-add per channel; with ``pool`` the stage's 2x2
     max pool runs before that multiply-add, on a quarter of the pixels (LiteRT float graphs).
@@ -129,9 +137,8 @@ class StatsGroupNorm(nn.Module):
         n, c = mean.shape[:2]
         var = var.reshape(n, self.groups, -1)
         mean = (mean * self.sign).reshape(n, self.groups, -1)  # the channels as the model computes them
-        group_mean = mean.mean(2, keepdim=True)
-        spread = mean - group_mean
-        inv_std = torch.rsqrt((var + spread * spread).mean(2, keepdim=True) + self.eps)
+        group_mean, group_var = _combined_stats(mean, var, 2)
+        inv_std = torch.rsqrt(group_var + self.eps)
         scale = (self.weight.reshape(1, self.groups, -1) * inv_std).reshape(n, c, 1, 1)
         shift = self.bias - (scale.reshape(n, self.groups, -1) * group_mean).reshape(n, c, 1, 1)
         return scale * self.sign, shift
@@ -180,10 +187,7 @@ class PhaseConvStage(nn.Module):
         x = self.conv(x)
         n, c = x.shape[0], self.channels
         mean, var = (s.reshape(n, 4, c) for s in _spatial_stats(x))
-        channel_mean = mean.mean(1, keepdim=True)
-        spread = mean - channel_mean
-        channel_var = (var + spread * spread).mean(1)
-        scale, shift = self.norm.affine(channel_mean.reshape(n, c, 1, 1), channel_var.reshape(n, c, 1, 1))
+        scale, shift = self.norm.affine(*(s.reshape(n, c, 1, 1) for s in _combined_stats(mean, var, 1)))
         top_left, top_right, bottom_left, bottom_right = x.split(c, 1)
         pooled = torch.maximum(torch.maximum(top_left, top_right), torch.maximum(bottom_left, bottom_right))
         return pooled * scale + shift
@@ -452,8 +456,8 @@ modules must update it (tests compare it with what a built artifact actually kee
 
 
 LINEAR_NORM_MIN_PIXELS = 64 * 64
-"""``LinearNormGAB`` only on bridges with at least this many pixels: its fixed matrices (3 x (4g)^2 floats, 120 KB on
-the 8 x 8 bridge) cost more bytes than they save time where there are few pixels."""
+"""``LinearNormGAB`` only on bridges with at least this many pixels: its fixed matrices (about (4g)^2 + 4g(2L + 1)
+floats, 80 KB on the 8 x 8 bridge) cost more bytes than they save time where there are few pixels."""
 
 
 def for_litert(deploy: DeployEGEUNet, float_graph: bool = False) -> DeployEGEUNet:

@@ -110,5 +110,6 @@ def main() -> None:
     for name, (low, cost, high) in sorted(costs.items(), key=lambda item: -item[1][1]):
         print(f"| {name} | {cost:.2f} | {low:.2f}-{high:.2f} | {100 * cost / total:.0f}% |")
 
+
 if __name__ == "__main__":
     main()
