@@ -9,7 +9,9 @@ are compared with a plain export of the same eval-mode weights (``torch.onnx.exp
 ``litert_torch.convert``) in the same run, each ONNX file with ORT's default options and with the NCHWc
 layout pass disabled (``disabled_optimizers=["NchwcTransformer"]``), the better of the two counting; each
 ratio also comes with the median and quartiles of its per-round ratios, to show how certain it is on a shared
-machine. Prints markdown tables and writes DIR/bench.json.
+machine. The same run times a norm-free floor: the deploy form with every normalization removed (``norm_free``), a
+lower bound for any exact rewrite that keeps the convolutions, resizes and activations as they are. Prints markdown
+tables and writes DIR/bench.json.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 
 def quick_train(size: int, steps: int, seed: int = 0):
@@ -72,7 +75,8 @@ def round_ratios(mine: list[float], base: list[float]) -> dict[str, float]:
 
 
 def plain_onnx(model, size: int, path: Path) -> None:
-    """``torch.onnx.export`` of the unmodified EGEUNet (TorchScript, opset 17), the latency baseline."""
+    """``torch.onnx.export`` of the unmodified EGEUNet (TorchScript, opset 17), the latency baseline (or of any
+    module with the same input)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (torch.zeros(1, 3, size, size),), str(path), dynamo=False, opset_version=17,
@@ -80,11 +84,38 @@ def plain_onnx(model, size: int, path: Path) -> None:
 
 
 def plain_tflite(model, size: int, path: Path) -> None:
-    """``litert_torch.convert`` of the unmodified EGEUNet, the LiteRT latency baseline."""
+    """``litert_torch.convert`` of the unmodified EGEUNet, the LiteRT latency baseline (or of any module)."""
     import litert_torch
 
     with torch.enable_grad():  # GHPA's map cache (no-grad only) reads data pointers, which export tracing forbids
         litert_torch.convert(model.eval(), (torch.zeros(1, 3, size, size),)).export(str(path))
+
+
+class _Identity(nn.Module):
+    """A normalization that costs nothing."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+class _UnnormalizedGroupInputs(nn.Module):
+    """GAB's group inputs (``deploy.GroupInputsNorm``) without their LayerNorms: chunks and concatenations only."""
+
+    def forward(self, xh: torch.Tensor, xl: torch.Tensor, mask: torch.Tensor | None) -> list[torch.Tensor]:
+        extra = [mask] if mask is not None else []
+        return [torch.cat([h, l, *extra], dim=1) for h, l in zip(xh.chunk(4, 1), xl.chunk(4, 1))]
+
+
+def norm_free(model, size: int):
+    """The deploy form with every GroupNorm and LayerNorm removed: not the model's function, a latency floor. Any
+    exact normalization reads its input at least once more than this, so no exact rewrite that keeps these
+    convolutions, resizes and activations can run faster (measured: a one-multiply normalization runs as fast)."""
+    from egeunet.export.deploy import GroupInputsNorm, RsqrtLayerNorm, _swap_modules, deploy_form
+
+    form = deploy_form(model, size)
+    _swap_modules(form.net, {nn.GroupNorm: lambda _: _Identity(), RsqrtLayerNorm: lambda _: _Identity(),
+                             GroupInputsNorm: lambda _: _UnnormalizedGroupInputs()})
+    return form
 
 
 NCHWC_OFF = ["NchwcTransformer"]  # ORT's NCHWc layout pass, measured on and off
@@ -119,18 +150,22 @@ def litert_predict(path: Path):
 
 
 def deploy_vs_plain(out: Path, model, size: int, x: np.ndarray, runs: int) -> dict:
-    """fp32 and int8 exports against plain exports of the same weights: ms per runtime and option, and ratios."""
+    """fp32 and int8 exports and the norm-free floor against plain exports of the same weights: ms per runtime and
+    option, and ratios."""
     plain_onnx(model, size, out / "plain.onnx")
     plain_tflite(model, size, out / "plain.tflite")
+    floor = norm_free(model, size)
+    plain_onnx(floor, size, out / "floor.onnx")
+    plain_tflite(floor, size, out / "floor.tflite")
     art = out / "artifacts"
     predictors = {}
     for name, path in (("plain", out / "plain.onnx"), ("deploy", art / "egeunet_fp32.onnx"),
-                       ("deploy int8", art / "egeunet_int8.onnx")):
+                       ("deploy int8", art / "egeunet_int8.onnx"), ("norm-free floor", out / "floor.onnx")):
         if path.exists():
             predictors[f"ORT {name}"] = ort_predict(path)
             predictors[f"ORT {name}, NCHWc off"] = ort_predict(path, NCHWC_OFF)
     for name, path in (("plain", out / "plain.tflite"), ("deploy", art / "egeunet_fp32.tflite"),
-                       ("deploy int8", art / "egeunet_int8.tflite")):
+                       ("deploy int8", art / "egeunet_int8.tflite"), ("norm-free floor", out / "floor.tflite")):
         if path.exists():
             predictors[f"LiteRT {name}"] = litert_predict(path)
     rounds = latency_rounds(predictors, x, runs)
@@ -143,7 +178,7 @@ def deploy_vs_plain(out: Path, model, size: int, x: np.ndarray, runs: int) -> di
     ratios, spread = {}, {}
     for runtime in ("ORT", "LiteRT"):
         plain = best(f"{runtime} plain")
-        for form in ("deploy", "deploy int8"):
+        for form in ("deploy", "deploy int8", "norm-free floor"):
             mine = best(f"{runtime} {form}")
             if plain and mine:
                 ratios[f"{runtime} {form} / plain"] = ms[mine] / ms[plain]
@@ -242,6 +277,8 @@ def main() -> None:
         r = versus["round_ratios"][name]
         print(f"{name}: {value:.2f}x (per-round ratios: median {r['median']:.2f}x, quartiles {r['q1']:.2f}-{r['q3']:.2f}x, "
               f"{r['rounds']} rounds)")
+    print("norm-free floor: the deploy form with every normalization removed (not the model's function); no exact "
+          "rewrite that keeps its convolutions, resizes and activations runs faster")
     print("plain export bytes: " + ", ".join(f"{k} {v:,}" for k, v in versus["plain_bytes"].items()))
     for r in rows:
         b = r.get("size_breakdown")
