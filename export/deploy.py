@@ -14,6 +14,7 @@ Same numbers as ``EGEUNet.forward`` (to float rounding) at one input size, rewri
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
@@ -107,7 +108,7 @@ def _combined_stats(mean: torch.Tensor, var: torch.Tensor, dim: int) -> tuple[to
 
 class StatsGroupNorm(nn.Module):
     """GroupNorm from per-channel spatial statistics, as one multiply-add per channel; with ``pool`` the stage's 2x2
-    max pool runs before that multiply-add, on a quarter of the pixels (LiteRT float graphs).
+    max pool runs before that multiply-add, on a quarter of the pixels (LiteRT float graphs; ``for_onnx``).
 
     Channel means and centred variances are spatial MEANs, which XNNPACK runs on NHWC without the transposes a
     grouped reshape needs; they combine into group statistics on N x C values (law of total variance, no one-pass
@@ -150,9 +151,9 @@ class StatsGroupNorm(nn.Module):
         return x * scale + shift
 
 
-def stats_group_norms(net: EGEUNet) -> None:
-    """Every stage's GroupNorm as ``StatsGroupNorm``, each encoder stage's max pool inside it (signs folded)."""
-    for stage in (*net.encoder, *net.decoder):
+def stats_group_norms(stages: Iterable[nn.Module]) -> None:
+    """Each given stage's GroupNorm as ``StatsGroupNorm``, a pooled stage's max pool inside it (signs folded)."""
+    for stage in stages:
         if isinstance(stage.norm, nn.GroupNorm):
             stage.norm = StatsGroupNorm(stage.norm, pool=stage.pool)
             if stage.pool:
@@ -467,11 +468,11 @@ def for_litert(deploy: DeployEGEUNet, float_graph: bool = False) -> DeployEGEUNe
     never quantized): GroupNorm from channel statistics with the max pools first (``StatsGroupNorm``), the first stage
     on its pool phases (``PhaseConvStage``) and the large bridges' norms as fixed 1x1 convolutions (``LinearNormGAB``),
     0.96x -> 0.74x a plain conversion's latency (``scripts/bench_export.py``); int8 recipes keep the form their float
-    regions and the fine-tuning simulation describe. ONNX Runtime keeps PyTorch's GroupNorm, which it fuses, and runs
-    the 1x1 form slower; OpenCV DNN cannot run a convolution of a constant."""
+    regions and the fine-tuning simulation describe. ONNX Runtime runs the 1x1 form slower (``for_onnx``); OpenCV DNN
+    cannot run a convolution of a constant."""
     copied = copy.deepcopy(deploy)
     if float_graph:
-        stats_group_norms(copied.net)
+        stats_group_norms((*copied.net.encoder, *copied.net.decoder))
         copied.net.encoder[0] = PhaseConvStage(copied.net.encoder[0])
         for i, bridge in enumerate(copied.net.bridges or ()):  # bridge i works at size / 2^(5 - i)
             if isinstance(bridge, FoldedGAB) and (copied.size >> (5 - i)) ** 2 >= LINEAR_NORM_MIN_PIXELS:
@@ -481,6 +482,21 @@ def for_litert(deploy: DeployEGEUNet, float_graph: bool = False) -> DeployEGEUNe
     for module in copied.modules():
         if isinstance(module, FoldedGHPA):
             module.map_in_graph = True
+    return copied
+
+
+ONNX_STATS_STAGES = 2
+"""``for_onnx`` writes the GroupNorm of this many leading encoder stages from channel statistics, pooled first."""
+
+
+def for_onnx(deploy: DeployEGEUNet) -> DeployEGEUNet:
+    """A copy of ``deploy`` for float ONNX files, the same function: the first ``ONNX_STATS_STAGES`` encoder stages'
+    GroupNorm from channel statistics with the max pool before the multiply-add (``StatsGroupNorm``), on a quarter of
+    the pixels (ONNX Runtime, one thread: 0.81x -> 0.79x a plain export's latency, ``scripts/bench_export.py``; the
+    same on more stages was no faster). Later stages keep PyTorch's GroupNorm, which ONNX Runtime runs as one
+    InstanceNormalization; int8 files keep it everywhere (the float regions their recipe lists)."""
+    copied = copy.deepcopy(deploy)
+    stats_group_norms(copied.net.encoder[:ONNX_STATS_STAGES])
     return copied
 
 

@@ -253,10 +253,14 @@ class OnnxExporter(Exporter):
     def export(self, deploy, spec: ExportSpec, out_path: Path, recipe: Recipe) -> Path:
         import onnx
 
+        from egeunet.export.deploy import for_onnx
+
+        form = deploy if recipe.static else for_onnx(deploy)  # int8 keeps PyTorch's GroupNorm: see for_onnx
+
         def write(tmp: str) -> None:
             with tempfile.TemporaryDirectory() as work:
                 fp32 = os.path.join(work, "fp32.onnx")
-                _to_onnx(deploy, spec, fp32)
+                _to_onnx(form, spec, fp32)
                 budget = None
                 if recipe.static:
                     chosen, budget = _int8(fp32, spec, self.quantize_ops, work)
@@ -265,7 +269,7 @@ class OnnxExporter(Exporter):
                     model = onnx.load(fp32)
                 if recipe.weights == "float16":
                     float16_weights(model)
-                compact(model, deploy, int8=recipe.static)  # maps in the graph, GroupNorm, ...
+                compact(model, form, int8=recipe.static)  # maps in the graph, GroupNorm, ...
                 if recipe.static:
                     float_constants_as_int8(model)  # the GHPA maps left float by the QDQ pass
                     make_portable(model)  # opset 19, MaxPool as ReduceMax: OpenCV DNN and onnx.reference run it too

@@ -139,11 +139,12 @@ def test_deploy_form_folds_ghpa_and_uses_rsqrt():
 
 
 def test_norm_folding_and_litert_form_keep_the_function():
-    """The LayerNorm affines folded into the next convolution, and LiteRT's copies (written-out GroupNorm, GHPA maps
+    """The LayerNorm affines folded into the next convolution, LiteRT's copies (written-out GroupNorm, GHPA maps
     computed in the graph; the float graph's pooled channel-statistics GroupNorm, phase-channel first stage and
-    linear-norm bridge) equal
-    EGEUNet in float64; a scale under MIN_FOLD_SCALE is left unfolded, a negative GroupNorm weight flipped."""
-    from egeunet.export.deploy import MIN_FOLD_SCALE, LinearNormGAB, PhaseConvStage, StatsGroupNorm, for_litert
+    linear-norm bridge) and the float ONNX copy (pooled channel statistics on the first stages) equal EGEUNet in
+    float64; a scale under MIN_FOLD_SCALE is left unfolded, a negative GroupNorm weight flipped."""
+    from egeunet.export.deploy import (MIN_FOLD_SCALE, ONNX_STATS_STAGES, LinearNormGAB, PhaseConvStage,
+                                       StatsGroupNorm, for_litert, for_onnx)
 
     model = perturbed().double()
     with torch.no_grad():
@@ -161,12 +162,15 @@ def test_norm_folding_and_litert_form_keep_the_function():
     assert len(pooled) == 5 and pooled[0].sign.min() < 0
     assert isinstance(fast.net.encoder[0], PhaseConvStage)  # the first stage's pool phases as channels
     assert [type(b) is LinearNormGAB for b in fast.net.bridges] == [False] * 4 + [True]  # only 64 x 64 and larger
+    onnx_form = for_onnx(deploy)
+    assert [isinstance(s.norm, StatsGroupNorm) and s.norm.pool and not s.pool for s in onnx_form.net.encoder[:5]] == \
+        [True] * ONNX_STATS_STAGES + [False] * (5 - ONNX_STATS_STAGES)
+    assert onnx_form.net.encoder[0].norm.sign.min() < 0 and isinstance(deploy.net.encoder[0].norm, torch.nn.GroupNorm)
     x = torch.rand(2, 3, size, size, dtype=torch.float64) * 255
     with torch.no_grad():
         want = model(x)
-        assert (deploy(x) - want).abs().max().item() <= 1e-10
-        assert (last(x) - want).abs().max().item() <= 1e-10
-        assert (fast(x) - want).abs().max().item() <= 1e-10
+        for form in (deploy, last, fast, onnx_form):
+            assert (form(x) - want).abs().max().item() <= 1e-10
 
 
 def test_baked_and_nhwc_forms_equal_preprocess_then_model(checkpoint):
