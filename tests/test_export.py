@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -228,6 +230,20 @@ def test_artifact_meets_its_gate_through_its_runner(fmt, variant, full_export):
         assert agreement >= gate["min_agreement"]
     else:
         assert np.abs(probs - reference).max() <= gate["max_abs_dprob"]
+
+
+def test_litert_runner_keeps_native_log_lines_off_stderr(full_export):
+    """Opening a .tflite in a fresh process (LiteRT logs its XNNPACK line once per process) writes nothing to stderr,
+    so a command's output keeps to its own lines."""
+    if "tflite" not in FORMATS_UNDER_TEST:
+        pytest.skip(f"EGEUNET_TEST_FORMATS={','.join(FORMATS_UNDER_TEST)}")
+    out, _ = full_export
+    code = ("import sys; from egeunet.runtime.runners import open_runner; "
+            "open_runner(sys.argv[1], threads=1); print('opened')")
+    done = subprocess.run([sys.executable, "-c", code, str(out / "egeunet_fp32.tflite")], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "opened", done.stderr
+    assert "XNNPACK" not in done.stderr and done.stderr.strip() == "", done.stderr
 
 
 def test_int8_artifacts_are_really_int8(full_export):

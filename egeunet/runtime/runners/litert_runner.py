@@ -1,6 +1,11 @@
 """LiteRT (TFLite) runner: ``ai_edge_litert`` Interpreter with XNNPACK, contract read from the model metadata."""
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +13,24 @@ import numpy as np
 from egeunet.errors import EGEUNetError
 from egeunet.runtime.contract import ArtifactIO
 from egeunet.runtime.runners.base import Runner, register
+
+
+@contextlib.contextmanager
+def _native_stderr_held(lines: list[str]) -> Iterator[None]:
+    """Hold what native code writes to file descriptor 2 (LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate"
+    line, printed when tensors are allocated) and append its lines to ``lines``, so a command's output keeps to its
+    own lines; the held lines still explain a load that fails."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            lines.extend(held.read().decode(errors="replace").splitlines())
 
 
 @register
@@ -28,12 +51,16 @@ class LiteRTRunner(Runner):
         from egeunet.runtime.tflite_file import read_metadata
 
         buf = Path(path).read_bytes() if content is None else content
+        native: list[str] = []
         try:
-            self.interpreter = Interpreter(model_content=buf, num_threads=threads or None)
-            self.interpreter.allocate_tensors()
+            with _native_stderr_held(native):
+                self.interpreter = Interpreter(model_content=buf, num_threads=threads or None)
+                self.interpreter.allocate_tensors()
             contract = contract if content is not None else read_metadata(buf)
         except Exception as exc:  # the interpreter and the flatbuffer reader raise untyped errors for bad files
-            raise EGEUNetError(f"{path}: LiteRT cannot load it ({(str(exc).splitlines() or [type(exc).__name__])[0][:160]})") from None
+            errors = [line for line in native if line.startswith("ERROR")]  # LiteRT's own reason, when it gave one
+            reason = (errors or str(exc).splitlines() or [type(exc).__name__])[0][:160]
+            raise EGEUNetError(f"{path}: LiteRT cannot load it ({reason})") from None
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         quant = {}
