@@ -109,7 +109,7 @@ class _UnnormalizedGroupInputs(nn.Module):
 def norm_free(model, size: int):
     """The deploy form with every GroupNorm and LayerNorm removed: not the model's function, a latency floor. Any
     exact normalization reads its input at least once more than this, so no exact rewrite that keeps these
-    convolutions, resizes and activations can run faster (measured: a one-multiply normalization runs as fast)."""
+    convolutions, resizes and activations can run faster (an ad hoc one-multiply stand-in ran as fast)."""
     from egeunet.export.deploy import GroupInputsNorm, RsqrtLayerNorm, _swap_modules, deploy_form
 
     form = deploy_form(model, size)
