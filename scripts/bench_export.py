@@ -91,30 +91,14 @@ def plain_tflite(model, size: int, path: Path) -> None:
         litert_torch.convert(model.eval(), (torch.zeros(1, 3, size, size),)).export(str(path))
 
 
-class _Identity(nn.Module):
-    """A normalization that costs nothing."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-
-class _UnnormalizedGroupInputs(nn.Module):
-    """GAB's group inputs (``deploy.GroupInputsNorm``) without their LayerNorms: chunks and concatenations only."""
-
-    def forward(self, xh: torch.Tensor, xl: torch.Tensor, mask: torch.Tensor | None) -> list[torch.Tensor]:
-        extra = [mask] if mask is not None else []
-        return [torch.cat([h, l, *extra], dim=1) for h, l in zip(xh.chunk(4, 1), xl.chunk(4, 1))]
-
-
 def norm_free(model, size: int):
     """The deploy form with every GroupNorm and LayerNorm removed: not the model's function, a latency floor. Any
     exact normalization reads its input at least once more than this, so no exact rewrite that keeps these
     convolutions, resizes and activations can run faster (an ad hoc one-multiply stand-in ran as fast)."""
-    from egeunet.export.deploy import GroupInputsNorm, RsqrtLayerNorm, _swap_modules, deploy_form
+    from egeunet.export.deploy import RsqrtLayerNorm, _swap_modules, deploy_form
 
-    form = deploy_form(model, size)
-    _swap_modules(form.net, {nn.GroupNorm: lambda _: _Identity(), RsqrtLayerNorm: lambda _: _Identity(),
-                             GroupInputsNorm: lambda _: _UnnormalizedGroupInputs()})
+    form = deploy_form(model, size)  # GAB's GroupInputsNorm keeps its chunks and concatenations, its norms go too
+    _swap_modules(form.net, {nn.GroupNorm: lambda _: nn.Identity(), RsqrtLayerNorm: lambda _: nn.Identity()})
     return form
 
 

@@ -25,17 +25,6 @@ from torch import nn
 from bench_export import latency_rounds, litert_predict
 
 
-class StageStandIn(nn.Module):
-    """A 1x1 convolution with the stage's channels and stride: the cheapest module of its output shape."""
-
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(cin, cout, 1, stride=stride)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x)
-
-
 class BridgeStandIn(nn.Module):
     """A bridge that returns its low-level input (the bridge's output shape)."""
 
@@ -63,7 +52,11 @@ def ablated(form, block: str, shapes: dict):
     """A copy of ``form`` with ``block`` ('encoder.3', 'bridges.4', ...) replaced by its stand-in."""
     copied = copy.deepcopy(form)
     part, index = block.split(".")
-    stand_in = BridgeStandIn() if part == "bridges" else StageStandIn(*shapes[block])
+    if part == "bridges":
+        stand_in = BridgeStandIn()
+    else:  # a 1x1 convolution with the stage's channels and stride: the cheapest module of its output shape
+        cin, cout, stride = shapes[block]
+        stand_in = nn.Conv2d(cin, cout, 1, stride=stride)
     getattr(copied.net, part)[int(index)] = stand_in
     return copied
 
