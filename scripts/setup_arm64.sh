@@ -10,24 +10,27 @@
 #     ARMv8.2 core (LiteRT otherwise reads the host's x86 /proc/cpuinfo and crashes)
 #   - kit.json: what the runner needs (qemu binary, its version, cpu model, library version)
 # Kit folder: $EGEUNET_ARM64_KIT or ~/.cache/egeunet/arm64, one subfolder per ai-edge-litert version.
-# Idempotent and quiet; exits non-zero with a one-line reason when the kit cannot be made.
-set -euo pipefail
+# apt's sources are read from $EGEUNET_APT_ETC or /etc (scripts/apt_sources.sh): an existing <codename>-backports
+# source is used as it is, else one is added on the Debian mirror apt already uses; no mirror: qemu-user-static.
+# Idempotent and quiet; exits non-zero with a one-line reason when the kit cannot be made (root is needed for apt).
+source "$(dirname "${BASH_SOURCE[0]}")/on_error.sh"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$root/scripts/apt_sources.sh"
 py="${PYTHON:-$root/.venv/bin/python}"  # the egeunet virtual environment (scripts/venv.sh)
 [ -x "$py" ] || py=python3
+etc="${EGEUNET_APT_ETC:-/etc}"
 say() { echo "[setup_arm64] $*"; }
-fail() { echo "[setup_arm64] FAILED: $*" >&2; exit 1; }
 
 version="$("$py" -c 'import importlib.metadata as m; print(m.version("ai-edge-litert"))' 2>/dev/null)" ||
   fail "ai-edge-litert is not installed for $py (install egeunet[tflite] first)"
 kit="${EGEUNET_ARM64_KIT:-$HOME/.cache/egeunet/arm64}/litert-$version"
 mkdir -p "$kit"
 
-apt_install() {  # apt_install [-t SUITE] PKG...: quiet (last lines shown on failure), waits for another apt
+apt_install() {  # apt_install [-t SUITE] PKG...: quiet, waits for another apt; on failure apt's last line is in $apt_error
   local log status=0
   log="$(mktemp)"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 "$@" \
-    >"$log" 2>&1 || { status=$?; grep -v '^debconf: ' "$log" | tail -n 3 >&2; }
+    >"$log" 2>&1 || { status=$?; apt_error="$(grep -v '^debconf: ' "$log" | grep . | tail -n 1 || true)"; }
   rm -f "$log"
   return "$status"
 }
@@ -36,33 +39,49 @@ older_than_10() { local major; major="$(qemu_major "$1")"; [ -z "$major" ] || [ 
 
 # --- Debian packages -------------------------------------------------------------------------------
 qemu="$(command -v qemu-aarch64 || true)"
-if [ -z "$qemu" ] || older_than_10 "$qemu"; then
-  codename="$(. /etc/os-release && echo "${VERSION_CODENAME:-}")"
-  backports=/etc/apt/sources.list.d/egeunet-backports.sources
-  # the Debian mirror apt already uses (deb822 .sources or one-line .list)
-  mirror="$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list 2>/dev/null |
-    grep -v '^ *#' | grep -o -E 'https?://[^ ]*/debian/?( |$)' | head -n1 | tr -d ' ' | sed 's:/$::')"
-  if [ -n "$codename" ] && [ ! -f "$backports" ] && [ -n "$mirror" ]; then
-    say "adding $codename-backports ($mirror) for qemu-user 10"
-    printf 'Types: deb\nURIs: %s\nSuites: %s-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
-      "$mirror" "$codename" > "$backports"
-  fi
-  apt-get update -qq -o DPkg::Lock::Timeout=600 >/dev/null || say "apt-get update reported errors; trying anyway"
-  say "apt-get install qemu-user ($codename-backports)"
-  if ! apt_install -t "$codename-backports" qemu-user; then
-    say "qemu-user from backports not installable; falling back to qemu-user-static (7.2: -cpu cortex-a76 only)"
-    command -v qemu-aarch64-static >/dev/null || apt_install qemu-user-static || fail "cannot install qemu-user"
-  fi
-  qemu="$(command -v qemu-aarch64 || true)"
-  if [ -z "$qemu" ] || older_than_10 "$qemu"; then qemu="$(command -v qemu-aarch64-static)" || fail "no qemu-aarch64"; fi
-fi
+if [ -n "$qemu" ] && older_than_10 "$qemu"; then qemu=""; fi
 need=()
 command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
 [ -f /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || need+=(libc6-dev-arm64-cross)
 [ -f /usr/aarch64-linux-gnu/lib/libstdc++.so.6 ] || need+=(libstdc++6-arm64-cross)
+missing=("${need[@]}")
+[ -n "$qemu" ] || missing=(qemu-user "${need[@]}")
+if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" != 0 ]; then
+  fail "root is needed to apt-get install ${missing[*]} (run this as root, or install them first)"
+fi
+if [ -z "$qemu" ]; then
+  codename="$(debian_codename "$etc")"
+  if [ -z "$codename" ]; then
+    say "no VERSION_CODENAME in $etc/os-release: no backports"
+  elif ! has_backports "$etc" "$codename"; then
+    mirror="$(debian_mirror "$etc")"
+    if [ -n "$mirror" ]; then
+      say "adding $codename-backports ($mirror) for qemu-user 10"
+      mkdir -p "$etc/apt/sources.list.d"
+      printf 'Types: deb\nURIs: %s\nSuites: %s-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+        "$mirror" "$codename" > "$etc/apt/sources.list.d/egeunet-backports.sources"
+    else
+      say "no Debian mirror in $etc/apt's sources: cannot add $codename-backports"
+    fi
+  fi
+  apt-get update -qq -o DPkg::Lock::Timeout=600 >/dev/null || say "apt-get update reported errors; trying anyway"
+  if [ -n "$codename" ] && has_backports "$etc" "$codename"; then
+    say "apt-get install qemu-user ($codename-backports)"
+    apt_install -t "$codename-backports" qemu-user || say "qemu-user from $codename-backports not installable: $apt_error"
+    qemu="$(command -v qemu-aarch64 || true)"
+    if [ -n "$qemu" ] && older_than_10 "$qemu"; then qemu=""; fi
+  fi
+  if [ -z "$qemu" ]; then
+    say "falling back to qemu-user-static (7.2: -cpu cortex-a76 only)"
+    command -v qemu-aarch64-static >/dev/null || apt_install qemu-user-static ||
+      fail "cannot apt-get install qemu-user-static: $apt_error"
+    qemu="$(command -v qemu-aarch64-static)"
+  fi
+fi
 if [ ${#need[@]} -gt 0 ]; then
   say "apt-get install ${need[*]}"
-  apt_install "${need[@]}" || { apt-get update -qq >/dev/null; apt_install "${need[@]}"; } || fail "cannot install ${need[*]}"
+  apt_install "${need[@]}" || { apt-get update -qq >/dev/null; apt_install "${need[@]}"; } ||
+    fail "cannot apt-get install ${need[*]}: $apt_error"
 fi
 
 # --- the aarch64 LiteRT library ---------------------------------------------------------------------
@@ -74,8 +93,10 @@ if [ ! -f "$lib" ]; then
   "$py" -m pip download --quiet --no-deps --only-binary=:all: --platform manylinux_2_27_aarch64 \
     --python-version 3.11 --dest "$wheels" "ai-edge-litert==$version" 2>"$wheels/pip.log" ||
     fail "pip cannot download the aarch64 ai-edge-litert==$version wheel: $(grep -i error "$wheels/pip.log" | tail -n 1)"
-  "$py" -m zipfile -e "$wheels"/ai_edge_litert-*.whl "$kit.unpack" && rm -rf "$kit/ai_edge_litert" &&
-    mv "$kit.unpack/ai_edge_litert" "$kit/ai_edge_litert" && rm -rf "$kit.unpack"
+  "$py" -m zipfile -e "$wheels"/ai_edge_litert-*.whl "$kit.unpack"
+  rm -rf "$kit/ai_edge_litert"
+  mv "$kit.unpack/ai_edge_litert" "$kit/ai_edge_litert"
+  rm -rf "$kit.unpack"
   [ -f "$lib" ] || fail "the aarch64 wheel has no ai_edge_litert/libLiteRt.so"
 fi
 

@@ -4,12 +4,13 @@
 #   - Debian's Chromium                          -> tests/test_web_demo.py
 #   - web_demo's npm packages (onnxruntime-web, playwright-core; `npm ci` from the committed lock file),
 #     and onnxruntime-web's browser files copied into web_demo/vendor/ (14 MB of wasm: not committed)
-# Idempotent and quiet. A failed install is reported and the script goes on: the tests then skip,
-# quoting the reason this script writes to web_demo/.demo-tools-missing.txt.
-set -uo pipefail
+# Idempotent and quiet. A failed install (or no root for apt-get) is reported in one line and the script goes on:
+# the tests then skip, quoting the reason this script writes to web_demo/.demo-tools-missing.txt.
+source "$(dirname "${BASH_SOURCE[0]}")/on_error.sh"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 missing_log="$root/web_demo/.demo-tools-missing.txt"
 : > "$missing_log"
+missing() { echo "$*" >> "$missing_log"; echo "[setup_demo_tools] $* (the tests that need it skip)" >&2; }
 
 need=()
 command -v javac >/dev/null || need+=(default-jdk-headless)
@@ -17,12 +18,13 @@ command -v kotlinc >/dev/null || need+=(kotlin)
 [ -f /usr/share/java/junit4.jar ] || need+=(junit4)
 [ -f /usr/share/java/hamcrest-core.jar ] || need+=(libhamcrest-java)
 command -v chromium >/dev/null || need+=(chromium)
-if [ ${#need[@]} -gt 0 ]; then
+if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" != 0 ]; then
+  missing "root is needed to apt-get install ${need[*]}"
+elif [ ${#need[@]} -gt 0 ]; then
   echo "[setup_demo_tools] apt-get install ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
   if ! { apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; } 2>"$missing_log.apt"; then
-    echo "apt-get install ${need[*]} failed: $(tail -n 3 "$missing_log.apt" | tr '\n' ' ')" >> "$missing_log"
-    echo "[setup_demo_tools] apt-get failed; see $missing_log"
+    missing "apt-get install ${need[*]} failed: $(tail -n 3 "$missing_log.apt" | tr '\n' ' ')"
   fi
   rm -f "$missing_log.apt"
 fi
@@ -34,7 +36,7 @@ if [ ! -f "$stamp" ] || ! cmp -s "$web/package-lock.json" "$stamp"; then
   if (cd "$web" && npm ci --no-audit --no-fund --loglevel=error >/dev/null 2>"$web/.npm-error.log"); then
     cp "$web/package-lock.json" "$stamp"
   else
-    echo "npm ci in web_demo failed: $(tail -n 3 "$web/.npm-error.log" | tr '\n' ' ')" >> "$missing_log"
+    missing "npm ci in web_demo failed: $(tail -n 3 "$web/.npm-error.log" | tr '\n' ' ')"
   fi
   rm -f "$web/.npm-error.log"
 fi

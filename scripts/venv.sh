@@ -2,7 +2,7 @@
 # Create or reuse .venv at the repository root and install egeunet with every extra.
 # Sourced by scripts/demo.sh and scripts/test.sh; re-installs only when setup.cfg or
 # constraints.txt changed since the last install.
-set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/on_error.sh"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv"
 py="${PYTHON:-python3.11}"
