@@ -18,6 +18,8 @@ from egeunet.runtime.runners import runtime_for
 from egeunet.runtime.runners.litert_arm64_runner import CPU_ENV, KIT_ENV, kit_dir, load_kit
 from egeunet.errors import EGEUNetError
 
+pytestmark = pytest.mark.numeric  # run again on another CPU family's kernels (scripts/test.sh)
+
 # fp32: ARM NEON and x86 AVX kernels sum in different orders, and the normalisation layers amplify that
 # near the 0.5 threshold (64 x 64 trial: ARM vs x86 2.0e-4, x86 XNNPACK vs x86 reference kernels 4.5e-4). The limit is
 # this, or twice the model's own float32 rounding on the same inputs where that is larger (the export's fp32 rule):

@@ -4,6 +4,7 @@ Each rewrite is checked to shrink the file and to keep the outputs: bit-identica
 within a stated tolerance where it changes float rounding (maps computed in the graph) or rounds to int8."""
 from __future__ import annotations
 
+import copy
 import numpy as np
 import onnx
 import pytest
@@ -21,6 +22,9 @@ from egeunet.export.onnx_portable import CLIENTS, make_portable, run_client
 from egeunet.runtime.byte_accounting import onnx_accounting as size_breakdown
 from egeunet.export.spec import ExportSpec
 from egeunet.model import EGEUNetConfig
+from kernels import unfused_onnxruntime
+
+pytestmark = pytest.mark.numeric  # run again on another CPU family's kernels (scripts/test.sh)
 
 SIZE = 128  # the first GHPA sees 16x16 (8 channels per group): its map goes into the graph, the rest are 8x8 or less
 CHANNELS = (8, 16, 24, 32, 48, 64)
@@ -73,9 +77,13 @@ def test_compact_keeps_the_function_and_shrinks(exported):
     maps_only = _copy(model)
     maps_in_graph(maps_only, deploy)  # the rewrite that saves data (the MatMul means add a few small constants)
     assert _data_bytes(maps_only) < _data_bytes(model)
-    error, plain_error = (np.abs(_ort(m, x) - expected).max() for m in (compacted, model))
-    print(f"max |dprob| vs PyTorch: compacted {error:.2e}, as exported {plain_error:.2e}")
-    assert error < 1e-3 and error <= 1.25 * plain_error
+    # against float64: any correct float32 computation lands near it, whatever its kernels sum in which order (on
+    # Haswell's AVX2 kernels the compacted graph is 1.3x the exported one's distance to PyTorch fp32, 0.9-1.1x here)
+    with torch.no_grad():
+        truth = copy.deepcopy(deploy).double()(torch.from_numpy(x).double()).numpy()
+    error, plain_error, torch_error = (np.abs(y - truth).max() for y in (_ort(compacted, x), _ort(model, x), expected))
+    print(f"max |dprob| vs float64: compacted {error:.2e}, as exported {plain_error:.2e}, PyTorch fp32 {torch_error:.2e}")
+    assert error < 1e-3 and error <= 2 * max(plain_error, torch_error)
 
 
 @pytest.mark.parametrize("client", ("onnxruntime",) + CLIENTS)
@@ -196,7 +204,7 @@ def test_int8_export_steps_run_in_every_client(quantized, exported, tmp_path):
     assert model.ByteSize() < quantized.ByteSize()
     path = tmp_path / "int8.onnx"
     onnx.save(model, str(path))
-    reference = _ort(model, x)
+    reference = unfused_onnxruntime(path, x)  # the QDQ arithmetic itself, as the clients compute it
     for client in CLIENTS:
         assert ((run_client(client, path, x) > 0.5) == (reference > 0.5)).mean() >= 0.99
 

@@ -28,15 +28,20 @@ from egeunet.export.folder import LOCK
 from egeunet.runtime.artifacts import file_digest
 from egeunet.export.deploy import stretch_uint8
 from egeunet.preprocess import preprocess
+from kernels import emulated_probabilities, other_x86_cpu
+
+pytestmark = pytest.mark.numeric  # run again on another CPU family's kernels (scripts/test.sh)
 
 SIZE = 64
 N_CALIB, N_HELD = 16, 6
-# Gates for this 60-step model at 64 x 64 (test budget): boundary pixels are a larger share of a small,
-# less confident mask than at 256 x 256, and fp16 weight rounding alone moves a steep pixel by a few
-# 1e-3. The default gates (default_gates()) are measured on a trained model by scripts/bench_export.py and
-# their logic is tested on exact numbers in test_gates_apply_the_default_thresholds.
+# Gates for the plumbing of this 60-step model at 64 x 64 over 6 images: limits any correct build passes on any CPU's
+# kernels (the suite's second run and the check under another x86 family, tests/kernels.py), far from what a broken
+# build gives (a wrong scale or layout: agreement near 0.5-0.9). Its int8 numbers move with the CPU's rounding
+# (measured: agreement 0.984-0.996, IoU drop -0.5 to 1.4 points across AVX-512, AVX2 and ATen's portable kernels), so
+# the default gates (99%, 0.5 points) would decide on rounding here. Their logic is tested on exact numbers in
+# test_gates_apply_the_default_thresholds; their values on a trained model by scripts/bench_export.py.
 TEST_GATES = {"fp32": Gate(max_abs_dprob=1e-4), "fp16": Gate(min_agreement=0.99, max_abs_dprob=2e-2),
-              "int8": Gate(min_agreement=0.98, max_iou_drop_points=2.0)}
+              "int8": Gate(min_agreement=0.95, max_iou_drop_points=5.0)}
 # the macOS workflow exports CoreML only (EGEUNET_TEST_FORMATS=coreml); everywhere else every format
 FORMATS_UNDER_TEST = os.environ.get("EGEUNET_TEST_FORMATS", ",".join(FORMATS)).split(",")
 # every artifact an all-precision export must build, per format (the int8 I/O run replaces TFLite "int8"); the
@@ -228,6 +233,10 @@ def test_artifact_meets_its_gate_through_its_runner(fmt, variant, full_export):
     assert record["validation"]["images"] == N_HELD
     if record["precision"] == "int8":
         assert agreement >= gate["min_agreement"]
+        # the verdict holds on another x86 family's ONNX Runtime / XNNPACK kernels too (int8 ONNX differs there)
+        other = emulated_probabilities(out / record["file"], canonical)
+        elsewhere = float(np.mean((other >= 0.5) == (reference >= 0.5)))
+        assert elsewhere >= gate["min_agreement"], f"{other_x86_cpu()} kernels: agreement {elsewhere:.4f}"
     else:
         assert np.abs(probs - reference).max() <= gate["max_abs_dprob"]
 

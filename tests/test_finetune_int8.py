@@ -17,6 +17,8 @@ from egeunet.training import finetune_int8 as ft
 from egeunet.training.qat import WEIGHT_QMAX, FakeQuantEGEUNet
 from tests.conftest import perturb_
 
+pytestmark = pytest.mark.numeric  # run again on another CPU family's kernels (scripts/test.sh)
+
 TINY = ["--size", "64", "--batch-size", "4", "--threads", "1", "--no-progress"]
 
 

@@ -20,11 +20,17 @@ from egeunet.runtime.runners.onnx_runner import OnnxRunner
 from egeunet.export import export_all
 from egeunet.export.data import synthetic_sets
 from egeunet.export.onnx_portable import CLIENTS, PORTABLE_OPSET, make_portable, run_client
-from egeunet.accuracy import compare
+from egeunet.accuracy import Gate, compare
+from kernels import unfused_onnxruntime
 from test_export import N_CALIB, N_HELD, TEST_GATES, light_training
+
+pytestmark = pytest.mark.numeric  # run again on another CPU family's kernels (scripts/test.sh)
 
 SIZE = 128  # the smallest size whose deepest feature map (size / 32) OpenCV's int8 convolution computes right
 N_IMAGES = 2
+# These tests check that the clients run the files, not int8 accuracy: the int8 gate only stops a broken build
+# (measured on this model: IoU drop 0.5 points on AVX-512 VNNI, 3.2 on AVX2, whose int8 ONNX Runtime kernels saturate)
+PLUMBING_GATES = {**TEST_GATES, "int8": Gate(min_agreement=0.9)}
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +42,7 @@ def exported(tmp_path_factory) -> Path:
         save_checkpoint(folder / "model.pt", light_training(size=SIZE), SIZE)
     finally:
         torch.set_num_threads(threads)
-    export_all(folder / "model.pt", folder, "onnx", "fp32,int8", n_calib=N_CALIB, n_held=N_HELD, gates=TEST_GATES,
+    export_all(folder / "model.pt", folder, "onnx", "fp32,int8", n_calib=N_CALIB, n_held=N_HELD, gates=PLUMBING_GATES,
                golden=False, progress=False)
     return folder
 
@@ -52,7 +58,7 @@ def inputs() -> np.ndarray:
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 def test_client_matches_onnxruntime(exported, inputs, client, precision):
     path = exported / f"egeunet_{precision}.onnx"
-    reference = OnnxRunner(path).predict(inputs)
+    reference = OnnxRunner(path).predict(inputs) if precision == "fp32" else unfused_onnxruntime(path, inputs)
     out = run_client(client, path, inputs)
     assert out.shape == reference.shape
     if precision == "fp32":

@@ -1,0 +1,63 @@
+"""The second run's kernels really are other kernels: PyTorch under scripts/other_kernels.env and LiteRT under
+``qemu-x86_64 -cpu MODEL`` compute other numbers than this machine's defaults (else the second run proves nothing)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from conftest import REFERENCE_DIR
+from demo_artifacts import exported
+from egeunet.runtime.runners import open_runner
+from kernels import emulated_probabilities, other_x86_cpu, torch_env
+
+_TORCH_CHILD = """
+import hashlib, json, sys, numpy as np, torch, egeunet
+torch.set_num_threads(1)
+model = egeunet.load_model(sys.argv[1])
+x = torch.from_numpy(np.random.default_rng(0).uniform(0, 255, (1, 3, 64, 64)).astype(np.float32))
+with torch.no_grad():
+    out = model(x).numpy()
+model.train()
+logit, _ = model.forward_logits(x)
+logit.square().mean().backward()
+grads = np.concatenate([p.grad.numpy().ravel() for p in model.parameters() if p.grad is not None])
+print(json.dumps({"capability": torch.backends.cpu.get_cpu_capability(),
+                  "output": hashlib.sha256(out.tobytes()).hexdigest(), "grads": hashlib.sha256(grads.tobytes()).hexdigest()}))
+"""
+
+
+def _torch_hashes(env: dict[str, str]) -> dict:
+    """Hashes of the authors' model's output and of one backward pass's gradients, in a child with ``env``."""
+    clean = {k: v for k, v in os.environ.items() if k not in torch_env()}
+    done = subprocess.run([sys.executable, "-c", _TORCH_CHILD, str(REFERENCE_DIR / "best.pth")], capture_output=True,
+                          text=True, timeout=300, env={**clean, **env})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_other_torch_kernels_change_outputs_and_gradients():
+    here, other = _torch_hashes({}), _torch_hashes(torch_env())
+    assert other["capability"] == "DEFAULT" and here["capability"] != "DEFAULT", (here, other)
+    assert here["output"] != other["output"] and here["grads"] != other["grads"], (here, other)
+
+
+def test_emulated_cpu_changes_litert_numbers_and_runs_onnxruntime():
+    """XNNPACK picks other float kernels under the emulated CPU; ONNX Runtime runs there too (its fp32 and int8 kernels
+    may or may not differ from the host's: int8 ones differ on an AVX-512 VNNI host against Haswell)."""
+    folder = exported()
+    index = json.loads((folder / "golden" / "index.json").read_text())
+    inputs = np.concatenate([np.load(folder / "golden" / image["input"]) for image in index["images"]])
+    canonical = inputs if inputs.shape[1] == 3 else inputs.transpose(0, 3, 1, 2).copy()
+    for name in ("egeunet_fp32.tflite", "egeunet_fp32.onnx"):
+        runner = open_runner(folder / name, threads=1)
+        here = runner.probabilities(canonical)
+        other = emulated_probabilities(folder / name, canonical)
+        assert other.shape == here.shape and np.abs(other - here).max() < 1e-3, name  # the same function
+        if name.endswith(".tflite"):
+            digests = {hashlib.sha256(a.tobytes()).hexdigest() for a in (here, other)}
+            assert len(digests) == 2, f"{name}: the same bits on {other_x86_cpu()} as on this host"
