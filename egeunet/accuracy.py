@@ -157,8 +157,13 @@ class Verdict:
 
     @property
     def firm(self) -> bool:
-        """True when every criterion's confidence interval lies on the same side of its limit as its value."""
-        return all(c.get("firm", True) for c in self.criteria)
+        """Whether more images could change the decision: a pass is firm when every criterion's confidence interval
+        lies on its passing side; a failure when any failed criterion's interval lies wholly beyond its limit (one
+        firm failure settles it), or when it failed for another reason (NaN, a number that could not be checked)."""
+        if self.passed:
+            return all(c.get("firm", True) for c in self.criteria)
+        failed = [c for c in self.criteria if not c["passed"]]
+        return not failed or any(c.get("firm", True) for c in failed)
 
     def describe(self) -> dict:
         """The verdict as a manifest/report record."""

@@ -22,7 +22,7 @@ from torch import nn
 
 from egeunet.model import GAB, GHPA, EGEUNet, LayerNorm2d, check_input_size
 from egeunet.model.ghpa import PARAM_GRID
-from egeunet.model.layers import MIN_FOLD_SCALE, upsample_to
+from egeunet.model.layers import MIN_FOLD_SCALE, staged_group_mean, upsample_to
 
 
 class RsqrtLayerNorm(nn.Module):
@@ -67,10 +67,11 @@ class RsqrtLayerNorm(nn.Module):
 
 
 class RsqrtGroupNorm(nn.Module):
-    """GroupNorm written out as ``(x - mean) * rsqrt(var + eps)`` over N x G x C/G x HW, then the per-channel affine:
-    12 LiteRT ops where PyTorch's own decomposition (which precomputes the affine per group) gives 16, at the same
-    speed (one 16 x 128 x 128 GroupNorm: 0.52 vs 0.54 ms). A channels-last form was smaller still but 1.4x slower
-    end to end: XNNPACK does not take a MEAN over channel axes, so LiteRT falls back to its reference kernel."""
+    """GroupNorm written out as ``(x - mean) * rsqrt(var + eps)`` over N x G x (C/G * H) x W, then the per-channel
+    affine. Each statistic is a staged mean (``staged_group_mean``: over W, then the rest), so no int8 MEAN reduces
+    more than ``INT8_MEAN_MAX`` values: one MEAN over a 128 x 128 group (131,072 values) returned the top of its
+    int8 range on XNNPACK's AVX2 kernels. A channels-last form was smaller but 1.4x slower end to end: XNNPACK does
+    not take a MEAN over channel axes, so LiteRT falls back to its reference kernel."""
 
     def __init__(self, norm: nn.GroupNorm) -> None:
         super().__init__()
@@ -80,9 +81,9 @@ class RsqrtGroupNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
-        y = x.reshape(n, self.groups, c // self.groups, h * w)
-        centred = y - y.mean((2, 3), keepdim=True)
-        y = centred * torch.rsqrt((centred * centred).mean((2, 3), keepdim=True) + self.eps)
+        y = x.reshape(n, self.groups, c // self.groups * h, w)
+        centred = y - staged_group_mean(y, h)
+        y = centred * torch.rsqrt(staged_group_mean(centred * centred, h) + self.eps)
         return y.reshape(n, c, h, w) * self.weight + self.bias
 
 

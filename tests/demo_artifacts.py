@@ -56,13 +56,12 @@ def _export() -> Path:
         pytest.fail(f"reference checkpoint missing at {REFERENCE_DIR}")
     out = Path(tempfile.mkdtemp(prefix="egeunet-demo-")) / "export"
     atexit.register(shutil.rmtree, out.parent, ignore_errors=True)
-    # The authors' trained weights: realistic activations (a random model's are not) and a real mask to show.
-    # The gates are opened: these tests check that each artifact's runtimes agree (Python, C, Java
-    # around the interpreter, the browser), not how close an artifact is to PyTorch. On synthetic photos
-    # (not ISIC) with 8 calibration images the export's own gates fail (fp32 max |dprob| ~1e-3 against
-    # PyTorch, see tests/test_web_demo.py; int8 mask agreement ~93%).
+    # The authors' weights: realistic activations (a random model's are not) and a real mask to show. Their fp32
+    # artifacts pass the default fp32 gate (judged against float64, on any CPU's kernels). The int8 gates are opened:
+    # these tests check that each artifact's runtimes agree (Python, C, Java around the interpreter, the browser),
+    # not int8 accuracy, and on synthetic photos (not ISIC) with 8 calibration images int8 agrees with fp32 on ~93%.
     code = main(["export", str(REFERENCE_DIR / "best.pth"), "--formats", "onnx,tflite", "--precisions", "fp32,int8",
-                 "--nhwc", "--int8-io", "--n-calib", "8", "--n-held", "2", "--fp32-tol", "1",
+                 "--nhwc", "--int8-io", "--n-calib", "8", "--n-held", "2",
                  "--int8-agreement", "0", "--int8-iou-drop", "100", "--out", str(out)])
     assert code == 0, f"egeunet export failed with exit code {code}"
     assert (out / "golden" / "index.json").is_file(), "egeunet export wrote no golden vectors"

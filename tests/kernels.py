@@ -8,7 +8,6 @@ the ARM64 kit, ``scripts/setup_arm64.sh``), where MODEL is another x86 family th
 """
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -20,7 +19,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV_FILE = ROOT / "scripts" / "other_kernels.env"
-SECOND_RUN = os.environ.get("EGEUNET_OTHER_KERNELS") == "1"  # set by scripts/test.sh for its second run
 
 _CHILD = ("import sys, numpy as np; from egeunet.runtime.runners import open_runner; "
           "np.save(sys.argv[3], open_runner(sys.argv[1], threads=1).probabilities(np.load(sys.argv[2])))")

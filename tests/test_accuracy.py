@@ -52,6 +52,13 @@ def test_gate_firmness_and_missing_numbers():
     assert near.passed and not near.firm
     failed = Gate(min_agreement=0.999).check(c)
     assert not failed.passed and "95% interval" in failed.reasons[0] and "40 images" in failed.reasons[0]
+    assert failed.firm  # the whole interval is below the limit
+    low, high = c.interval("iou_drop_points")
+    # one criterion fails firmly while another passes with its limit inside its interval: the failure is firm
+    mixed = Gate(min_agreement=0.999, max_iou_drop_points=(low + high) / 2).check(c)
+    assert not mixed.passed and [r["firm"] for r in mixed.criteria] == [True, False] and mixed.firm
+    unsettled = Gate(min_agreement=c.agreement + 1e-4).check(c)  # fails, but the interval reaches above the limit
+    assert not unsettled.passed and not unsettled.firm
     nan = compare(probs * np.nan, reference)
     assert not Gate(max_abs_dprob=1.0).check(nan).passed
     assert "could not be checked" in Gate(min_agreement=0.9).check(None, "no checkpoint").reasons[0]

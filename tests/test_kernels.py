@@ -46,18 +46,17 @@ def test_other_torch_kernels_change_outputs_and_gradients():
     assert here["output"] != other["output"] and here["grads"] != other["grads"], (here, other)
 
 
-def test_emulated_cpu_changes_litert_numbers_and_runs_onnxruntime():
-    """XNNPACK picks other float kernels under the emulated CPU; ONNX Runtime runs there too (its fp32 and int8 kernels
-    may or may not differ from the host's: int8 ones differ on an AVX-512 VNNI host against Haswell)."""
+def test_emulated_cpu_changes_litert_numbers():
+    """XNNPACK picks other float kernels under the emulated CPU: the same file gives other bits, the same function.
+    (ONNX Runtime's fp32 kernels may not differ between an AVX-512 host and Haswell; its int8 ones do, which
+    tests/test_export.py's gate check under the emulated CPU exercises.)"""
     folder = exported()
     index = json.loads((folder / "golden" / "index.json").read_text())
-    inputs = np.concatenate([np.load(folder / "golden" / image["input"]) for image in index["images"]])
-    canonical = inputs if inputs.shape[1] == 3 else inputs.transpose(0, 3, 1, 2).copy()
-    for name in ("egeunet_fp32.tflite", "egeunet_fp32.onnx"):
-        runner = open_runner(folder / name, threads=1)
-        here = runner.probabilities(canonical)
-        other = emulated_probabilities(folder / name, canonical)
-        assert other.shape == here.shape and np.abs(other - here).max() < 1e-3, name  # the same function
-        if name.endswith(".tflite"):
-            digests = {hashlib.sha256(a.tobytes()).hexdigest() for a in (here, other)}
-            assert len(digests) == 2, f"{name}: the same bits on {other_x86_cpu()} as on this host"
+    canonical = np.load(folder / "golden" / index["images"][0]["input"])  # one 256 px image: seconds under qemu
+    canonical = canonical if canonical.shape[1] == 3 else canonical.transpose(0, 3, 1, 2).copy()
+    path = folder / "egeunet_fp32.tflite"
+    here = open_runner(path, threads=1).probabilities(canonical)
+    other = emulated_probabilities(path, canonical)
+    assert other.shape == here.shape and np.abs(other - here).max() < 1e-3  # the same function
+    digests = {hashlib.sha256(a.tobytes()).hexdigest() for a in (here, other)}
+    assert len(digests) == 2, f"the same bits on {other_x86_cpu()} as on this host"

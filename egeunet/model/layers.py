@@ -31,6 +31,23 @@ MIN_FOLD_SCALE = 0.05
 (its shift is divided by the scale); the int8 fine-tuning simulation follows the same rule."""
 
 
+INT8_MEAN_MAX = 8192
+"""Longest reduction an int8 MEAN may take in an exported graph: LiteRT's XNNPACK gets longer int8 means wrong on x86
+with AVX2 and without AVX-512 (``scripts/repro_xnnpack_mean.py`` under ``qemu-x86_64 -cpu Haswell``, ai-edge-litert
+2.3.0: 0 of 256 constant inputs wrong at 8,200 values, 7 at 8,448, 128 from 16,384; the built-in kernel is exact)."""
+
+
+def staged_group_mean(y: torch.Tensor, height: int) -> torch.Tensor:
+    """Mean over the last two axes of N x G x (C/G * H) x W (kept dims), as MEANs of at most ``INT8_MEAN_MAX`` values
+    each: over W, then over the rest (over H, then C/G, where C/G * H is longer). The same float function as one mean
+    (equal-sized parts); the integer-only graph and its fine-tuning simulation both compute GroupNorm statistics so."""
+    n, groups, rows, width = y.shape
+    mean = y.mean(3, keepdim=True)
+    if rows > INT8_MEAN_MAX:
+        mean = mean.reshape(n, groups, rows // height, height).mean(3, keepdim=True)
+    return mean.mean(2, keepdim=True)
+
+
 def conv3x3(cin: int, cout: int) -> nn.Conv2d:
     """Plain 3x3 convolution with bias, spatial size preserved."""
     return nn.Conv2d(cin, cout, 3, padding=1)

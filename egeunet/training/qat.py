@@ -31,7 +31,7 @@ from torch.overrides import TorchFunctionMode
 from egeunet.model import GHPA, EGEUNet, LayerNorm2d, check_input_size
 from egeunet.model.gab import GAB
 from egeunet.model.ghpa import PARAM_GRID
-from egeunet.model.layers import MIN_FOLD_SCALE, upsample_to
+from egeunet.model.layers import MIN_FOLD_SCALE, staged_group_mean, upsample_to
 
 WEIGHT_QMAX = 127  # symmetric narrow range, what TFLite kernels require of int8 weights and constants
 ACT_QMIN, ACT_QMAX = -128, 127
@@ -200,14 +200,14 @@ class NormFoldedConv2d(nn.Conv2d):
 
 
 class DecomposedGroupNorm(nn.GroupNorm):
-    """GroupNorm as the deploy form writes it out for LiteRT (``RsqrtGroupNorm``): per group mean, sub, square, mean,
-    add eps, rsqrt, mul; then the per-channel weight and bias."""
+    """GroupNorm as the deploy form writes it out for LiteRT (``RsqrtGroupNorm``): per group staged mean, sub, square,
+    staged mean, add eps, rsqrt, mul; then the per-channel weight and bias."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
-        groups = x.reshape(n, self.num_groups, c // self.num_groups, h * w)
-        centred = groups - groups.mean((2, 3), keepdim=True)
-        y = centred * torch.rsqrt((centred * centred).mean((2, 3), keepdim=True) + self.eps)
+        groups = x.reshape(n, self.num_groups, c // self.num_groups * h, w)
+        centred = groups - staged_group_mean(groups, h)
+        y = centred * torch.rsqrt(staged_group_mean(centred * centred, h) + self.eps)
         weight, bias = (_constant(p).view(1, -1, 1, 1) for p in (self.weight, self.bias))
         return y.reshape(n, c, h, w) * weight + bias
 
