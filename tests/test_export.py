@@ -28,7 +28,7 @@ from egeunet.export.folder import LOCK
 from egeunet.runtime.artifacts import file_digest
 from egeunet.export.deploy import stretch_uint8
 from egeunet.preprocess import preprocess
-from kernels import emulated_probabilities, other_x86_cpu
+from egeunet.runtime.x86_emulation import emulated_probabilities, other_x86_cpu
 
 pytestmark = pytest.mark.numeric  # run again on another CPU family's kernels (scripts/test.sh)
 

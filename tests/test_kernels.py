@@ -13,7 +13,8 @@ import numpy as np
 from conftest import REFERENCE_DIR
 from demo_artifacts import exported
 from egeunet.runtime.runners import open_runner
-from kernels import emulated_probabilities, other_x86_cpu, torch_env
+from egeunet.runtime.x86_emulation import emulated_probabilities, other_x86_cpu
+from kernels import torch_env
 
 _TORCH_CHILD = """
 import hashlib, json, sys, numpy as np, torch, egeunet
