@@ -285,6 +285,22 @@ def test_litert_runner_keeps_native_log_lines_off_stderr(full_export):
     assert "XNNPACK" not in done.stderr and done.stderr.strip() == "", done.stderr
 
 
+@pytest.mark.plumbing  # the emulated CPU's bits, not PyTorch's: once is enough
+def test_emulated_cpu_changes_litert_numbers(full_export):
+    """XNNPACK picks other float kernels under the emulated x86 CPU that the int8 gate checks above use: the same file
+    gives other bits there, and the same function (else those checks would prove nothing)."""
+    if "tflite" not in FORMATS_UNDER_TEST:
+        pytest.skip(f"EGEUNET_TEST_FORMATS={','.join(FORMATS_UNDER_TEST)}")
+    from egeunet.runtime.runners import open_runner
+
+    _, canonical = held_out()
+    path = full_export[0] / "egeunet_fp32.tflite"
+    here = open_runner(path, threads=1).probabilities(canonical)
+    other = emulated_probabilities(path, canonical)
+    assert other.shape == here.shape and np.abs(other - here).max() < 1e-4
+    assert not np.array_equal(other, here), f"the same bits on {other_x86_cpu()} as on this host"
+
+
 def test_int8_artifacts_are_really_int8(full_export):
     _, manifest = full_export
     by_name = {(a["format"], a["variant"]): a for a in manifest["artifacts"]}

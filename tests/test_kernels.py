@@ -1,19 +1,13 @@
-"""The second run's kernels really are other kernels: PyTorch under scripts/other_kernels.env and LiteRT under
-``qemu-x86_64 -cpu MODEL`` compute other numbers than this machine's defaults (else the second run proves nothing)."""
+"""The second run's kernels really are other kernels: PyTorch under scripts/other_kernels.env computes other numbers
+than this machine's defaults (else the second run proves nothing). LiteRT under qemu: tests/test_export.py."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
 import sys
 
-import numpy as np
-
 from conftest import REFERENCE_DIR
-from demo_artifacts import exported
-from egeunet.runtime.runners import open_runner
-from egeunet.runtime.x86_emulation import emulated_probabilities, other_x86_cpu
 from kernels import torch_env
 
 _TORCH_CHILD = """
@@ -45,19 +39,3 @@ def test_other_torch_kernels_change_outputs_and_gradients():
     here, other = _torch_hashes({}), _torch_hashes(torch_env())
     assert other["capability"] == "DEFAULT" and here["capability"] != "DEFAULT", (here, other)
     assert here["output"] != other["output"] and here["grads"] != other["grads"], (here, other)
-
-
-def test_emulated_cpu_changes_litert_numbers():
-    """XNNPACK picks other float kernels under the emulated CPU: the same file gives other bits, the same function.
-    (ONNX Runtime's fp32 kernels may not differ between an AVX-512 host and Haswell; its int8 ones do, which
-    tests/test_export.py's gate check under the emulated CPU exercises.)"""
-    folder = exported()
-    index = json.loads((folder / "golden" / "index.json").read_text())
-    canonical = np.load(folder / "golden" / index["images"][0]["input"])  # one 256 px image: seconds under qemu
-    canonical = canonical if canonical.shape[1] == 3 else canonical.transpose(0, 3, 1, 2).copy()
-    path = folder / "egeunet_fp32.tflite"
-    here = open_runner(path, threads=1).probabilities(canonical)
-    other = emulated_probabilities(path, canonical)
-    assert other.shape == here.shape and np.abs(other - here).max() < 1e-3  # the same function
-    digests = {hashlib.sha256(a.tobytes()).hexdigest() for a in (here, other)}
-    assert len(digests) == 2, f"the same bits on {other_x86_cpu()} as on this host"
