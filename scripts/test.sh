@@ -12,8 +12,9 @@ cd "$root"
 # QAT, integer-only, ARM) again on another CPU family's PyTorch kernels, so no verdict rests on one CPU's rounding
 status=0
 python -m pytest "$@" || status=$?
-echo "[test.sh] second run: tests marked numeric (not plumbing), with scripts/other_kernels.env ($(grep -v '^#' scripts/other_kernels.env | xargs))"
+other="$(grep -v '^#' scripts/other_kernels.env | xargs)"
+echo "[test.sh] second run: tests marked numeric (not plumbing), with scripts/other_kernels.env ($other)"
 second=0
-env $(grep -v '^#' scripts/other_kernels.env | xargs) python -m pytest -m "numeric and not plumbing" "$@" || second=$?
+env $other python -m pytest -m "numeric and not plumbing" "$@" || second=$?
 [ "$second" -eq 5 ] || [ "$second" -eq 0 ] || status=$second  # 5: the arguments selected no numeric test
 exit "$status"

@@ -44,13 +44,13 @@ def emulated_probabilities(path: str | Path, canonical: np.ndarray, cpu: str | N
     qemu = shutil.which("qemu-x86_64")
     if qemu is None:
         raise EGEUNetError("qemu-x86_64 not found: scripts/setup_arm64.sh installs it (Debian's qemu-user)")
+    cpu = cpu or other_x86_cpu()
     with tempfile.TemporaryDirectory() as work:
         inputs, out = Path(work) / "x.npy", Path(work) / "y.npy"
         np.save(inputs, canonical)
-        done = subprocess.run([qemu, "-cpu", cpu or other_x86_cpu(), sys.executable, "-c", _CHILD, str(path),
-                               str(inputs), str(out)], capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run([qemu, "-cpu", cpu, sys.executable, "-c", _CHILD, str(path), str(inputs), str(out)],
+                              capture_output=True, text=True, timeout=timeout)
         if done.returncode != 0:
             lines = [line for line in done.stderr.splitlines() if line.strip() and "TCG doesn't support" not in line]
-            raise EGEUNetError(f"{path}: failed under qemu-x86_64 -cpu {cpu or other_x86_cpu()} "
-                               f"({(lines or ['no message'])[-1][:200]})")
+            raise EGEUNetError(f"{path}: failed under qemu-x86_64 -cpu {cpu} ({(lines or ['no message'])[-1][:200]})")
         return np.load(out)
