@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from egeunet.accuracy import Gate, compare, truth_metrics
+from egeunet.benchmark.agreement import agreement_matrix
 from egeunet.benchmark.artifacts import collect_targets, reference_target
 from egeunet.errors import EGEUNetError
+from egeunet.metrics import binarize
 from egeunet.progress import progress
 from egeunet.runtime.artifacts import Target, manifest_source
 
@@ -130,6 +132,7 @@ class Sweep:
         self.reference_metrics: dict | None = None
         self.reference_problem = "no reference checkpoint (give --reference CKPT)"
         self.worst: dict[str, dict] = {}
+        self.masks: dict[str, tuple[str, np.ndarray]] = {}  # row name: (runtime, bool masks), for the agreement matrix
 
     def measure(self, target: Target, is_reference: bool) -> dict:
         """One row: size always; accuracy, drift and latency when the target runs here; its gate verdict."""
@@ -146,6 +149,7 @@ class Sweep:
             described = runner.describe()
             probs = runner.probabilities(self.evalset.inputs)
             del runner
+            self.masks[row["name"]] = (target.runtime, binarize(probs))
         except EGEUNetError as exc:
             status = "not runnable" if NOT_RUNNABLE in str(exc) else "failed"
             row.update(status=status, note=_one_line(exc, target.artifact.path))
@@ -246,8 +250,8 @@ def run_benchmark(model_or_dir: str | Path, data: str | Path, config: BenchmarkC
     return {"environment": environment(), "model": str(root), "data": str(data), "split": evalset.split_source,
             "images": len(evalset.ids), "masks": evalset.masks is not None,
             "reference": str(ref.artifact.path) if ref else None, "config": asdict(config), "rows": rows,
-            "worst": sweep.worst, "evalset": evalset, "reference_probs": sweep.reference_probs,
-            "targets": targets, "sensitivity": []}
+            "worst": sweep.worst, "agreement": agreement_matrix(sweep.masks), "evalset": evalset,
+            "reference_probs": sweep.reference_probs, "targets": targets, "sensitivity": []}
 
 
 def _reference_facts(ref: Target | None, data: str | Path) -> tuple[int, str | None]:

@@ -1,4 +1,5 @@
-"""The report's PNG figures: latency against mIoU (the paper's Figure 1), size bars, worst-image overlays."""
+"""The report's PNG figures: latency against mIoU (the paper's Figure 1), size bars, the agreement heat map,
+worst-image overlays."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -58,6 +59,43 @@ def size_bars(bars: list[dict], path: Path) -> None:
     ax.invert_yaxis()
     ax.set_xlabel("KB on disk")
     ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+NINES = (1, 4)  # colour range of the heat map in "nines" of agreement: 90% .. 99.99% (and above)
+
+
+def agreement_heatmap(labels: list[str], agreement: list[list[float]], title: str, path: Path) -> None:
+    """Square heat map of pairwise agreement (fractions), each cell's percent written in it. The colour is the number
+    of nines, -log10(1 - agreement), so 99.0% and 99.9% sit a third of the scale apart; the diagonal is grey."""
+    from matplotlib.colors import Normalize
+
+    from egeunet.benchmark.agreement import percent
+
+    plt = _pyplot()
+    values = np.asarray(agreement, np.float64)
+    k = len(labels)
+    nines = np.ma.masked_array(-np.log10(np.maximum(1 - values, 10.0 ** -NINES[1])), np.eye(k, dtype=bool))
+    cmap = plt.get_cmap("RdYlGn").with_extremes(bad="#d9d9d9")
+    norm = Normalize(*NINES, clip=True)
+    longest = max(map(len, labels))  # tick labels take up to 0.09 inch a character
+    fig, ax = plt.subplots(figsize=(2.0 + 0.75 * k + 0.09 * longest, 1.2 + 0.7 * k + 0.045 * longest))
+    image = ax.imshow(nines, cmap=cmap, norm=norm)
+    for i in range(k):
+        for j in range(k):
+            shade = cmap(norm(nines[i, j])) if i != j else (0.85, 0.85, 0.85, 1)
+            dark = 0.299 * shade[0] + 0.587 * shade[1] + 0.114 * shade[2] < 0.5
+            ax.text(j, i, "-" if i == j else percent(values[i, j], 2), ha="center", va="center", fontsize=9,
+                    color="white" if dark else "black")
+    ax.set_xticks(range(k), labels, rotation=35, ha="right", fontsize=9)
+    ax.set_yticks(range(k), labels, fontsize=9)
+    bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, ticks=range(NINES[0], NINES[1] + 1))
+    ticks = [f"{100 - 10 ** (2 - n):g}%" for n in range(NINES[0], NINES[1] + 1)]
+    bar.ax.set_yticklabels([*ticks[:-1], f"≥{ticks[-1]}"])
+    bar.set_label("mask agreement (log scale of disagreement)")
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from egeunet.atomic import atomic_write
+from egeunet.benchmark.agreement import labels, percent
 
 GT_KEYS = ("miou", "dsc", "accuracy", "sensitivity", "specificity", "image_iou_mean")
 
@@ -138,6 +139,25 @@ def ort_table(results: dict) -> str:
     return _text_table(ORT_HEAD, lines) if lines else ""
 
 
+def agreement_lines(results: dict) -> tuple[list[str], list[list[str]]]:
+    """The agreement matrix as a head and lines: number, "target @runtime", then its agreement % with each target,
+    columns numbered as the lines are."""
+    matrix = results["agreement"]
+    names = labels(matrix)
+    head = ["#", "target", *map(str, range(1, len(names) + 1))]
+    return head, [[str(i), name, *("-" if i == j else percent(a, 3) for j, a in enumerate(row, 1))]
+                  for i, (name, row) in enumerate(zip(names, matrix["agreement"]), 1)]
+
+
+def agreement_table(results: dict) -> str:
+    """The agreement matrix as printed text, with the images it rests on ("" with fewer than two targets that ran)."""
+    matrix = results["agreement"]
+    if len(matrix["names"]) < 2:
+        return ""
+    return (f"mask agreement % between targets, {matrix['images']} images ({matrix['pixels']:,} pixels per pair)\n"
+            + _text_table(*agreement_lines(results)))
+
+
 def _span(interval, scale: float = 1.0, spec: str = ".2f") -> str:
     """A 95% interval as "lo..hi" (empty when none was computed)."""
     return "" if not interval else f"{format(interval[0] * scale, spec)}..{format(interval[1] * scale, spec)}"
@@ -170,6 +190,12 @@ def _plots(results: dict, out: Path) -> dict[str, str]:
     if sized:
         plots.size_bars(sized, out / "sizes.png")
         files["sizes"] = "sizes.png"
+    matrix = results["agreement"]
+    if len(matrix["names"]) >= 2:
+        size = "x".join(map(str, matrix["image_size"]))
+        plots.agreement_heatmap(labels(matrix), matrix["agreement"],
+                                f"mask agreement % ({matrix['images']} images, {size} px)", out / "agreement.png")
+        files["agreement"] = "agreement.png"
     evalset = results["evalset"]
     for name, worst in results["worst"].items():
         index = worst["index"]
@@ -185,6 +211,7 @@ def _plots(results: dict, out: Path) -> dict[str, str]:
 
 def _markdown(results: dict, files: dict[str, str]) -> str:
     env, rows, masks = results["environment"], results["rows"], results["masks"]
+    matrix_text = agreement_table(results)
     libs = ", ".join(f"{k} {v}" for k, v in env["libraries"].items() if v)
     parts = [
         "# egeunet benchmark", "",
@@ -198,7 +225,7 @@ def _markdown(results: dict, files: dict[str, str]) -> str:
         f"{results['config']['batch']}; model-only = `predict` on a preprocessed batch; end-to-end = decode JPEG + "
         "preprocess + model + threshold. Each artifact is timed in its own process (peak RSS is that process's "
         "high-water mark; base is before the runtime and model load).", "",
-        "## Summary", "", "```", table(results), "```", "",
+        "## Summary", "", "```", table(results), *(["", matrix_text] if matrix_text else []), "```", "",
         "results.csv and results.json keep metrics and agreement as fractions and Δ mIoU / Δ DSC in points.", "",
     ]
     if "figure1" in files:
@@ -248,6 +275,14 @@ def _markdown(results: dict, files: dict[str, str]) -> str:
                   f"{gate['min_agreement']} (fraction), on the {results['images']} images above (95% intervals: "
                   "bootstrap over images); an artifact that fails to load or run, or a limit that cannot be "
                   "computed (no reference, no masks), fails it.", ""]
+    if "agreement" in files:
+        matrix = results["agreement"]
+        parts += ["## Agreement matrix", "",
+                  f"Every target that ran, fp32 PyTorch included, against every other: the share of pixels (%) whose "
+                  f"mask decision (probability >= 0.5) is the same in both, pooled over the same {matrix['images']} "
+                  f"images ({matrix['pixels']:,} pixels per pair); column n is target n. "
+                  "results.json keeps the fractions and the differing pixel counts.", "",
+                  _md_table(*agreement_lines(results)), "", f"![agreement matrix]({files['agreement']})", ""]
     for key, name in files.items():
         if key.startswith("overlay:"):
             parts += [f"### Worst images: {key[8:]} (PyTorch | artifact | ground truth)", "", f"![{key[8:]}]({name})", ""]

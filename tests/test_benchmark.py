@@ -221,6 +221,54 @@ def test_report_files_exist_and_parse(sweep):
     assert "percentage points" in report or "points" in report
 
 
+def test_agreement_matrix_on_real_masks(bench):
+    """PyTorch, its ONNX export and the broken ONNX on two real images: each pair's cell is the pooled agreement
+    ``compare`` gives for that pair, the matrix is symmetric, and masks of another shape are refused."""
+    from egeunet.benchmark.agreement import agreement_matrix, percent
+    from egeunet.benchmark.evalset import load_eval_set
+    from egeunet.metrics import binarize
+    from egeunet.runtime.runners import open_runner
+
+    inputs = load_eval_set(bench.data, "all", 256, limit=2).inputs
+    probs = {name: open_runner(path, threads=1).probabilities(inputs)
+             for name, path in [("ref", bench.ckpt), ("onnx", bench.exp / "model.onnx"),
+                                ("broken", bench.exp / "broken.onnx")]}
+    matrix = agreement_matrix({name: ("rt", binarize(p)) for name, p in probs.items()})
+    assert matrix["names"] == ["ref", "onnx", "broken"] and matrix["images"] == 2 and matrix["pixels"] == 2 * 256 * 256
+    cells = np.array(matrix["agreement"])
+    assert np.array_equal(cells, cells.T) and np.all(np.diag(cells) == 1)
+    for i, j in [(0, 1), (0, 2), (1, 2)]:
+        a, b = list(probs.values())[i], list(probs.values())[j]
+        assert cells[i, j] == pytest.approx(compare(a, b).agreement, abs=1e-12)
+        assert matrix["differing_pixels"][i][j] == round((1 - cells[i, j]) * matrix["pixels"])
+    assert cells[0, 1] > 0.999 and cells[0, 2] < 0.99 and cells[1, 2] < 0.99  # the broken file stands out
+    assert percent(cells[0, 2], 2) == f"{100 * cells[0, 2]:.2f}" and percent(1.0, 2) == "100"
+    assert percent(1 - 1 / matrix["pixels"], 2) == ">99.99"  # one differing pixel never reads as 100
+    with pytest.raises(EGEUNetError, match="differ in shape"):
+        agreement_matrix({"ref": ("rt", binarize(probs["ref"])), "one": ("rt", binarize(probs["onnx"])[:1])})
+
+
+def test_report_has_the_agreement_matrix(sweep):
+    """results.json, report.md and agreement.png carry the matrix of every target that ran, on the sweep's images;
+    each target's cell against the reference is its row's agreement."""
+    from egeunet.benchmark.agreement import percent
+
+    matrix = sweep.results["agreement"]
+    ran = ["model.pt (reference)", *(name for name, row in sweep.rows.items() if "agreement" in row)]
+    assert matrix["names"] == ran and "broken.onnx" in ran and matrix["images"] == sweep.results["images"] == 2
+    assert matrix["runtimes"] == [sweep.rows[name]["runtime"] for name in ran]
+    for name, cell in zip(ran[1:], matrix["agreement"][0][1:]):
+        assert cell == pytest.approx(sweep.rows[name]["agreement"], abs=1e-12)
+    assert (sweep.out / "agreement.png").read_bytes()[:8] == PNG_MAGIC
+    report = (sweep.out / "report.md").read_text()
+    section = report.split("## Agreement matrix")[1]
+    assert "over the same 2 images" in section and "![agreement matrix](agreement.png)" in section
+    broken = ran.index("broken.onnx")
+    line = next(line for line in section.splitlines() if "broken.onnx @onnxruntime" in line)
+    assert percent(matrix["agreement"][broken][0], 3) in line
+    assert "mask agreement % between targets, 2 images" in report.split("## Summary")[1].split("```")[1]
+
+
 def test_sizes_split_weights_from_graph(bench):
     for name in ("model.onnx", "tiny.tflite"):
         sizes = artifact_sizes(bench.exp / name)

@@ -18,11 +18,13 @@ def test_demo_runs_every_stage_then_reuses_them(tmp_path, capsys):
     assert results["rows"][0]["reference"] and results["rows"][0]["status"] == "ok"
     assert "egeunet_fp32.onnx" in {r["name"] for r in results["rows"]}  # kept or marked "not exported", never dropped
     assert f"report: {out / 'report' / 'report.md'}" in first
+    assert "mask agreement % between targets" in first and "egeunet_fp32.onnx @onnxruntime" in first
 
     assert main([*args, "--precisions", "fp32"]) == 0
     second = capsys.readouterr().out
     assert "nothing rebuilt" in second and "building" not in second
-    assert "best.pt (reference)" in second  # the table is printed again
+    assert "best.pt (reference)" in second  # the table is printed again, the agreement matrix with it
+    assert "mask agreement % between targets" in second and "egeunet_fp32.onnx @onnxruntime" in second
 
     assert main([*args, "--precisions", "fp16"]) == 0
     third = capsys.readouterr().out

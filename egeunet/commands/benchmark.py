@@ -81,10 +81,12 @@ def add_sensitivity(results: dict) -> None:
 
 def finish(results: dict, out: str) -> int:
     """Write the report, print the table and where it is; 1 when an active gate failed, else 0."""
-    from egeunet.benchmark.report import ort_table, table, write_report
+    from egeunet.benchmark.report import agreement_table, ort_table, table, write_report
 
     path = write_report(results, out)
     print(table(results))
+    if agreement_table(results):
+        print(f"\n{agreement_table(results)}")
     if ort_table(results):
         print(f"\nONNX Runtime options (recommended / default below 1: the recommendation pays here)\n{ort_table(results)}")
     print(f"\nreport: {path}")
