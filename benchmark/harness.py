@@ -8,6 +8,9 @@ asked for and could not be evaluated (no reference, no masks, an artifact that c
 """
 from __future__ import annotations
 
+import contextlib
+import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -16,10 +19,12 @@ import numpy as np
 from egeunet.accuracy import Gate, compare, truth_metrics
 from egeunet.benchmark.agreement import agreement_matrix
 from egeunet.benchmark.artifacts import collect_targets, reference_target
+from egeunet.benchmark.evalset import EvalSet, load_eval_set
 from egeunet.errors import EGEUNetError
 from egeunet.metrics import binarize
 from egeunet.progress import progress
 from egeunet.runtime.artifacts import Target, manifest_source
+from egeunet.runtime.contract import TensorSpec, synthetic_input
 
 NOT_RUNNABLE = "not runnable here"
 ORT_CHOICES = ("both", "recommended", "default")  # ONNX Runtime session options a benchmark times
@@ -39,6 +44,7 @@ class BenchmarkConfig:
     worst: int = 4
     gate: Gate = field(default_factory=Gate)
     ort_options: str = "both"  # ONNX Runtime session options timed: "both", "recommended" or "default"
+    size: int | None = None  # height = width for a file without a contract whose input leaves them dynamic
 
 
 def _one_line(exc: BaseException, path: Path | None = None) -> str:
@@ -83,12 +89,12 @@ EMULATED_RUNS = 3  # timed runs of an emulated runtime: seconds each, and not co
 
 
 def _latency_columns(target: Target, config: BenchmarkConfig, image: Path, emulated: bool = False,
-                     variants: list[dict] | None = None) -> dict:
+                     variants: list[dict] | None = None, feed: str = "canonical") -> dict:
     from egeunet.benchmark.probe import measure_isolated
 
     runs, warmup = (min(config.runs, EMULATED_RUNS), 0) if emulated else (config.runs, config.warmup)
     result = measure_isolated(target.artifact.path, target.runtime, config.threads, runs, warmup, image, config.batch,
-                              variants=variants)
+                              variants=variants, feed=feed, size=config.size)
     if "error" in result:
         return {"latency_error": result["error"]}
     extra = result.pop("variants")
@@ -125,13 +131,17 @@ def _ort_default(recommended: list[dict], variant: dict) -> dict:
 class Sweep:
     """State shared across the targets of one run: eval set, reference probabilities and metrics, worst images."""
 
-    def __init__(self, evalset, config: BenchmarkConfig) -> None:
+    def __init__(self, evalset, config: BenchmarkConfig, image: Path) -> None:
+        """``image``: the file end-to-end timings decode (the eval set's first, or a synthetic one without data)."""
         self.evalset = evalset
+        self.image = image
         self.config = config
         self.reference_probs: np.ndarray | None = None
         self.reference_metrics: dict | None = None
-        self.reference_problem = "no reference checkpoint (give --reference CKPT)"
+        self.reference_problem = ("no reference checkpoint (give --reference CKPT)" if len(evalset.ids)
+                                  else "no --data: nothing to measure accuracy on")
         self.worst: dict[str, dict] = {}
+        self.has_reference = False  # a reference was given (it may have failed to run)
         self.masks: dict[str, tuple[str, np.ndarray]] = {}  # row name: (runtime, bool masks), for the agreement matrix
 
     def measure(self, target: Target, is_reference: bool) -> dict:
@@ -140,6 +150,7 @@ class Sweep:
 
         row = _base_row(target, is_reference)
         row.update(_size_columns(target.artifact.path))
+        self.has_reference = self.has_reference or is_reference
         if target.problem:
             row.update(status="not exported" if target.artifact.optional else "failed", note=target.problem)
             return self._gate(row, None, is_reference)
@@ -147,9 +158,18 @@ class Sweep:
             runner = open_runner(target.artifact.path, target.runtime, threads=max(self.config.threads),
                                  options=_runner_options(target.runtime, self.config))
             described = runner.describe()
-            probs = runner.probabilities(self.evalset.inputs)
+            feed, row["note"] = self._feed(runner)
+            probs = runner.probabilities(self.evalset.inputs) if feed == "canonical" and len(self.evalset.ids) else None
+            if probs is not None and not runner.io.contract and not 0 <= probs.min() <= probs.max() <= 1:
+                feed, probs = "synthetic", None
+                row["note"] = "no egeunet contract, output outside [0, 1]: latency, memory and size only"
+            if feed == "synthetic":  # a dynamic size nothing fills is this row's one-line error, before the probe
+                spec = runner.input_spec()
+                row.update(input_name=spec.name, input_shape=list(spec.concrete(self.config.size, self.config.batch)),
+                           input_dtype=spec.dtype)
             del runner
-            self.masks[row["name"]] = (target.runtime, binarize(probs))
+            if probs is not None:
+                self.masks[row["name"]] = (target.runtime, binarize(probs))
         except EGEUNetError as exc:
             status = "not runnable" if NOT_RUNNABLE in str(exc) else "failed"
             row.update(status=status, note=_one_line(exc, target.artifact.path))
@@ -163,7 +183,9 @@ class Sweep:
             row.update({k: described[k] for k in ("ort_options", "disabled_optimizers", "recommended_disabled_optimizers",
                                                   "recommended_from")})
         masks = self.evalset.masks
-        if is_reference:
+        if probs is None:
+            comparison = None
+        elif is_reference:
             self.reference_probs = probs
             self.reference_metrics = truth_metrics(probs, masks) if masks is not None else None
             row.update(self.reference_metrics or {})
@@ -176,9 +198,31 @@ class Sweep:
                 order = np.argsort(per_image, kind="stable")[:self.config.worst]
                 self.worst[target.name] = {"index": order.tolist(), "agreement": per_image[order].tolist(),
                                            "probs": probs[order]}
-        row.update(_latency_columns(target, self.config, self.evalset.images[0], bool(row.get("emulated")),
-                                    _timed_variants(target.runtime, self.config, described)))
+        variants = _timed_variants(target.runtime, self.config, described) if feed == "canonical" else None
+        row.update(_latency_columns(target, self.config, self.image, bool(row.get("emulated")), variants, feed))
         return self._gate(row, comparison, is_reference)
+
+    def _feed(self, runner) -> tuple[str, str]:
+        """How a row is fed, and the note saying why: "canonical" (``egeunet.preprocess`` through the contract; a
+        file without one only when its output is a mask and there are images and a reference is given) or
+        "synthetic" (random input of the file's own shape and dtype: latency, memory and size only)."""
+        if runner.io.contract:
+            return "canonical", ""
+        spec, out, head = runner.input_spec(), runner.output_spec(), "no egeunet contract"
+        if not out.shape or None in out.shape[1:]:  # the file does not say (ONNX shape inference gave up): run it once
+            x = synthetic_input(spec.concrete(self.config.size, spec.fixed_batch or 1), spec.dtype)
+            out = TensorSpec(out.name, runner.run_raw(x).shape, out.dtype)
+        if not out.mask_like():
+            return "synthetic", f"{head}, output {list(out.shape)} is not a mask: latency, memory and size only"
+        if not len(self.evalset.ids) or not self.has_reference:
+            return "synthetic", f"{head}: latency, memory and size only (accuracy needs --data and a reference)"
+        size = self.evalset.inputs.shape[-1]
+        channels = spec.shape[-1] if spec.layout == "NHWC" else spec.shape[1]
+        if spec.dtype != "float32" or channels != 3 or any(d not in (None, size) for d in spec.spatial):
+            return "synthetic", (f"{head}, input {list(spec.shape)} {spec.dtype} does not take the reference's float32 "
+                                 f"3 x {size} x {size}: latency, memory and size only")
+        return "canonical", (f"{head}: fed egeunet.preprocess output ({spec.layout} float32 0-255), "
+                             "output read as probabilities")
 
     def _gate(self, row: dict, comparison, is_reference: bool) -> dict:
         """The row's gate verdict: "" without a gate or for the reference, else "pass" or "fail" with reasons."""
@@ -193,7 +237,7 @@ class Sweep:
         if row["status"] != "ok":
             row["gate"], row["gate_reasons"] = "fail", [f"could not be checked: {row['status']}: {row['note']}"]
             return row
-        missing = self.reference_problem if self.reference_probs is None else ""
+        missing = self.reference_problem if self.reference_probs is None else row["note"] if comparison is None else ""
         verdict = gate.check(comparison if comparison is not None and comparison.images else None, missing)
         row["gate"], row["gate_reasons"] = ("pass" if verdict.passed else "fail"), verdict.reasons
         row["gate_criteria"] = verdict.criteria
@@ -218,11 +262,28 @@ def _accuracy_columns(c, reference_metrics: dict | None) -> dict:
     return out
 
 
-def run_benchmark(model_or_dir: str | Path, data: str | Path, config: BenchmarkConfig,
+@contextlib.contextmanager
+def _eval_inputs(data: str | Path | None, config: BenchmarkConfig, size: int,
+                 split_file: str | None) -> Iterator[tuple[EvalSet, Path]]:
+    """The eval set and the image end-to-end timings decode; without ``data`` an empty set and one random RGB JPEG
+    (in a temporary folder removed afterwards): latency, memory and size only."""
+    if data is not None:
+        evalset = load_eval_set(data, config.split, size, split_file, config.limit)
+        yield evalset, evalset.images[0]
+        return
+    import cv2
+
+    with tempfile.TemporaryDirectory(prefix="egeunet-benchmark-") as tmp:
+        image = Path(tmp) / "synthetic.jpg"
+        cv2.imwrite(str(image), np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8))
+        yield EvalSet([], [], np.empty((0, 3, size, size), np.float32), None, "no --data: synthetic input"), image
+
+
+def run_benchmark(model_or_dir: str | Path, data: str | Path | None, config: BenchmarkConfig,
                   reference: str | Path | None = None, runtimes: list[str] | None = None) -> dict:
-    """Benchmark every target (plus the PyTorch reference) on ``data``; returns the results dict ``report`` writes."""
+    """Benchmark every target (plus the PyTorch reference) on ``data`` (None: synthetic input, latency, memory and
+    size only); returns the results dict ``report`` writes."""
     from egeunet.benchmark.environment import environment
-    from egeunet.benchmark.evalset import load_eval_set
     from egeunet.runtime.runners import list_runtimes
 
     if config.ort_options not in ORT_CHOICES:
@@ -238,23 +299,21 @@ def run_benchmark(model_or_dir: str | Path, data: str | Path, config: BenchmarkC
     if runtimes:  # after the reference is chosen: a .pt outside --runtimes still serves as the reference
         targets = [t for t in targets if t.runtime in runtimes or t.problem]
     size, recorded = _reference_facts(ref, data)
-    evalset = load_eval_set(data, config.split, size, config.split_file or recorded, config.limit)
-    sweep = Sweep(evalset, config)
-    rows = []
     queue = ([(ref, True)] if ref else []) + [(t, False) for t in targets]
-    for target, is_reference in progress(queue, desc="benchmarking artifacts", unit="artifact"):
-        rows.append(sweep.measure(target, is_reference))
+    with _eval_inputs(data, config, size, config.split_file or recorded) as (evalset, image):
+        sweep = Sweep(evalset, config, image)
+        rows = [sweep.measure(*item) for item in progress(queue, desc="benchmarking artifacts", unit="artifact")]
     if ref is not None and rows[0]["status"] != "ok":
         for row in rows[1:]:
             row["note"] = "; ".join(filter(None, [row["note"], "no drift: the reference did not run"]))
-    return {"environment": environment(), "model": str(root), "data": str(data), "split": evalset.split_source,
-            "images": len(evalset.ids), "masks": evalset.masks is not None,
+    return {"environment": environment(), "model": str(root), "data": None if data is None else str(data),
+            "split": evalset.split_source, "images": len(evalset.ids), "masks": evalset.masks is not None,
             "reference": str(ref.artifact.path) if ref else None, "config": asdict(config), "rows": rows,
             "worst": sweep.worst, "agreement": agreement_matrix(sweep.masks), "evalset": evalset,
             "reference_probs": sweep.reference_probs, "targets": targets, "sensitivity": []}
 
 
-def _reference_facts(ref: Target | None, data: str | Path) -> tuple[int, str | None]:
+def _reference_facts(ref: Target | None, data: str | Path | None) -> tuple[int, str | None]:
     """Input size and split file the reference checkpoint recorded for ``data`` (256 and None when unreadable)."""
     if ref is None or ref.problem:
         return 256, None
@@ -262,6 +321,7 @@ def _reference_facts(ref: Target | None, data: str | Path) -> tuple[int, str | N
     from egeunet.training.dataset import recorded_split
 
     try:
-        return int(read_checkpoint(ref.artifact.path).get("input_size", 256)), recorded_split(str(ref.artifact.path), str(data))
+        size = int(read_checkpoint(ref.artifact.path).get("input_size", 256))
+        return size, None if data is None else recorded_split(str(ref.artifact.path), str(data))
     except EGEUNetError:
         return 256, None

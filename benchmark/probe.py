@@ -58,11 +58,13 @@ def probe(spec: dict) -> dict:
     import numpy as np
 
     from egeunet.benchmark.latency import latency_stats, time_interleaved
+    from egeunet.runtime.contract import synthetic_input
     from egeunet.runtime.runners import open_runner
     from egeunet.data import read_image
     from egeunet.preprocess import preprocess
 
     image_path = spec["image"]
+    synthetic = spec.get("feed") == "synthetic"
     variants = spec.get("variants") or [{}]
     base = _status_mb("VmRSS")
     rows: list[list[dict]] = [[] for _ in variants]
@@ -75,19 +77,23 @@ def probe(spec: dict) -> dict:
             runner = open_runner(spec["path"], spec.get("runtime"), threads=threads, options=options)
             loads.append((time.perf_counter() - start) * 1000)
             runners.append(runner)
-            if k == 0:
+            if k == 0 and synthetic:  # a file without a contract: random input of its own shape, run as it is
+                batch = synthetic_input(runner.input_spec().concrete(spec.get("size"), spec["batch"]),
+                                        runner.input_spec().dtype)
+            elif k == 0:
                 batch = np.repeat(preprocess(read_image(image_path), runner.input_size), spec["batch"], axis=0)
             if len(variants) > 1:  # one untimed call each (alike for every variant) sizes the runtime's buffers
                 runner.predict(batch)
                 runner.predict_image(read_image(image_path))
                 peaks += [_peak_rss_mb()] if k == 0 else []
         described = [r.describe() for r in runners]
-        model = time_interleaved([lambda r=r: r.predict(batch) for r in runners], spec["runs"], spec["warmup"])
-        end_to_end = time_interleaved([lambda r=r: r.predict_image(read_image(image_path)) >= 0.5 for r in runners],
-                                      spec["runs"], spec["warmup"])
+        model = time_interleaved([lambda r=r: (r.run_raw if synthetic else r.predict)(batch) for r in runners],
+                                 spec["runs"], spec["warmup"])
+        end_to_end = [] if synthetic else time_interleaved(  # no end-to-end path without a contract's preprocessing
+            [lambda r=r: r.predict_image(read_image(image_path)) >= 0.5 for r in runners], spec["runs"], spec["warmup"])
         for k in range(len(variants)):
             rows[k].append({"threads": threads, "load_ms": loads[k], "model": latency_stats(model[k]),
-                            "end_to_end": latency_stats(end_to_end[k])})
+                            **({} if synthetic else {"end_to_end": latency_stats(end_to_end[k])})})
         del runners
         if len(variants) > 1:
             _reset_peak_rss()  # the next thread count's peak is its own runner's, not this one's other variants'
@@ -97,12 +103,16 @@ def probe(spec: dict) -> dict:
 
 
 def measure_isolated(path: str | Path, runtime: str | None, threads: list[int], runs: int, warmup: int,
-                     image: str | Path, batch: int = 1, timeout: float = 900, variants: list[dict] | None = None) -> dict:
-    """Run ``probe`` in a child process; returns its result, or ``{"error": one line}`` if it failed."""
+                     image: str | Path, batch: int = 1, timeout: float = 900, variants: list[dict] | None = None,
+                     feed: str = "canonical", size: int | None = None) -> dict:
+    """Run ``probe`` in a child process; returns its result, or ``{"error": one line}`` if it failed.
+
+    ``feed`` "synthetic": time the file on random input of its own shape (dynamic height and width ``size``) and
+    dtype, model-only (a file without a contract has no known end-to-end path)."""
     from egeunet.runtime.launcher import CHILD, python_module
 
     spec = {"path": str(path), "runtime": runtime, "threads": list(threads), "runs": runs, "warmup": warmup,
-            "image": str(image), "batch": batch, "variants": variants or [{}]}
+            "image": str(image), "batch": batch, "variants": variants or [{}], "feed": feed, "size": size}
     with tempfile.TemporaryDirectory(prefix="egeunet-probe-") as tmp:
         spec_file, result_file = Path(tmp) / "spec.json", Path(tmp) / "result.json"
         spec_file.write_text(json.dumps(spec))

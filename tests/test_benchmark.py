@@ -318,8 +318,10 @@ def test_missing_reference_marks_its_row_and_still_measures_artifacts(bench, tmp
     shutil.copy(bench.exp / "model.onnx", folder / "model.onnx")
     (folder / "manifest.json").write_text(json.dumps({"model": {"path": str(tmp_path / "gone.pt")},
                                                       "artifacts": [{"file": "model.onnx", "format": "onnx"}]}))
-    assert main(["benchmark", str(folder), "--data", str(bench.data), "--split", "all", "--limit", "1", "--runs", "1",
-                 "--warmup", "0", "--out", str(tmp_path / "out")]) == 0
+    args = ["benchmark", str(folder), "--data", str(bench.data), "--split", "all", "--limit", "1", "--runs", "1",
+            "--warmup", "0", "--out", str(tmp_path / "out")]
+    assert main(args) == 1  # the reference's row failed
+    assert main([*args, "--keep-going"]) == 0
     rows = json.loads((tmp_path / "out" / "results.json").read_text())["rows"]
     assert rows[0]["reference"] and rows[0]["status"] == "failed" and rows[0]["note"] == "file missing"
     assert rows[1]["status"] == "ok" and "miou" in rows[1] and "agreement" not in rows[1]

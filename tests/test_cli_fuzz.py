@@ -86,12 +86,16 @@ def test_random_model_files(files, tmp_path, capsys, ext):
 
 @pytest.mark.parametrize("ext", ["pt", "onnx", "tflite"])
 def test_benchmark_of_a_random_model_file_marks_the_row(files, tmp_path, capsys, ext):
-    """Without gates a row that cannot load is reported, not fatal (the README's contract)."""
+    """A row that cannot load is reported and fails the command with a one-line summary; --keep-going lets it pass."""
     junk = files.junk[ext]
-    status, out, _ = _run(capsys, ["benchmark", str(junk), "--data", str(files.data), "--out", str(tmp_path / "b"),
-                                   *QUICK_BENCH])
+    argv = ["benchmark", str(junk), "--data", str(files.data), "--out", str(tmp_path / "b"), *QUICK_BENCH]
+    status, out, err = _run(capsys, argv)
     row = next(line for line in out.splitlines() if line.startswith(junk.name))
-    assert status == 0 and "failed" in row and (tmp_path / "b" / "report.md").is_file()
+    assert status == 1 and "failed" in row and (tmp_path / "b" / "report.md").is_file()
+    summary = err.strip().splitlines()[-1]  # a lone .pt is its own reference row: "junk.pt (reference)"
+    assert summary.startswith(f"egeunet benchmark: 1 of 1 rows failed ({junk.name}") and summary.endswith("exit 1")
+    status, _, err = _run(capsys, [*argv, "--keep-going"])
+    assert status == 0 and "--keep-going" in err.strip().splitlines()[-1]
 
 
 @pytest.mark.parametrize("ext", ["pt", "onnx", "tflite"])

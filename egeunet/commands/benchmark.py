@@ -2,6 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
+
+from egeunet.commands import json_output
 
 HELP = "benchmark a model or an export folder: latency, memory, size, accuracy and drift vs PyTorch, report"
 
@@ -18,12 +23,18 @@ def _threads(text: str) -> list[int]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options: what to measure, on which data, how long, where to write, and the gate's budget."""
-    parser.epilog = ("Exit status 1 when --max-miou-drop or --min-agreement is given and an artifact breaks it, fails "
-                     "to load, run or verify, or the gate cannot be computed (no reference checkpoint, or no masks for "
-                     "--max-miou-drop). CoreML rows on Linux cannot run: leave them out with --runtimes.")
+    parser.epilog = ("Exit status 1, with a one-line summary on stderr, when any row failed (did not load, run, "
+                     "time or verify; --keep-going lets failed rows pass) or any gate failed: --max-miou-drop or "
+                     "--min-agreement broken, or not computable (no reference checkpoint, no --data, or no masks for "
+                     "--max-miou-drop). CoreML rows on Linux cannot run: leave them out with --runtimes. A file without "
+                     "an egeunet contract is timed on random input of its own shape and dtype; it gets accuracy columns "
+                     "only when its output is a mask and --data and a reference are given.")
     parser.add_argument("model", metavar="MODEL_OR_EXPORT_DIR",
                         help="a model file (.pt, .onnx, .tflite, .mlpackage) or an export folder with manifest.json")
-    parser.add_argument("--data", required=True, metavar="DIR", help="dataset folder (with or without masks)")
+    parser.add_argument("--data", metavar="DIR", help="dataset folder (with or without masks); without it: synthetic "
+                        "input, latency, memory and size only")
+    parser.add_argument("--size", type=int, help="input height = width for a file whose input leaves them dynamic "
+                        "(default: the file's own)")
     parser.add_argument("--split", choices=("train", "val", "test", "all"),
                         help="part of the dataset to measure accuracy on (default: test when a split is known, else all)")
     parser.add_argument("--split-file", metavar="JSON", help="split.json written by `egeunet train` (default: the one "
@@ -47,7 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-agreement", type=float, metavar="FRACTION",
                         help="gate: smallest allowed pixel agreement with PyTorch as a FRACTION (0.99 = 99%%)")
     parser.add_argument("--no-sensitivity", action="store_true", help="skip the per-layer int8 sensitivity ranking")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="rows that fail to load, run or time do not fail the command (gates still do)")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for report.md, results.csv/json, PNGs")
+    json_output.add_option(parser)
 
 
 def config_from_args(args: argparse.Namespace):
@@ -57,13 +71,14 @@ def config_from_args(args: argparse.Namespace):
     from egeunet.commands import checks
     from egeunet.errors import EGEUNetError
 
-    for name in ("runs", "batch", "limit"):
+    for name in ("runs", "batch", "limit", "size"):
         checks.positive(f"--{name}", getattr(args, name))
     checks.non_negative("--warmup", args.warmup)
     if args.min_agreement is not None and not 0 <= args.min_agreement <= 1:
         raise EGEUNetError(f"--min-agreement is a fraction in [0, 1] (0.99 = 99%), got {args.min_agreement}")
     return BenchmarkConfig(threads=args.threads, runs=args.runs, warmup=args.warmup, batch=args.batch,
                            split=args.split, split_file=args.split_file, limit=args.limit, ort_options=args.ort_options,
+                           size=args.size,
                            gate=Gate(min_agreement=args.min_agreement, max_iou_drop_points=args.max_miou_drop))
 
 
@@ -79,8 +94,29 @@ def add_sensitivity(results: dict) -> None:
     results["sensitivity"] = sensitivity_for(results["targets"], results["evalset"].inputs, results["reference_probs"])
 
 
-def finish(results: dict, out: str) -> int:
-    """Write the report, print the table and where it is; 1 when an active gate failed, else 0."""
+PASSING = ("ok", "not exported")  # row statuses that are not failures (an optional artifact the exporter did not keep)
+
+
+def failures(results: dict) -> tuple[list[str], list[str]]:
+    """Names of the rows that failed (did not load, run or time) and of the rows whose gate failed."""
+    rows = [r["name"] for r in results["rows"] if r["status"] not in PASSING or r.get("latency_error")]
+    return rows, [r["name"] for r in results["rows"] if r.get("gate") == "fail"]
+
+
+def summary(results: dict, keep_going: bool = False) -> tuple[int, str]:
+    """The exit status and its one-line summary ("" when every row ran and every gate passed)."""
+    rows, gates = failures(results)
+    parts = [f"{len(rows)} of {len(results['rows'])} rows failed ({', '.join(rows)})" if rows else "",
+             f"{len(gates)} gate{'s' * (len(gates) > 1)} failed ({', '.join(gates)})" if gates else ""]
+    code = 1 if gates or (rows and not keep_going) else 0
+    if not rows and not gates:
+        return code, ""
+    tail = " (--keep-going: failed rows do not fail the command)" if rows and keep_going else ""
+    return code, f"egeunet benchmark: {', '.join(filter(None, parts))}: exit {code}{tail}"
+
+
+def finish(results: dict, out: str, keep_going: bool = False) -> int:
+    """Write the report, print the table and where it is, the summary line on stderr; the exit status (``summary``)."""
     from egeunet.benchmark.report import agreement_table, ort_table, table, write_report
 
     path = write_report(results, out)
@@ -93,17 +129,26 @@ def finish(results: dict, out: str) -> int:
     failed = [r for r in results["rows"] if r.get("gate") == "fail"]
     for row in failed:
         print(f"gate failed: {row['name']}: {'; '.join(row['gate_reasons'])}")
-    return 1 if failed else 0
+    code, line = summary(results, keep_going)
+    if line:
+        print(line, file=sys.stderr)
+    return code
 
 
 def run(args: argparse.Namespace) -> int:
-    """Benchmark, write the report, and exit non-zero when an artifact breaks the gate's budget."""
+    """Benchmark, write the report; exit non-zero when a row failed (unless --keep-going) or a gate failed."""
     from egeunet.benchmark.harness import run_benchmark
     from egeunet.commands import checks
 
     checks.output_dir("--out", args.out)
     runtimes = [r.strip() for r in args.runtimes.split(",")] if args.runtimes else None
-    results = run_benchmark(args.model, args.data, config_from_args(args), args.reference, runtimes)
-    if not args.no_sensitivity:
-        add_sensitivity(results)
-    return finish(results, args.out)
+    with json_output.stdout_to_stderr(args.json):
+        results = run_benchmark(args.model, args.data, config_from_args(args), args.reference, runtimes)
+        if not args.no_sensitivity:
+            add_sensitivity(results)
+        code = finish(results, args.out, args.keep_going)
+    if args.json:  # the results.json just written, with the exit status and the summary line
+        written = json.loads((Path(args.out) / "results.json").read_text())
+        json_output.emit("benchmark", args.model, code, {"report": str(Path(args.out) / "report.md"), **written},
+                         summary(results, args.keep_going)[1])
+    return code

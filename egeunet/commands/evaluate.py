@@ -7,9 +7,9 @@ every image of the dataset (--split all).
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 from typing import Any
+
+from egeunet.commands import json_output
 
 HELP = "score a model on a dataset with the paper's protocol (pooled mIoU, DSC, accuracy, sensitivity, specificity)"
 
@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="CPU threads of the runtime")
     parser.add_argument("--skip-bad", action="store_true", help="skip unreadable or inconsistent files (counted in one warning)")
     parser.add_argument("--cache-dir", metavar="DIR", help="decoded-image cache (default: $EGEUNET_CACHE or ~/.cache/egeunet)")
-    parser.add_argument("--json", action="store_true", help="print JSON (metrics as fractions) instead of a table")
+    json_output.add_option(parser)  # metrics as fractions
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,7 +69,10 @@ def run(args: argparse.Namespace) -> int:
     metrics = evaluate_rows(runner_predictor(runner), cached, rows, args.batch_size, desc=f"evaluating {part}")
     report = {"model": str(args.model), "runtime": runner.runtime, "data": str(args.data), "split": part,
               "split_source": source, "size": size, **metrics}
-    print(json.dumps(report, indent=1) if args.json else format_report(report))
+    if args.json:
+        json_output.emit("evaluate", args.model, 0, report)
+    else:
+        print(format_report(report))
     return 0
 
 

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
+
+from egeunet.commands import json_output
 
 HELP = "export a checkpoint to ONNX, TFLite and CoreML (fp32/fp16/int8), validate each, write a manifest"
 
@@ -43,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "mask agreement with the float graph on the calibration images is >= AGREEMENT, a fraction in "
                         "[0, 1] (e.g. 0.995); recorded in the manifest (CoreML int8 ignores it)")
     parser.add_argument("--no-golden", action="store_true", help="do not write golden vectors for the demos")
+    json_output.add_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,14 +62,20 @@ def run(args: argparse.Namespace) -> int:
     gates = {"fp32": Gate(max_abs_dprob=args.fp32_tol),
              "fp16": Gate(min_agreement=args.fp16_agreement, max_abs_dprob=args.fp16_tol),
              "int8": Gate(min_agreement=args.int8_agreement, max_iou_drop_points=args.int8_iou_drop)}
+    shown = sys.stderr if args.json else sys.stdout  # --json: stdout holds only the JSON document
     try:
-        manifest = export_all(args.model, args.out, args.formats, args.precisions, args.calib, args.n_calib,
-                              args.held_out, args.n_held, args.size, args.nhwc, args.bake_preprocess, args.int8_io,
-                              args.calib_method, gates, golden=not args.no_golden,
-                              int8_drift_budget=args.int8_drift_budget)
+        with json_output.stdout_to_stderr(args.json):
+            manifest = export_all(args.model, args.out, args.formats, args.precisions, args.calib, args.n_calib,
+                                  args.held_out, args.n_held, args.size, args.nhwc, args.bake_preprocess, args.int8_io,
+                                  args.calib_method, gates, golden=not args.no_golden,
+                                  int8_drift_budget=args.int8_drift_budget)
     except ExportFailed as exc:
-        print(summary_table(exc.manifest))
+        print(summary_table(exc.manifest), file=shown)
+        if args.json:
+            json_output.emit("export", args.model, 1, {"out": args.out, "manifest": exc.manifest}, str(exc))
         raise
-    print(summary_table(manifest))
-    print(f"wrote {len(manifest['artifacts'])} artifacts and manifest.json to {args.out}")
+    print(summary_table(manifest), file=shown)
+    print(f"wrote {len(manifest['artifacts'])} artifacts and manifest.json to {args.out}", file=shown)
+    if args.json:
+        json_output.emit("export", args.model, 0, {"out": args.out, "manifest": manifest})
     return 0

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from egeunet.commands import json_output
 
 HELP = "print parameter counts (both conventions), MACs and a per-module table, or an exported artifact's facts"
 
@@ -17,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variant", default="egeunet", help="Table 2 variant when no MODEL is given "
                         "(egeunet, baseline, baseline+ghpa, baseline+gab, no-multi-axis, no-param-dw, no-mask, no-dilation)")
     parser.add_argument("--size", type=int, default=256, help="input height = width for MAC counting (multiple of 32)")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    json_output.add_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,9 +44,8 @@ def run(args: argparse.Namespace) -> int:
         "int8_weight_bytes": sum(r.params_all for r in rows),
     }
     if args.json:
-        print(json.dumps({"model": args.model or args.variant, "config": model.config.to_dict(),
-                          "input": [1, 3, args.size, args.size], **total,
-                          "modules": [r.__dict__ for r in rows]}, indent=2))
+        json_output.emit("info", args.model or args.variant, 0, {"config": model.config.to_dict(),
+                         "input": [1, 3, args.size, args.size], **total, "modules": [r.__dict__ for r in rows]})
         return 0
     print(f"EGE-UNet ({args.model or args.variant}), input 1x3x{args.size}x{args.size}")
     print(f"  parameters, all tensors (the paper's 0.053M): {total['params_all_tensors']:,}")
@@ -78,7 +78,7 @@ def _artifact(path: Path, as_json: bool) -> int:
     size, sha = file_digest(path)
     record = {"file": str(path), "bytes": size, "sha256": sha, **{k: v for k, v in info.items() if k != "size_breakdown"}}
     if as_json:
-        print(json.dumps(record, indent=2, default=str))
+        json_output.emit("info", path, 0, record)
         return 0
     contract = info.get("contract") or {}
     quant = info.get("quantization") or {}

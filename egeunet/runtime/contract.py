@@ -5,6 +5,9 @@ Export writes the contract (JSON under ``CONTRACT_KEY`` in the artifact's metada
 uint8 pixels: ``image_input`` resizes an RGB image to the model size and rounds it (exactly what an app does);
 ``canonical_input`` rounds an already stretched canonical tensor to uint8, and the graph's stretch of a stretched
 image is the identity (up to that rounding, at most 0.5 on the 0-255 scale).
+
+A file made outside egeunet has no contract: ``TensorSpec`` describes its input and output from the file itself (name,
+shape with dynamic dimensions as None, dtype, layout), so it can still be fed synthetic input of the right shape.
 """
 from __future__ import annotations
 
@@ -13,9 +16,71 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from egeunet.errors import EGEUNetError
 from egeunet.preprocess import preprocess, to_model_size, to_rgb
 
 CONTRACT_KEY = "egeunet"  # metadata key holding the contract JSON in every artifact
+_CHANNELS = (1, 3, 4)  # channel counts that say where an image tensor keeps its channels
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output tensor as the file declares it: name, shape (None for a dynamic dimension), dtype."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str
+
+    @property
+    def layout(self) -> str:
+        """"NHWC" when a 4-D tensor keeps a channel count last and not second, else "NCHW"."""
+        if len(self.shape) == 4 and self.shape[-1] in _CHANNELS and self.shape[1] not in _CHANNELS:
+            return "NHWC"
+        return "NCHW"
+
+    @property
+    def spatial(self) -> tuple[int | None, int | None]:
+        """(height, width) of a 4-D image tensor in its layout."""
+        return tuple(self.shape[1:3]) if self.layout == "NHWC" else tuple(self.shape[2:4])
+
+    @property
+    def fixed_batch(self) -> int | None:
+        """The batch the file fixes (its first dimension), None when dynamic."""
+        return self.shape[0] if self.shape else None
+
+    def mask_like(self) -> bool:
+        """True for an N x 1 x H x W or N x H x W x 1 tensor: one probability per pixel."""
+        return len(self.shape) == 4 and (self.shape[1] == 1 or self.shape[-1] == 1)
+
+    def concrete(self, size: int | None, batch: int = 1) -> tuple[int, ...]:
+        """The shape to feed: a dynamic batch becomes ``batch``, dynamic height and width ``size``; one-line errors
+        for a fixed batch other than ``batch`` and for dynamic dimensions nothing fills."""
+        shown = "[" + ", ".join("?" if d is None else str(d) for d in self.shape) + "]"
+        if self.fixed_batch not in (None, batch):
+            raise EGEUNetError(f"input {self.name!r} {shown} has a fixed batch of {self.fixed_batch}: use --batch "
+                               f"{self.fixed_batch}")
+        spatial = {1, 2} if self.layout == "NHWC" else {2, 3}
+        shape = [batch if i == 0 and d is None else d for i, d in enumerate(self.shape)]
+        if len(self.shape) == 4:
+            if size is None and any(shape[i] is None for i in spatial):
+                raise EGEUNetError(f"input {self.name!r} {shown} has a dynamic height or width: give --size")
+            shape = [size if i in spatial and d is None else d for i, d in enumerate(shape)]
+        if None in shape:
+            raise EGEUNetError(f"input {self.name!r} {shown} has dynamic dimensions that --size and --batch do not "
+                               "fill")
+        return tuple(shape)
+
+
+def synthetic_input(shape: tuple[int, ...], dtype: str, seed: int = 0) -> np.ndarray:
+    """Random input of a shape and dtype for latency-only runs: uniform [0, 1) floats, integers over their range."""
+    rng = np.random.default_rng(seed)
+    kind = np.dtype(dtype)
+    if kind.kind == "f":
+        return rng.random(shape, dtype=np.float32).astype(kind)
+    if kind.kind == "b":
+        return rng.integers(0, 2, shape).astype(kind)
+    info = np.iinfo(kind)
+    return rng.integers(max(info.min, -128), min(info.max, 255) + 1, shape).astype(kind)
 
 
 @dataclass(frozen=True)
@@ -31,15 +96,20 @@ class ArtifactIO:
     output_scale: float | None = None
     output_zero_point: int = 0
     runtime_options: dict = field(default_factory=dict)  # runtime -> recommended session options, e.g. ORT's
+    contract: bool = True  # False: the file carries no egeunet contract; layout and size come from the file
 
     @classmethod
-    def from_contract(cls, text: str | dict | None, **quant) -> "ArtifactIO":
-        """Parse the contract JSON stored in the artifact (None: a plain NCHW float32 256 graph)."""
+    def from_contract(cls, text: str | dict | None, spec: TensorSpec | None = None, **quant) -> "ArtifactIO":
+        """Parse the contract JSON stored in the artifact; without one, ``contract`` is False and the layout and
+        size come from the file's input ``spec`` (an NCHW float32 256 graph when there is none either)."""
         data = json.loads(text) if isinstance(text, str) else dict(text or {})
+        if not data and spec is not None:
+            height = spec.spatial[0] if len(spec.shape) == 4 else None
+            return cls(height or 256, spec.layout, False, spec.dtype, **quant, contract=False)
         baked = bool(data.get("baked_preprocess"))
         dtype = data.get("input_dtype", "uint8" if baked else "float32")
         return cls(int(data.get("input_size", 256)), data.get("layout", "NCHW"), baked, dtype, **quant,
-                   runtime_options=dict(data.get("runtime_options") or {}))
+                   runtime_options=dict(data.get("runtime_options") or {}), contract=bool(data))
 
     def _layout(self, x: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(x.transpose(0, 2, 3, 1) if self.layout == "NHWC" else x)
@@ -73,9 +143,11 @@ class ArtifactIO:
         return self.canonical_input(preprocess(image, self.size))
 
     def output(self, out: np.ndarray) -> np.ndarray:
-        """The artifact's output -> float32 probabilities N x 1 x S x S."""
+        """The artifact's output -> float32 probabilities N x 1 x H x W (an N x H x W x 1 output reshaped)."""
         out = np.asarray(out)
         if self.output_scale is not None:
             out = (out.astype(np.float32) - self.output_zero_point) * self.output_scale
         out = out.astype(np.float32)
+        if out.ndim == 4 and out.shape[1] != 1 and out.shape[-1] == 1:
+            return out.reshape(len(out), 1, *out.shape[1:3])
         return out.reshape(-1, 1, self.size, self.size) if self.layout == "NHWC" else out

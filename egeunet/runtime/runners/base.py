@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from egeunet.errors import EGEUNetError
-from egeunet.runtime.contract import ArtifactIO
+from egeunet.runtime.contract import ArtifactIO, TensorSpec
 
 RUNTIMES: dict[str, type["Runner"]] = {}
 # runtime name -> (module that registers it, file suffixes it runs); the first runtime listing a suffix is its default
@@ -107,9 +107,28 @@ class Runner(ABC):
         """Probabilities N x 1 x S x S for canonical N x 3 x S x S input (rounded to uint8 for a baked artifact)."""
         return self.io.output(self.run_raw(self.io.canonical_input(batch)))
 
+    def input_spec(self) -> TensorSpec:
+        """The input tensor as the file declares it (here: what the contract implies, any batch)."""
+        shape = (None, 3, self.io.size, self.io.size)
+        return TensorSpec("input", shape[:1] + shape[2:] + shape[1:2] if self.io.layout == "NHWC" else shape,
+                          "float32")
+
+    def output_spec(self) -> TensorSpec:
+        """The output tensor as the file declares it (here: the contract's N x 1 x S x S probabilities)."""
+        return TensorSpec("output", (None, 1, self.io.size, self.io.size), "float32")
+
     def probabilities(self, inputs: np.ndarray, batch: int = 8) -> np.ndarray:
-        """Foreground probabilities N x S x S for canonical inputs N x 3 x S x S, ``batch`` images per call."""
-        return np.concatenate([self.predict(inputs[i:i + batch])[:, 0] for i in range(0, len(inputs), batch)])
+        """Foreground probabilities N x S x S for canonical inputs N x 3 x S x S, ``batch`` images per call (the
+        file's own batch when it fixes one; the last call padded to it)."""
+        fixed = self.input_spec().fixed_batch
+        batch = fixed or batch
+        outs = []
+        for i in range(0, len(inputs), batch):
+            chunk = inputs[i:i + batch]
+            if fixed:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], fixed - len(chunk), axis=0)])
+            outs.append(self.predict(chunk)[:len(inputs) - i, 0])
+        return np.concatenate(outs)
 
     def predict_image(self, image: np.ndarray) -> np.ndarray:
         """Probabilities S x S for one RGB image of any size, fed the way an app feeds this artifact."""

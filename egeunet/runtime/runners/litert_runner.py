@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from egeunet.errors import EGEUNetError
-from egeunet.runtime.contract import ArtifactIO
+from egeunet.runtime.contract import ArtifactIO, TensorSpec
 from egeunet.runtime.runners.base import Runner, register
 
 
@@ -31,6 +31,12 @@ def _native_stderr_held(lines: list[str]) -> Iterator[None]:
             os.close(saved)
             held.seek(0)
             lines.extend(held.read().decode(errors="replace").splitlines())
+
+
+def _spec(detail: dict) -> TensorSpec:
+    """A LiteRT tensor detail as a ``TensorSpec``: -1 in its shape signature becomes None."""
+    shape = detail.get("shape_signature", detail["shape"])
+    return TensorSpec(detail["name"], tuple(None if d < 0 else int(d) for d in shape), np.dtype(detail["dtype"]).name)
 
 
 @register
@@ -68,10 +74,27 @@ class LiteRTRunner(Runner):
             if detail["dtype"] == np.int8:
                 scale, zero_point = detail["quantization"]
                 quant.update({f"{key}_scale": float(scale), f"{key}_zero_point": int(zero_point)})
-        self.io = ArtifactIO.from_contract(contract, **quant)
+        self.io = ArtifactIO.from_contract(contract, self.input_spec(), **quant)
+
+    def input_spec(self) -> TensorSpec:
+        return _spec(self.input)
+
+    def output_spec(self) -> TensorSpec:
+        return _spec(self.output)
+
+    def _fit(self, shape: tuple[int, ...]) -> None:
+        """Resize a graph whose input has dynamic dimensions to ``shape`` (a fixed one keeps LiteRT's own error)."""
+        signature = self.input.get("shape_signature", self.input["shape"])
+        if tuple(self.input["shape"]) == shape or len(signature) != len(shape) or -1 not in signature:
+            return
+        self.interpreter.resize_tensor_input(self.input["index"], list(shape))
+        self.interpreter.allocate_tensors()
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
 
     def run_raw(self, x: np.ndarray) -> np.ndarray:
         outs = []
+        self._fit((1, *x.shape[1:]))
         for one in x:  # the graph has a fixed batch of 1
             self.interpreter.set_tensor(self.input["index"], one[None])
             self.interpreter.invoke()

@@ -14,11 +14,19 @@ from pathlib import Path
 import numpy as np
 
 from egeunet.errors import EGEUNetError
-from egeunet.runtime.contract import CONTRACT_KEY, ArtifactIO
+from egeunet.runtime.contract import CONTRACT_KEY, ArtifactIO, TensorSpec
 from egeunet.runtime.runners.base import Runner, register
 
 DISABLED_OPTIMIZERS = ["NchwcTransformer"]  # ORT graph optimizers the runner turns off (never slower where measured)
 ORT_OPTIONS = ("recommended", "default")  # the artifact's recommended session options, or ORT's defaults
+_ONNX_DTYPES = {"float": "float32", "double": "float64"}  # ONNX element type names numpy spells otherwise
+
+
+def _spec(arg) -> TensorSpec:
+    """An ORT ``NodeArg`` as a ``TensorSpec``: named or unknown dimensions become None, "tensor(float)" float32."""
+    element = arg.type.removeprefix("tensor(").removesuffix(")")
+    return TensorSpec(arg.name, tuple(d if isinstance(d, int) else None for d in arg.shape),
+                      _ONNX_DTYPES.get(element, element))
 
 
 @register
@@ -47,7 +55,8 @@ class OnnxRunner(Runner):
         self.ort_options = ort_options
         self.disabled_optimizers = DISABLED_OPTIMIZERS if ort_options == "recommended" else []
         self.session = self._session(ort, path, options, providers)
-        self.io = ArtifactIO.from_contract(self.session.get_modelmeta().custom_metadata_map.get(CONTRACT_KEY))
+        self.io = ArtifactIO.from_contract(self.session.get_modelmeta().custom_metadata_map.get(CONTRACT_KEY),
+                                           self.input_spec())
         recorded = self.io.runtime_options.get("onnxruntime", {})
         self.recommended = list(recorded.get("disabled_optimizers", DISABLED_OPTIMIZERS))
         self.recommended_from = "artifact contract" if "disabled_optimizers" in recorded else "egeunet default"
@@ -62,6 +71,12 @@ class OnnxRunner(Runner):
                                         disabled_optimizers=self.disabled_optimizers)
         except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
             raise EGEUNetError(f"{path}: onnxruntime cannot load it ({str(exc).splitlines()[0][:160]})") from None
+
+    def input_spec(self) -> TensorSpec:
+        return _spec(self.session.get_inputs()[0])
+
+    def output_spec(self) -> TensorSpec:
+        return _spec(self.session.get_outputs()[0])
 
     def run_raw(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: x})[0]
