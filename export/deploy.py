@@ -490,14 +490,19 @@ ONNX_STATS_STAGES = 2
 """``for_onnx`` writes the GroupNorm of this many leading encoder stages from channel statistics, pooled first."""
 
 
-def for_onnx(deploy: DeployEGEUNet) -> DeployEGEUNet:
-    """A copy of ``deploy`` for float ONNX files, the same function: the first ``ONNX_STATS_STAGES`` encoder stages'
-    GroupNorm from channel statistics with the max pool before the multiply-add (``StatsGroupNorm``), on a quarter of
-    the pixels (ONNX Runtime, one thread: 0.81x -> 0.79x a plain export's latency, ``scripts/bench_export.py``; the
-    same on more stages was no faster). Later stages keep PyTorch's GroupNorm, which ONNX Runtime runs as one
-    InstanceNormalization; int8 files keep it everywhere (the float regions their recipe lists)."""
+def for_onnx(deploy: DeployEGEUNet, float_graph: bool = True) -> DeployEGEUNet:
+    """A copy of ``deploy`` for ONNX files, the same function, with no reduction over more than ``INT8_MEAN_MAX``
+    values: GroupNorm written out with staged means (``RsqrtGroupNorm``, as LiteRT's int8 copy). ONNX Runtime runs
+    PyTorch's GroupNorm as one InstanceNormalization over up to 131,072 values, which onnxruntime-web sums
+    sequentially in float32 (group means off by up to 3.5e-2: 5-8% of an int8 file's mask pixels flip in the browser).
+    ``float_graph`` (fp32 and fp16 files): the first ``ONNX_STATS_STAGES`` encoder stages' GroupNorm from channel
+    statistics with the max pool before the multiply-add (``StatsGroupNorm``), on a quarter of the pixels (ONNX
+    Runtime, one thread: 0.81x -> 0.79x a plain export's latency, ``scripts/bench_export.py``; the same on more stages
+    was no faster); int8 files keep ``RsqrtGroupNorm`` everywhere (a float region of their recipe)."""
     copied = copy.deepcopy(deploy)
-    stats_group_norms(copied.net.encoder[:ONNX_STATS_STAGES])
+    if float_graph:
+        stats_group_norms(copied.net.encoder[:ONNX_STATS_STAGES])
+    _swap_modules(copied.net, {nn.GroupNorm: RsqrtGroupNorm})
     return copied
 
 

@@ -11,8 +11,6 @@ graph in ONNX Runtime (before the MatMul channel means, which add about 4 KB).
   of 1/C on the N x C x HW view: ONNX Runtime reduces NCHW over channels slowly and multiplies fast (fp32 deploy
   form 0.96x -> 0.78x a plain export's latency, one thread, ``scripts/bench_export.py``). A 1x1 convolution is as
   fast but OpenCV DNN 5.0 cannot run it.
-- ``centre_group_norms``: the input of each InstanceNormalization (GroupNorm) has its mean subtracted first: ONNX
-  Runtime's kernel sums in one pass, 10x further from float64 than PyTorch on uncentred data (fp32 parity).
 - ``drop_zero_points``: DequantizeLinear zero points that are all zero are left out (zero is the default).
 - ``bias_scales_as_products``: a QDQ convolution's bias scale is computed as input x weight scale (bit-identical).
 - ``float_constants_as_int8`` (int8 files): the maps QDQ leaves float, stored in int8 (``Cast * scale``).
@@ -163,27 +161,6 @@ def channel_means_as_matmul(model) -> int:
     del model.graph.value_info[:]
     model.graph.value_info.extend(kept)
     return len(after)
-
-
-def centre_group_norms(model) -> int:
-    """Subtract the per-instance mean (over the spatial axes) before every InstanceNormalization of known rank
-    (GroupNorm exports as one on N x G x L); the normalised values are the same, computed with less rounding."""
-    from onnx import helper
-
-    shapes = _shapes(model)
-    nodes, count = [], 0
-    for node in model.graph.node:
-        rank = len(shapes.get(node.input[0], [])) if node.op_type == "InstanceNormalization" else 0
-        if rank >= 3:
-            source, mean, centred = node.input[0], f"{node.output[0]}/mean", f"{node.output[0]}/centred"
-            nodes += [helper.make_node("ReduceMean", [source], [mean], axes=list(range(2, rank))),
-                      helper.make_node("Sub", [source, mean], [centred])]
-            node.input[0] = centred
-            count += 1
-        nodes.append(node)
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    return count
 
 
 def drop_zero_points(model) -> int:
@@ -348,7 +325,7 @@ def compact_structure(model) -> dict[str, int]:
 def compact(model, deploy, int8: bool = False) -> dict[str, int]:
     """The rewrites above on an exported (fp32, fp16 or int8 QDQ) model of ``deploy``; counts per rewrite.
     ``int8``: an int8 artifact, whose map parameters are stored in int8 too."""
-    counts = {"maps_in_graph": maps_in_graph(model, deploy, int8), "group_norms_centred": centre_group_norms(model),
-              "zero_points_dropped": drop_zero_points(model), "bias_scales_as_products": bias_scales_as_products(model),
+    counts = {"maps_in_graph": maps_in_graph(model, deploy, int8), "zero_points_dropped": drop_zero_points(model),
+              "bias_scales_as_products": bias_scales_as_products(model),
               "channel_means_as_matmul": channel_means_as_matmul(model)}
     return counts

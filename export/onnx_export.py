@@ -49,7 +49,8 @@ def _to_onnx(deploy, spec: ExportSpec, path: str) -> None:
         torch.onnx.export(deploy, (deploy.example_input(),), path, dynamo=False, opset_version=CONFIG.opset,
                           input_names=[CONFIG.input_name], output_names=[CONFIG.output_name],
                           dynamic_axes={CONFIG.input_name: {0: "batch"}, CONFIG.output_name: {0: "batch"}})
-    model, ok = onnxsim.simplify(onnx.load(path))
+    # onnxsim would merge consecutive means into one long reduction: the staged GroupNorm means (``for_onnx``) stay
+    model, ok = onnxsim.simplify(onnx.load(path), skipped_optimizers=["fuse_consecutive_reduce"])
     if not ok:
         model = onnx.load(path)
     dims = model.graph.output[0].type.tensor_type.shape.dim  # onnxsim leaves generated names: state the shape
@@ -255,7 +256,7 @@ class OnnxExporter(Exporter):
 
         from egeunet.export.deploy import for_onnx
 
-        form = deploy if recipe.static else for_onnx(deploy)  # int8 keeps PyTorch's GroupNorm: see for_onnx
+        form = for_onnx(deploy, float_graph=not recipe.static)  # int8: no channel statistics, see for_onnx
 
         def write(tmp: str) -> None:
             with tempfile.TemporaryDirectory() as work:
