@@ -7,6 +7,7 @@ written, then one ``ExportFailed`` names them (the CLI exits non-zero).
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 import warnings
 from collections.abc import Sequence
@@ -55,7 +56,84 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _build_one(exporter, deploy, spec: ExportSpec, recipe, folder, reference, held, source: dict) -> dict:
-    """Export, validate and describe one recipe; returns its record (``kept`` says whether its gate passed)."""
+    """Build one recipe, walking its ladder of forms (``recipes.ladder``: full int8, keep-float, dynamic range), each
+    validated on the held-out images: the first form that passes ends the walk, except one whose size grows with its
+    steps (keep-float), after which the later forms are tried too and the smallest that passes is kept. Returns the
+    kept form's record (or the last failure's), with every form tried and its numbers under ``int8_form``."""
+    from egeunet.export.recipes import ladder
+
+    rungs = ladder(recipe, spec.int8_recipe)
+    name = f"egeunet_{recipe.name}{exporter.config.suffix}"
+    tried: list[dict] = []
+    best, best_rung, best_row = None, None, None
+    for rung in rungs:
+        if best_rung is not None and (not best_rung.grows or rung.name == best_rung.name):
+            continue
+        form, form_spec = rung.form(recipe, spec)
+        record = _build_form(exporter, deploy, form_spec, form, folder, reference, held, source)
+        tried.append(_rung_row(rung.name, form_spec, record))
+        if not record["kept"]:
+            continue
+        if best is None or record["bytes"] < best["bytes"]:
+            if best is not None:
+                folder.discard(f"{best_rung.name}-{name}")
+                best_row["kept"] = False
+            best, best_rung, best_row = record, rung, tried[-1]
+            best_row["kept"] = True
+            os.replace(folder.staged(name), folder.staged(f"{rung.name}-{name}"))  # the next form is built at name
+        else:
+            folder.discard(name)
+            tried[-1]["kept"] = False
+    if best is not None:
+        os.replace(folder.staged(f"{best_rung.name}-{name}"), folder.staged(name))
+        record = best
+    if not recipe.static:
+        return record
+    record["int8_form"] = {"rung": None if best_rung is None else best_rung.name, "choice": spec.int8_recipe,
+                           "ladder": [r.name for r in rungs], "tried": tried, "why": _ladder_why(tried)}
+    if best is None and len(tried) > 1:
+        optional = _OPTIONAL if recipe.optional else ""
+        record["error"] = f"gate failed for every int8 form: {_ladder_why(tried)}{optional}"
+    return record
+
+
+_OPTIONAL = "; optional artifact: the export still succeeds"
+
+
+def _rung_row(name: str, spec: ExportSpec, record: dict) -> dict:
+    """One ladder form's line in the manifest: its gate numbers, size, drift budget and float layers, or its error."""
+    v = record.get("validation") or {}
+    budget = record.get("int8_drift_budget") or {}
+    size = record.get("bytes", record.get("bytes_tried"))
+    row = {"rung": name, "passed": record["kept"],
+           **{k: v[k] for k in ("agreement", "iou_drop_points", "images") if v.get(k) is not None},
+           **({"bytes": size} if size is not None else {}),
+           **({"drift_budget": spec.int8_drift_budget} if spec.int8_drift_budget is not None else {}),
+           **({"kept_float": len(budget["kept_float"])} if "kept_float" in budget else {})}
+    return row if record["kept"] else {**row, "error": record["error"]}
+
+
+def _ladder_why(tried: list[dict]) -> str:
+    """In one line: the form kept, the forms that failed before it (with their numbers), passing forms not kept."""
+    def numbers(row: dict) -> str:
+        parts = [f"agreement {row['agreement']:.4f}"] if "agreement" in row else []
+        parts += [f"IoU drop {row['iou_drop_points']:.2f} points"] if "iou_drop_points" in row else []
+        parts += [f"budget {row['drift_budget']:g}"] if "drift_budget" in row else []
+        parts += [f"{row['kept_float']} layers float"] if "kept_float" in row else []
+        parts += [f"{row['bytes']:,} B"] if "bytes" in row and row["passed"] else []
+        return ", ".join(parts) or row.get("error", "")
+
+    kept = [r for r in tried if r.get("kept")]
+    failed = "; ".join(f"{r['rung']} ({numbers(r)})" for r in tried if not r["passed"])
+    if not kept:
+        return failed
+    larger = "; ".join(f"{r['rung']} ({numbers(r)})" for r in tried if r["passed"] and not r["kept"])
+    return (f"took {kept[0]['rung']} ({numbers(kept[0])})" + (f"; missed the gate: {failed}" if failed else "")
+            + (f"; passed but larger: {larger}" if larger else ""))
+
+
+def _build_form(exporter, deploy, spec: ExportSpec, recipe, folder, reference, held, source: dict) -> dict:
+    """Export, validate and describe one form of a recipe; returns its record (``kept`` says whether its gate passed)."""
     name = f"egeunet_{recipe.name}{exporter.config.suffix}"
     staged = folder.staged(name)
     record = {"format": exporter.config.name, "precision": recipe.precision, "variant": recipe.name,
@@ -70,22 +148,28 @@ def _build_one(exporter, deploy, spec: ExportSpec, recipe, folder, reference, he
         folder.discard(name)
         error = _one_line(exc) if isinstance(exc, EGEUNetError) else f"conversion failed: {type(exc).__name__}: {_one_line(exc)}"
         return {**record, "kept": False, "optional": recipe.optional, "error": error}
+    from egeunet.runtime.artifacts import file_digest
+
+    size, sha = file_digest(staged)
     validation = record["validation"]
+    budget = info.get("int8_drift_budget") or {}
+    if recipe.static and (budget.get("met") is False or not (info.get("quantization") or {}).get("int8_ops")):
+        folder.discard(name)  # a search that ended with every layer float built a float file, whatever its gate says
+        why = f"drift budget {budget['budget']:g} not met" if budget.get("met") is False else "no op left in int8"
+        return {**record, "kept": False, "optional": recipe.optional, "bytes_tried": size,
+                **({"int8_drift_budget": budget} if budget else {}), "error": f"not an int8 form: {why}"}
     if not validation["passed"]:
         folder.discard(name)
         why = "; ".join(validation.get("reasons", [])) or validation["gate"]
         hint = "" if validation.get("firm", True) else " (not a firm decision: more held-out images, --n-held, would settle it)"
-        if recipe.optional:
-            hint += "; optional artifact: the export still succeeds"
-        return {**record, "kept": False, "optional": recipe.optional, "error": f"gate failed: {why}{hint}"}
-    from egeunet.runtime.artifacts import file_digest
-
-    size, sha = file_digest(staged)
+        return {**record, "kept": False, "optional": recipe.optional, "bytes_tried": size,
+                **({"int8_drift_budget": budget} if budget else {}),
+                "error": f"gate failed: {why}{hint}{_OPTIONAL if recipe.optional else ''}"}
     return {**record, "kept": True, "bytes": size, "sha256": sha, "source": source,
             "inputs": info["inputs"], "outputs": info["outputs"], "layout": spec.layout,
             "baked_preprocess": spec.bake_preprocess, "ops": info["ops"], "op_counts": info["op_counts"],
             "quantization": info.get("quantization"), "contract": info.get("contract"),
-            **({"int8_drift_budget": info["int8_drift_budget"]} if info.get("int8_drift_budget") else {}),
+            **({"int8_drift_budget": budget} if budget else {}),
             **({"integer_only": info["integer_only"]} if "integer_only" in info else {}),
             **({"size_breakdown": info["size_breakdown"]} if "size_breakdown" in info else {})}
 
@@ -122,14 +206,16 @@ def export_all(model_path: str | Path, out: str | Path, formats: str | Sequence[
                held_dir: str | Path | None = None, n_held: int | None = None, size: int | None = None, nhwc: bool = False,
                bake_preprocess: bool = False, int8_io: bool = False, calib_method: str = "minmax",
                gates: dict | None = None, golden: bool = True, progress: bool = True,
-               int8_drift_budget: float | None = None) -> dict:
+               int8_drift_budget: float | None = None, int8_recipe: str = "ladder") -> dict:
     """Export ``model_path`` to every format x recipe under ``out``; returns the manifest (also OUT/manifest.json).
 
     ``n_held``: held-out images (default: the test part of the model's recorded split when ``calib_dir`` is its
     training data, else 32). ``gates``: ``egeunet.accuracy.Gate`` per precision (default ``default_gates()``).
     ``int8_drift_budget``: ONNX
     int8 keeps its most sensitive layers in float until mask agreement with fp32 on the calibration images is at
-    least this fraction.
+    least this fraction. ``int8_recipe``: "ladder" tries each int8 recipe's forms in turn (full int8, the most
+    sensitive layers kept float, dynamic range; ``recipes.ladder``) and keeps the smallest that passes its gate (failing
+    only when none does); "full", "keep-float" or "dynamic" builds only that form.
 
     Raises ``ExportFailed`` (after writing the manifest) when any artifact failed, ``EGEUNetError`` for bad input.
     """
@@ -143,10 +229,12 @@ def export_all(model_path: str | Path, out: str | Path, formats: str | Sequence[
     precisions = parse_list(precisions, PRECISIONS, "precision")
     if int8_io and "int8" not in precisions:
         raise EGEUNetError("--int8-io needs int8 in --precisions")
+    if int8_io and int8_recipe == "dynamic":
+        raise EGEUNetError("--int8-recipe dynamic has float input and output: it cannot be combined with --int8-io")
     model, meta = _load(model_path)
     spec = ExportSpec(size=int(size or meta.get("input_size", 256)), nhwc=nhwc, bake_preprocess=bake_preprocess,
                       calib_method=calib_method, gates={**default_gates(), **(gates or {})},
-                      int8_drift_budget=int8_drift_budget)
+                      int8_drift_budget=int8_drift_budget, int8_recipe=int8_recipe)
     with ExportFolder(out) as folder:
         calib, held = _image_sets(spec.size, calib_dir, held_dir, n_calib, n_held, model_path)
         spec = spec.with_(calibration=calib)
@@ -234,7 +322,9 @@ def summary_table(manifest: dict) -> str:
         numbers = (f"{v['max_abs_dprob']:.2e}", f"{v['agreement']:.4f}", f"{v['iou_drop_points']:+.2f}",
                    str(v["images"])) if "agreement" in v else ("-", "-", "-", "-")
         if r.get("kept", True):
-            verdict = "ok" + (" (from an earlier export)" if r.get("from_earlier_export") else "")
+            form = (r.get("int8_form") or {}).get("rung")
+            verdict = "ok" + (f", {form} form" if form else "") + (" (from an earlier export)"
+                                                                   if r.get("from_earlier_export") else "")
         else:
             verdict = f"not kept (optional): {r['error']}" if r.get("optional") else "FAILED"
         if v.get("skipped_reason"):
@@ -245,7 +335,10 @@ def summary_table(manifest: dict) -> str:
     int8 = manifest.get("int8_reference") or {}
     note = int8.get("note") or (f"int8 gated against the original model {int8['model']}" if "why" in int8 else "")
     fit = (manifest.get("held_out") or {}).get("model_fit") or {}
-    return (f"warning: {fit['note']}\n" if fit.get("note") else "") + table + (f"\n{note}" if note else "")
+    forms = [f"{r['file']}: {r['int8_form']['why']}" for r in manifest["artifacts"] + manifest["failed"]
+             if len((r.get("int8_form") or {}).get("tried", ())) > 1 and not (r.get("optional") and not r.get("kept", True))]
+    return ((f"warning: {fit['note']}\n" if fit.get("note") else "") + table + (f"\n{note}" if note else "")
+            + "".join(f"\nint8 form of {line}" for line in forms))
 
 
 def _int8_reference(meta: dict, images: np.ndarray, own: np.ndarray) -> tuple[np.ndarray, dict]:

@@ -7,6 +7,8 @@ int8 activations around convolutions (QDQ); normalisation, GELU, resize and atte
 With ``spec.int8_drift_budget`` the most int8-sensitive convolutions (ranked on the calibration images) stay float
 until the budget holds; the choice is stored in the artifact (``BUDGET_KEY``) and the manifest. The int8 graph is then
 made portable (``onnx_portable``: opset 19, MaxPool as ReduceMax) so OpenCV DNN and ``onnx.reference`` run it too.
+The int8 ladder's dynamic-range form (int8 weights, float activations) stores the convolution weights in int8 with a
+DequantizeLinear each, on the float graph (``stored_weights``).
 """
 from __future__ import annotations
 
@@ -103,22 +105,31 @@ def shorten(model, named_ops: Sequence[str] = QUANTIZE_OPS) -> None:
     model.ClearField("doc_string")
 
 
-def float16_weights(model) -> None:
-    """Store convolution weights as float16, each followed by a Cast to float32 (as TFLite's fp16 recipe)."""
+def stored_weights(model, dtype: str) -> None:
+    """Store convolution weights as ``dtype``, each turned back into float32 in the graph: float16 by a Cast (as
+    TFLite's fp16 recipe), int8 (symmetric, one scale per output channel) by a DequantizeLinear, so the convolutions
+    compute in float on int8 weights (the ladder's dynamic-range form, ``recipes.INT8_LADDER``)."""
     import numpy as np
     from onnx import helper, numpy_helper
 
     graph = model.graph
     conv_weights = {n.input[1] for n in graph.node if n.op_type == "Conv"}
-    casts = []
-    for init in graph.initializer:
+    decoders = []
+    for init in list(graph.initializer):
         if init.data_type != onnx_float32() or init.name not in conv_weights:
             continue
-        value = numpy_helper.to_array(init).astype(np.float16)
-        name = init.name
-        init.CopyFrom(numpy_helper.from_array(value, name + "_h"))
-        casts.append(helper.make_node("Cast", [name + "_h"], [name], to=onnx_float32()))
-    nodes = casts + list(graph.node)
+        value, name = numpy_helper.to_array(init), init.name
+        if dtype == "float16":
+            init.CopyFrom(numpy_helper.from_array(value.astype(np.float16), name + "_h"))
+            decoders.append(helper.make_node("Cast", [name + "_h"], [name], to=onnx_float32()))
+            continue
+        peak = np.abs(value.reshape(len(value), -1)).max(1)
+        scale = np.where(peak > 0, peak / 127, 1).astype(np.float32)
+        codes = np.clip(np.round(value / scale.reshape(-1, *[1] * (value.ndim - 1))), -127, 127).astype(np.int8)
+        init.CopyFrom(numpy_helper.from_array(codes, name + "_q"))
+        graph.initializer.append(numpy_helper.from_array(scale, name + "_s"))
+        decoders.append(helper.make_node("DequantizeLinear", [name + "_q", name + "_s"], [name], axis=0))
+    nodes = decoders + list(graph.node)
     del graph.node[:]
     graph.node.extend(nodes)
 
@@ -268,8 +279,8 @@ class OnnxExporter(Exporter):
                     model = onnx.load(str(chosen))
                 else:
                     model = onnx.load(fp32)
-                if recipe.weights == "float16":
-                    float16_weights(model)
+                if not recipe.static and recipe.weights != "float32":
+                    stored_weights(model, recipe.weights)
                 compact(model, form, int8=recipe.static)  # maps in the graph, GroupNorm, ...
                 if recipe.static:
                     float_constants_as_int8(model)  # the GHPA maps left float by the QDQ pass
@@ -303,9 +314,10 @@ class OnnxExporter(Exporter):
         ops = Counter(breakdown["op_counts"])
         quantized = sorted(set(self.quantize_ops) & set(ops)) if ops["QuantizeLinear"] else []
         float_ops = sorted(set(ops) - set(quantized) - {"QuantizeLinear", "DequantizeLinear"}) if quantized else []
+        quantization = ({"int8_ops": quantized, "float_fallback_ops": float_ops} if quantized else
+                        {"int8_weight_ops": ["Conv"]} if ops["DequantizeLinear"] else None)  # weights only: dynamic
         return {"inputs": io(model.graph.input), "outputs": io(model.graph.output), "opset": model.opset_import[0].version,
-                "ops": breakdown["ops"], "op_counts": breakdown["op_counts"],
-                "quantization": {"int8_ops": quantized, "float_fallback_ops": float_ops} if quantized else None,
+                "ops": breakdown["ops"], "op_counts": breakdown["op_counts"], "quantization": quantization,
                 "contract": json.loads(props.get(CONTRACT_KEY, "null")),
                 "int8_drift_budget": json.loads(props.get(BUDGET_KEY, "null")), "size_breakdown": breakdown}
 

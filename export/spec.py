@@ -54,6 +54,7 @@ class ExportSpec:
     gates: dict[str, Gate] = field(default_factory=default_gates)
     calibration: "ImageSet | None" = None
     int8_drift_budget: float | None = None  # int8: min mask agreement vs the float graph on calibration images
+    int8_recipe: str = "ladder"  # int8: walk the ladder of forms (recipes.ladder) or build only the one named
 
     def __post_init__(self) -> None:
         if self.size > MAX_SIZE:
@@ -66,6 +67,10 @@ class ExportSpec:
         if self.int8_drift_budget is not None and not 0 <= self.int8_drift_budget <= 1:
             raise EGEUNetError(f"--int8-drift-budget {self.int8_drift_budget} is not a fraction in [0, 1] "
                                "(mask agreement, e.g. 0.995)")
+        from egeunet.export.recipes import INT8_RECIPES
+
+        if self.int8_recipe not in INT8_RECIPES:
+            raise EGEUNetError(f"unknown --int8-recipe {self.int8_recipe!r}; choose from {', '.join(INT8_RECIPES)}")
 
     @property
     def layout(self) -> str:

@@ -156,8 +156,9 @@ class StaticQuantizer:
         key, name = _signature(fp32_path)
         data = {key: [{name: x[None]} for x in self.inputs]}
         with _quiet():
-            self.calibration = (_running_min_max(self._quantizer(_rules(recipe, spec)), fp32_path, data)
-                                if recipe.integer_only else self._quantizer(_rules(recipe, spec)).calibrate(data))
+            q = self._quantizer(_rules(recipe, spec))
+            self.calibration = (_running_min_max(q, fp32_path, data) if recipe.ranges == "running-min-max"
+                                else q.calibrate(data))
 
     def _quantizer(self, rules: list[dict]):
         from ai_edge_quantizer import quantizer
@@ -260,7 +261,8 @@ class TFLiteExporter(Exporter):
                       method=f"full int8: int8 convolutions (per-channel weights, per-tensor on depthwise) and "
                              f"activations, norm ops float, {what}" + budget_note(spec))
         integer = Recipe("int8-integer", "int8", weights="int8", activations="int8", io=io, scales="calibration",
-                         optional=True, method=f"integer-only int8 for NPUs: every op in int8, the norms included, "
+                         ranges="running-min-max", optional=True,
+                         method=f"integer-only int8 for NPUs: every op in int8, the norms included, "
                          f"{what}; needs quantization-aware fine-tuning (egeunet finetune-int8) to pass its gate")
         return [dynamic, full, integer]
 

@@ -11,6 +11,7 @@ HELP = "export a checkpoint to ONNX, TFLite and CoreML (fp32/fp16/int8), validat
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options: formats, precisions, calibration and held-out images, layout, preprocessing, gates."""
+    from egeunet.export.recipes import INT8_RECIPES
     from egeunet.export.spec import CALIBRATION_METHODS, default_gates
 
     gates = default_gates()
@@ -45,6 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ONNX int8 and full-int8 TFLite: keep the most int8-sensitive convolutions in float until "
                         "mask agreement with the float graph on the calibration images is >= AGREEMENT, a fraction in "
                         "[0, 1] (e.g. 0.995); recorded in the manifest (CoreML int8 ignores it)")
+    parser.add_argument("--int8-recipe", default="ladder", type=str.lower, choices=INT8_RECIPES,
+                        help="int8 forms to try (default ladder): 'ladder' tries full int8, then the most sensitive "
+                        "convolutions kept float under rising drift budgets, then dynamic range (int8 weights, float "
+                        "compute), keeping the smallest form that passes its gate and naming it in the manifest; the "
+                        "integer-only TFLite tries its calibrations (optional either way). 'full', 'keep-float' or "
+                        "'dynamic' builds only that form (the integer-only TFLite its first) and fails when it fails")
     parser.add_argument("--no-golden", action="store_true", help="do not write golden vectors for the demos")
     json_output.add_option(parser)
 
@@ -68,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             manifest = export_all(args.model, args.out, args.formats, args.precisions, args.calib, args.n_calib,
                                   args.held_out, args.n_held, args.size, args.nhwc, args.bake_preprocess, args.int8_io,
                                   args.calib_method, gates, golden=not args.no_golden,
-                                  int8_drift_budget=args.int8_drift_budget)
+                                  int8_drift_budget=args.int8_drift_budget, int8_recipe=args.int8_recipe)
     except ExportFailed as exc:
         print(summary_table(exc.manifest), file=shown)
         if args.json:
