@@ -338,7 +338,25 @@ def summary_table(manifest: dict) -> str:
     forms = [f"{r['file']}: {r['int8_form']['why']}" for r in manifest["artifacts"] + manifest["failed"]
              if len((r.get("int8_form") or {}).get("tried", ())) > 1 and not (r.get("optional") and not r.get("kept", True))]
     return ((f"warning: {fit['note']}\n" if fit.get("note") else "") + table + (f"\n{note}" if note else "")
-            + "".join(f"\nint8 form of {line}" for line in forms))
+            + "".join(f"\nint8 form of {line}" for line in forms)
+            + "".join(f"\n{line}" for line in kernel_lines(manifest["artifacts"] + manifest["failed"])))
+
+
+def kernel_lines(records: list[dict]) -> list[str]:
+    """Per int8 artifact judged on several kernel sets: each set's mask agreement and verdict (the first decides),
+    then a warning per kernel fault found (the op named)."""
+    lines = []
+    for r in records:
+        kernels = (r.get("validation") or {}).get("kernels")
+        if not kernels:
+            continue
+        sets = [f"{name} {v['agreement']:.2%} {'ok' if v['passed'] else 'fail'}" for name, v in kernels["sets"].items()
+                if v.get("agreement") is not None]
+        sets += [f"{name} not run ({'kit not installed' if 'kit' in why else why[:60]})"
+                 for name, why in kernels["unavailable"].items()]
+        lines.append(f"kernels of {r['file']}: " + "; ".join(sets))
+        lines += [f"warning: {note}" for note in kernels.get("notes", [])]
+    return lines
 
 
 def _int8_reference(meta: dict, images: np.ndarray, own: np.ndarray) -> tuple[np.ndarray, dict]:

@@ -104,9 +104,20 @@ class Exporter(ABC):
         """Inputs, outputs (names, shapes, dtypes), op counts and quantisation details read from the file."""
 
     def validate(self, path: Path, reference: np.ndarray, held_out, spec: ExportSpec, recipe: Recipe) -> dict:
-        """Run the artifact in its runtime on held-out images and apply the precision's gate against PyTorch."""
+        """Run the artifact in its runtime on held-out images and apply the precision's gate against PyTorch; int8 on
+        every kernel set of the runtime (``kernel_check``): decided on the reference kernels, a faulty set named."""
         from egeunet.runtime.runners import open_runner
 
+        if recipe.precision == "int8":
+            from egeunet.export.kernel_check import judge_on_kernel_sets
+
+            judged = judge_on_kernel_sets(path, self.config.runtime, reference, held_out, spec.gates["int8"])
+            if judged is not None:
+                decided = judged["sets"][judged["decided_on"]]
+                return {**decided, "passed": judged["passed"], "kernels": judged,
+                        "reasons": decided.get("reasons", []) + [f"fails on {name} without a kernel fault named: the "
+                                                                 "quantization is too close to the gate for its rounding"
+                                                                 for name in judged["failed_without_fault"]]}
         runner = open_runner(path, self.config.runtime, threads=1)
         probs = np.stack([runner.predict_image(image) for image in held_out.images])
         return validation_record(probs, reference, held_out.masks, spec.gates[recipe.precision])

@@ -26,9 +26,12 @@ from egeunet.export import tflite_flatbuffer as fb
 from egeunet.export.api import ROUNDING_FACTOR, float64_probs, reference_probs
 from egeunet.export.data import synthetic_sets
 from egeunet.export.folder import LOCK
+from egeunet.export.kernel_check import first_diverging_op, judge_on_kernel_sets, op_units
 from egeunet.runtime.artifacts import file_digest
 from egeunet.export.deploy import stretch_uint8
 from egeunet.preprocess import preprocess
+from egeunet.runtime.kernel_sets import KERNEL_SETS, KernelSet
+from egeunet.runtime.runners import open_runner
 from egeunet.runtime.x86_emulation import emulated_probabilities, other_x86_cpu
 
 pytestmark = pytest.mark.numeric  # run again on another CPU family's kernels (scripts/test.sh)
@@ -631,3 +634,83 @@ def test_held_out_images_the_model_cannot_segment_are_flagged():
     assert fit["miou"] == pytest.approx(2 / 30, abs=1e-4) and "6.7% mIoU on the 4 held-out images" in fit["note"]
     text = summary_table({"artifacts": [], "failed": [], "held_out": {"model_fit": fit}})
     assert text.splitlines()[0].startswith("warning: the fp32 model reaches only 6.7% mIoU")
+
+# ---- int8 judged on every kernel set of its runtime; a kernel fault named (export.kernel_check) --------------------
+# A fault is injected as a kernel set that runs ONNX Runtime's plain arithmetic on a graph with one convolution's
+# output channels' signs flipped (what a wrong kernel does to one op): the per-op check must name that convolution and
+# no other op, and the artifact is still judged on the reference kernels. The one-op graphs must reproduce the full
+# run's tensors bit for bit.
+
+
+def _signs_flipped_after(name: str):
+    """A graph rewrite flipping the sign of every other output channel of the node called ``name`` (a no-op where it
+    is absent): a wrong kernel that a following GroupNorm cannot normalise away, as it would a uniform scale."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    def perturb(buf: bytes) -> bytes:
+        model = onnx.load_from_string(buf)
+        node = next((n for n in model.graph.node if n.name == name), None)
+        if node is None:
+            return buf
+        out = node.output[0]
+        node.output[0] = out + "_unscaled"
+        producers = {o: n for n in model.graph.node for o in n.output}
+        weight = producers[node.input[1]].input[0] if node.input[1] in producers else node.input[1]  # QDQ: its DQ's
+        channels = next(i.dims[0] for i in model.graph.initializer if i.name == weight)
+        factor = np.where(np.arange(channels) % 2, -1.0, 1.0).astype(np.float32).reshape(1, channels, 1, 1)
+        model.graph.initializer.append(numpy_helper.from_array(factor, out + "_factor"))
+        position = list(model.graph.node).index(node) + 1
+        model.graph.node.insert(position, helper.make_node("Mul", [out + "_unscaled", out + "_factor"], [out]))
+        return model.SerializeToString()
+
+    return perturb
+
+
+def test_int8_artifacts_are_judged_on_each_kernel_set(full_export):
+    out, manifest = full_export
+    for record in (r for r in manifest["artifacts"] if r["precision"] == "int8" and r["format"] != "coreml"):
+        kernels = record["validation"]["kernels"]
+        names = [s.name for s in KERNEL_SETS[{"onnx": "onnxruntime", "tflite": "litert"}[record["format"]]]]
+        assert kernels["decided_on"] == names[0]
+        assert set(kernels["sets"]) | set(kernels["unavailable"]) == set(names)
+        assert {"litert/xnnpack-x86", "onnxruntime/fused"} & set(kernels["sets"])  # this CPU's kernels always run
+        for result in kernels["sets"].values():
+            assert result["images"] == N_HELD and result["passed"], result
+
+
+def test_an_injected_kernel_fault_is_named_and_the_reference_decides(full_export):
+    out, manifest = full_export
+    path = out / next(r["file"] for r in manifest["artifacts"] if r["format"] == "onnx" and r["precision"] == "int8")
+    import onnx
+
+    convs = [n.name for n in onnx.load(str(path)).graph.node if n.op_type == "Conv"]
+    target = convs[2]
+    reference = KERNEL_SETS["onnxruntime"][0]
+    faulty = KernelSet("onnxruntime/faulty", "onnxruntime", reference.options, perturb=_signs_flipped_after(target))
+    _, held = synthetic_sets(SIZE, N_CALIB, N_HELD)
+    probs = reference_probs(_model(out), held.images)
+    judged = judge_on_kernel_sets(path, "onnxruntime", probs, held, TEST_GATES["int8"], (reference, faulty))
+    assert judged["sets"]["onnxruntime/faulty"]["agreement_with_reference_kernels"] < 0.99
+    assert judged["passed"] and judged["decided_on"] == "onnxruntime/unfused"
+    (fault,) = judged["faults"]
+    assert fault["first"]["name"] == target and fault["first"]["op"] == "Conv"
+    assert fault["ops_diverging"] == 1 and fault["ops_checked"] > len(convs)  # only the faulty op: every op is fed real inputs
+    assert f"kernel fault in onnxruntime/faulty: Conv '{target}'" in judged["notes"][0]
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "tflite"])
+def test_each_op_alone_reproduces_the_full_run(fmt, full_export):
+    out, manifest = full_export
+    path = out / next(r["file"] for r in manifest["artifacts"] if r["format"] == fmt and r["variant"] == "int8")
+    reference = KERNEL_SETS[{"onnx": "onnxruntime", "tflite": "litert"}[fmt]][0]
+    images, _ = synthetic_sets(SIZE, 1, 1, seed=5)
+    feed = open_runner(path, reference.runtime, options=reference.options).io.images_input(images.images)
+    units, values = op_units(path, feed, reference)
+    assert len(units) > 50
+    for unit in units:
+        got = reference.run_graph(unit.graph, [values[i] for i in unit.inputs])
+        for key, array in zip(unit.outputs, got):
+            np.testing.assert_array_equal(array, values[key], err_msg=f"{unit.op} {unit.name}")
+    check = first_diverging_op(path, feed, reference, reference)
+    assert check["ops_checked"] == len(units) and check["ops_diverging"] == 0

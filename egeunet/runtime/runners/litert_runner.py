@@ -33,6 +33,23 @@ def _native_stderr_held(lines: list[str]) -> Iterator[None]:
             lines.extend(held.read().decode(errors="replace").splitlines())
 
 
+KERNELS = ("xnnpack", "builtin", "reference")  # XNNPACK (LiteRT's default), built-in optimized, built-in reference
+
+
+def interpreter(buf: bytes, kernels: str = "xnnpack", threads: int | None = None, keep_tensors: bool = False):
+    """A LiteRT Interpreter (tensors not yet allocated) on one kernel set: ``xnnpack`` (the default delegate, what
+    phones' CPU path runs), ``builtin`` (LiteRT's own optimized kernels, no delegate) or ``reference`` (its reference
+    kernels: slow, plain arithmetic). ``keep_tensors`` keeps every intermediate tensor readable (no delegate then)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    resolvers = {"xnnpack": OpResolverType.AUTO, "builtin": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+                 "reference": OpResolverType.BUILTIN_REF}
+    if kernels not in resolvers:
+        raise EGEUNetError(f"kernels must be one of {', '.join(resolvers)}, got {kernels!r}")
+    return Interpreter(model_content=buf, num_threads=threads or None, experimental_op_resolver_type=resolvers[kernels],
+                       experimental_preserve_all_tensors=keep_tensors)
+
+
 def _spec(detail: dict) -> TensorSpec:
     """A LiteRT tensor detail as a ``TensorSpec``: -1 in its shape signature becomes None."""
     shape = detail.get("shape_signature", detail["shape"])
@@ -46,21 +63,19 @@ class LiteRTRunner(Runner):
     runtime = "litert"
 
     def __init__(self, path: Path, threads: int | None = None, device: str = "cpu",
-                 content: bytes | None = None, contract: dict | None = None) -> None:
+                 content: bytes | None = None, contract: dict | None = None, kernels: str = "xnnpack") -> None:
         """``content``: run these flatbuffer bytes instead of reading ``path`` (an export's intermediate graph),
-        with ``contract`` standing in for the metadata such a graph does not carry yet."""
+        with ``contract`` standing in for the metadata such a graph does not carry yet. ``kernels``: ``KERNELS``."""
         super().__init__(path, threads, device)
         if device != "cpu":
             raise EGEUNetError(f"{path}: the LiteRT runner runs on cpu only, not {device!r}")
-        from ai_edge_litert.interpreter import Interpreter
-
         from egeunet.runtime.tflite_file import read_metadata
 
         buf = Path(path).read_bytes() if content is None else content
         native: list[str] = []
         try:
             with _native_stderr_held(native):
-                self.interpreter = Interpreter(model_content=buf, num_threads=threads or None)
+                self.interpreter = interpreter(buf, kernels, threads)
                 self.interpreter.allocate_tensors()
             contract = contract if content is not None else read_metadata(buf)
         except Exception as exc:  # the interpreter and the flatbuffer reader raise untyped errors for bad files

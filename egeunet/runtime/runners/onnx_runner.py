@@ -19,6 +19,7 @@ from egeunet.runtime.runners.base import Runner, register
 
 DISABLED_OPTIMIZERS = ["NchwcTransformer"]  # ORT graph optimizers the runner turns off (never slower where measured)
 ORT_OPTIONS = ("recommended", "default")  # the artifact's recommended session options, or ORT's defaults
+OPTIMIZATIONS = ("all", "off")  # "off": no graph optimization, so a QDQ graph runs as its own float arithmetic
 _ONNX_DTYPES = {"float": "float32", "double": "float64"}  # ONNX element type names numpy spells otherwise
 
 
@@ -32,18 +33,24 @@ def _spec(arg) -> TensorSpec:
 @register
 class OnnxRunner(Runner):
     """``threads`` sets intra-op threads; ``device="cuda"`` uses the CUDA provider (error if absent);
-    ``ort_options`` "recommended" (the artifact's list, else ``DISABLED_OPTIMIZERS``) or "default" (ORT's own)."""
+    ``ort_options`` "recommended" (the artifact's list, else ``DISABLED_OPTIMIZERS``) or "default" (ORT's own);
+    ``optimizations`` "off" runs the graph unoptimized: a QDQ graph as dequantize, float op, quantize (the same on any
+    CPU) instead of the fused int8 kernels ORT picks for this CPU (``egeunet.runtime.kernel_sets``)."""
 
     runtime = "onnxruntime"
 
     def __init__(self, path: Path, threads: int | None = None, device: str = "cpu",
-                 ort_options: str = "recommended") -> None:
+                 ort_options: str = "recommended", optimizations: str = "all") -> None:
         super().__init__(path, threads, device)
         import onnxruntime as ort
 
         if ort_options not in ORT_OPTIONS:
             raise EGEUNetError(f"ort_options must be one of {', '.join(ORT_OPTIONS)}, got {ort_options!r}")
+        if optimizations not in OPTIMIZATIONS:
+            raise EGEUNetError(f"optimizations must be one of {', '.join(OPTIMIZATIONS)}, got {optimizations!r}")
         options = ort.SessionOptions()
+        if optimizations == "off":
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
