@@ -125,20 +125,22 @@ class Comparison:
 
 
 def compare(probs: np.ndarray | None, reference: np.ndarray | None, truth: np.ndarray | None = None,
-            truth_label: str = "ground truth") -> Comparison:
+            truth_label: str = "ground truth", exact: np.ndarray | None = None) -> Comparison:
     """Compare artifact probabilities with reference probabilities and truth masks (each N x S x S, or None).
 
     With no truth masks, IoU drops are not computed; pass ``reference >= 0.5`` as ``truth`` (and a ``truth_label``
-    saying so) to measure them against the reference's own masks.
+    saying so) to measure them against the reference's own masks. ``exact``: what the |Δprob| numbers are measured
+    against instead of ``reference`` (fp16: the function the artifact is meant to compute; masks stay on ``reference``).
     """
     probs = None if probs is None else np.asarray(probs, np.float64)
     vs_ref = max_abs = mean_abs = None
     if probs is not None and reference is not None:
         reference = np.asarray(reference, np.float64)
-        if probs.shape != reference.shape:
+        exact = reference if exact is None else np.asarray(exact, np.float64)
+        if probs.shape != reference.shape or exact.shape != reference.shape:
             raise ValueError(f"output shape {list(probs.shape)} != reference {list(reference.shape)}")
         vs_ref = image_counts(probs, reference)
-        diff = np.abs(probs - reference)
+        diff = np.abs(probs - exact)
         max_abs, mean_abs = (float(diff.max()), float(diff.mean())) if diff.size else (0.0, 0.0)
     art_truth = None if truth is None or probs is None else image_counts(probs, truth)
     ref_truth = None if truth is None or reference is None else image_counts(reference, truth)

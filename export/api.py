@@ -242,12 +242,11 @@ def export_all(model_path: str | Path, out: str | Path, formats: str | Sequence[
         fit = model_fit(reference, held.masks)
         if fit is not None and fit.get("note"):
             warnings.warn(fit["note"], stacklevel=1)
-        rounding, fp32_reference = None, (reference, held)
-        if "fp32" in precisions and "fp32" in spec.gates:  # float64 passes only where an fp32 gate uses them
-            few = held.subset(0, ROUNDING_IMAGES)
+        rounding, fp32_reference, few = None, (reference, held), held.subset(0, ROUNDING_IMAGES)
+        if {"fp32", "fp16"} & set(precisions):  # float64 passes only where a float gate uses them
             exact = float64_probs(model, preprocess(few.images, spec.size))
             rounding = float(np.abs(reference[:len(few)] - exact).max())
-            spec = spec.with_(gates={**spec.gates, "fp32": fp32_gate(spec.gates["fp32"], rounding)})
+            spec = spec.with_(gates={**spec.gates, **{p: fp32_gate(spec.gates[p], rounding) for p in ("fp32", "fp16")}})
             fp32_reference = (exact, few)  # fp32 artifacts are judged against the exact function
         int8_reference, int8_source = (_int8_reference(meta, held.images, reference) if "int8" in precisions
                                        else (reference, None))
@@ -268,6 +267,12 @@ def export_all(model_path: str | Path, out: str | Path, formats: str | Sequence[
                 "max_abs_dprob_fp32_vs_float64": rounding, "images": min(ROUNDING_IMAGES, len(held.images)),
                 "rule": f"fp32 artifacts are compared with the model in float64 on these images: max |dprob| <= "
                         f"max(the tolerance, {ROUNDING_FACTOR:g} x PyTorch fp32's own distance, this)"},
+            "fp16_reference": None if "fp16" not in precisions else {
+                "agreement": "with fp32 PyTorch", "images": len(few.images),
+                "max_abs_dprob": "against the model with each file's own float16 weights, computed in float64 (limit "
+                                 "as fp32's, fp32_rounding); float16_weights: the Conv2d modules of the deploy form "
+                                 "the format converts whose weights it rounds (null: not known, not checked)",
+                "float16_weights": {e.config.name: r.float16_weights for e, r in jobs if r.precision == "fp16"}},
             "int8_drift_budget": None if int8_drift_budget is None else {
                 "budget": int8_drift_budget,
                 "applies_to": "ONNX int8 and full-int8 TFLite; CoreML int8 (weights only) and dynamic-range TFLite ignore it"},
@@ -276,7 +281,9 @@ def export_all(model_path: str | Path, out: str | Path, formats: str | Sequence[
         }
         folder.write(manifest)
         for exporter, recipe in show_progress(jobs, desc="exporting", unit="artifact", disable=not progress):
-            judged_by = {"fp32": fp32_reference, "int8": (int8_reference, held)}.get(recipe.precision, (reference, held))
+            judged_by = ((fp16_reference(model, spec, exporter.config.name, recipe, few, reference), few)
+                         if recipe.precision == "fp16" else
+                         {"fp32": fp32_reference, "int8": (int8_reference, held)}.get(recipe.precision, (reference, held)))
             record = _build_one(exporter, deploy, spec, recipe, folder, *judged_by, source)
             if record["kept"]:
                 folder.accept(record["file"], record, manifest)
@@ -380,7 +387,7 @@ def _int8_reference(meta: dict, images: np.ndarray, own: np.ndarray) -> tuple[np
                                             "why": "fine-tuned by egeunet finetune-int8: int8 gated against the original"}
 
 
-ROUNDING_IMAGES = 64  # float64 forward passes (about 0.1-0.5 s each): the fp32 verdicts rest on these images
+ROUNDING_IMAGES = 64  # float64 forward passes (about 0.1-0.5 s each): the fp32 and fp16 verdicts rest on these images
 ROUNDING_FACTOR = 4.0  # a correct float32 computation lands within this x PyTorch fp32's distance from float64
 
 
@@ -403,12 +410,45 @@ def fp32_rounding(model, x: np.ndarray, reference: np.ndarray) -> float:
 
 
 def fp32_gate(gate: Gate, rounding: float) -> Gate:
-    """The fp32 gate (judged against float64) with its max |dprob| raised to ``ROUNDING_FACTOR`` x the model's own
-    fp32 rounding where that is larger: float32 kernels that sum in another order (another CPU's, another runtime's)
-    land up to that far from the exact function, so a tighter limit fails good artifacts by rounding alone."""
+    """The fp32 or fp16 gate (max |dprob| judged against float64) with its max |dprob| raised to ``ROUNDING_FACTOR``
+    x the model's own fp32 rounding where that is larger: float32 kernels that sum in another order (another CPU's,
+    another runtime's) land up to that far from the exact function, so a tighter limit fails good artifacts by
+    rounding alone."""
     if gate.max_abs_dprob is None:
         return gate
     return dataclasses.replace(gate, max_abs_dprob=max(gate.max_abs_dprob, ROUNDING_FACTOR * rounding))
+
+
+def float16_model(model, size: int, fmt: str, convs: str):
+    """The deploy form that format ``fmt`` converts for float files (onnx: ``for_onnx``, tflite: ``for_litert``'s
+    float graph) with the weights of its Conv2d modules named by ``convs`` (a regex) rounded to float16, as an fp16
+    file of that format stores them: the function that file is meant to compute."""
+    import re
+
+    import torch
+
+    from egeunet.export.deploy import deploy_form, for_litert, for_onnx
+
+    forms = {"onnx": for_onnx, "tflite": lambda deploy: for_litert(deploy, float_graph=True)}
+    rounded = forms[fmt](deploy_form(model, size))
+    with torch.no_grad():
+        for name, module in rounded.named_modules():
+            if isinstance(module, torch.nn.Conv2d) and re.fullmatch(convs, name):
+                module.weight.copy_(module.weight.half())
+    return rounded
+
+
+def fp16_reference(model, spec: ExportSpec, fmt: str, recipe, few, fp32: np.ndarray) -> tuple:
+    """What an fp16 file is judged against on the ``few`` held-out images: (fp32 PyTorch for its masks, the model with
+    its own float16 weights in float64 for its max |dprob|); None in second place where the recipe does not say which
+    weights it rounds (CoreML computes in float16) or the gate has no max |dprob|."""
+    from egeunet.preprocess import preprocess
+
+    fp32 = fp32[:len(few.images)]
+    if recipe.float16_weights is None or spec.gates["fp16"].max_abs_dprob is None:
+        return fp32, None
+    rounded = float16_model(model, spec.size, fmt, recipe.float16_weights)
+    return fp32, float64_probs(rounded, preprocess(few.images, spec.size))
 
 
 def reference_probs(model, images: np.ndarray) -> np.ndarray:

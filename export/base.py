@@ -129,16 +129,28 @@ class Exporter(ABC):
                                f"choose from {', '.join(self.config.precisions)}")
 
 
-def validation_record(probs: np.ndarray, reference: np.ndarray, truth: np.ndarray | None, gate) -> dict:
+def validation_record(probs: np.ndarray, reference: np.ndarray | tuple[np.ndarray, np.ndarray | None],
+                      truth: np.ndarray | None, gate) -> dict:
     """The manifest's validation record: the comparison's numbers (units in the names) and the gate's verdict.
 
-    Without ground-truth masks, the fp32 PyTorch masks stand in for the truth of the IoU drop.
+    Without ground-truth masks, the fp32 PyTorch masks stand in for the truth of the IoU drop. ``reference``: fp32
+    probabilities, or a pair (fp32, exact): masks against fp32, max |dprob| against ``exact``, what the artifact is
+    meant to compute (fp16: the model with its float16 weights, in float64); ``exact`` None (not known): max |dprob|
+    is not checked, and the record says so.
     """
+    import dataclasses
+
     from egeunet.accuracy import compare
 
+    reference, exact = reference if isinstance(reference, tuple) else (reference, reference)
+    unchecked = {}
+    if exact is None and gate.max_abs_dprob is not None:
+        gate = dataclasses.replace(gate, max_abs_dprob=None)
+        unchecked = {"max_abs_dprob_not_checked": "what this artifact computes is not known (its recipe names no "
+                                                  "float16 weights): judged on mask agreement with fp32 only"}
     label = "ground truth" if truth is not None else "fp32 PyTorch masks"
     try:
-        comparison = compare(probs, reference, truth if truth is not None else reference >= 0.5, label)
+        comparison = compare(probs, reference, truth if truth is not None else reference >= 0.5, label, exact)
     except ValueError as exc:  # the artifact's output has the wrong shape
         return {"passed": False, "gate": gate.describe(), "reasons": [str(exc)]}
-    return {**comparison.summary(), **gate.check(comparison).describe()}
+    return {**comparison.summary(), **gate.check(comparison).describe(), **unchecked}

@@ -244,6 +244,12 @@ def _int8(fp32: str, spec: ExportSpec, ops: Sequence[str], work: str) -> tuple[P
     return _budget_search(pre, layers, inputs, spec, ops, work)
 
 
+# The convolutions of ``for_onnx``'s form whose weights an fp16 file stores in float16 (read from the files'
+# constants, tests/test_export.py): not the GHPA map convolutions (``compact`` adds them after the rounding) nor the
+# one after each GELU (the exporter folds GELU's 0.5 into its weight as a Constant node, which stays float32)
+FLOAT16_CONVS = r"(?!.*\.xy_source\.)(?!.*\.(dw|ldw)\.2$).*"
+
+
 @register
 class OnnxExporter(Exporter):
     """ONNX exporter; ``quantize_ops`` widens the int8 op types (e.g. add "Mul", "Add")."""
@@ -255,7 +261,8 @@ class OnnxExporter(Exporter):
         if precision == "fp32":
             return [float_recipe("fp32", "TorchScript exporter opset 17, onnxsim")]
         if precision == "fp16":
-            return [float_recipe("fp16", "float16 convolution weights cast to float32 in the graph (float32 compute and I/O)")]
+            return [float_recipe("fp16", "float16 convolution weights cast to float32 in the graph (float32 compute and I/O)",
+                                 FLOAT16_CONVS)]
         return [Recipe("int8", "int8", weights="int8", activations="int8", scales="calibration",
                        int8_ops=tuple(self.quantize_ops),
                        method=f"ORT static QDQ, per-channel int8 weights, int8 activations on "

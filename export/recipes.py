@@ -38,6 +38,9 @@ class Recipe:
     ranges: str = ""  # static TFLite: running-min-max or moving-average of per-image extremes ("": the quantizer's)
     method: str = ""  # the converter and quantizer route, in words
     optional: bool = False  # a failed gate is reported (not kept) without failing the export run
+    # fp16 with float32 compute: regex (fullmatch) over the names of the Conv2d modules, in the deploy form its format
+    # converts, whose weights the file stores rounded to float16 (its gate's reference rounds the same); None: not known
+    float16_weights: str | None = None
 
     def __post_init__(self) -> None:
         for what, value, allowed in (("weights", self.weights, DTYPES), ("activations", self.activations, DTYPES),
@@ -77,9 +80,11 @@ def region_pattern(region: str) -> str:
     return f".*{re.escape(region)}_.*"
 
 
-def float_recipe(precision: str, method: str) -> Recipe:
-    """fp32 (float weights) or fp16 (float16 weights, float compute) recipe."""
-    return Recipe(precision, precision, weights="float16" if precision == "fp16" else "float32", method=method)
+def float_recipe(precision: str, method: str, float16_weights: str | None = None) -> Recipe:
+    """fp32 (float weights) or fp16 (float16 weights, float compute: ``float16_weights`` says which) recipe."""
+    fp16 = precision == "fp16"
+    return Recipe(precision, precision, weights="float16" if fp16 else "float32", method=method,
+                  float16_weights=float16_weights if fp16 else None)
 
 
 def budget_note(spec) -> str:

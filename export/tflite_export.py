@@ -252,7 +252,8 @@ class TFLiteExporter(Exporter):
     def recipes(self, precision: str, spec: ExportSpec, int8_io: bool = False) -> list[Recipe]:
         if precision in ("fp32", "fp16"):
             return [float_recipe(precision, "litert-torch conversion of the deploy form" if precision == "fp32"
-                                 else "fp32 conversion with float16 weights (float compute)")]
+                                 else "fp32 conversion with float16 weights (float compute)",
+                                 float16_weights=".*")]  # every convolution of the float graph (tests/test_export.py)
         dynamic = Recipe("int8-dynamic", "int8", weights="int8", method="dynamic-range int8: int8 weights, float compute")
         io = "int8" if int8_io else "float32"
         what = "int8 output" + ("" if spec.bake_preprocess else " and input") if int8_io else "float I/O"
