@@ -4,7 +4,8 @@
 peak memory in a child process per target (``probe``), then returns the results ``report`` writes. An ONNX target is
 timed with its recommended ORT options (the artifact contract's) and with ORT's defaults, calls interleaved in one
 child; its accuracy is measured once, with the options its row names. A gate that was
-asked for and could not be evaluated (no reference, no masks, an artifact that cannot run here) fails, saying why.
+asked for and could not be evaluated (no reference, no masks, an artifact that fails) fails, saying why; a row whose
+runtime cannot run on this platform (CoreML off macOS) is "skipped" with its reason, unless --runtimes named it.
 """
 from __future__ import annotations
 
@@ -131,9 +132,12 @@ def _ort_default(recommended: list[dict], variant: dict) -> dict:
 class Sweep:
     """State shared across the targets of one run: eval set, reference probabilities and metrics, worst images."""
 
-    def __init__(self, evalset, config: BenchmarkConfig, image: Path) -> None:
-        """``image``: the file end-to-end timings decode (the eval set's first, or a synthetic one without data)."""
+    def __init__(self, evalset, config: BenchmarkConfig, image: Path, named: list[str] | None = None) -> None:
+        """``image``: the file end-to-end timings decode (the eval set's first, or a synthetic one without data);
+        ``named``: the runtimes the user asked for (``--runtimes``): a row of one that cannot run on this platform
+        fails instead of being skipped."""
         self.evalset = evalset
+        self.named = named or []
         self.image = image
         self.config = config
         self.reference_probs: np.ndarray | None = None
@@ -171,7 +175,8 @@ class Sweep:
             if probs is not None:
                 self.masks[row["name"]] = (target.runtime, binarize(probs))
         except EGEUNetError as exc:
-            status = "not runnable" if NOT_RUNNABLE in str(exc) else "failed"
+            named = target.runtime in self.named
+            status = "failed" if NOT_RUNNABLE not in str(exc) else "not runnable" if named else "skipped"
             row.update(status=status, note=_one_line(exc, target.artifact.path))
             return self._gate(row, None, is_reference)
         except Exception as exc:  # noqa: BLE001 - any runtime crash is this target's row, not the sweep's end
@@ -232,7 +237,7 @@ class Sweep:
             self.reference_problem = f"reference {row['file']}: {row['note'] or row['status']}"
             if gate.active:  # nothing can be checked against a reference that does not run
                 row["gate"], row["gate_reasons"] = "fail", [f"the reference did not run: {row['note'] or row['status']}"]
-        if not gate.active or is_reference or row["status"] == "not exported":  # optional, not in the folder
+        if not gate.active or is_reference or row["status"] in ("not exported", "skipped"):  # nothing to judge
             return row
         if row["status"] != "ok":
             row["gate"], row["gate_reasons"] = "fail", [f"could not be checked: {row['status']}: {row['note']}"]
@@ -245,14 +250,15 @@ class Sweep:
 
 
 def _accuracy_columns(c, reference_metrics: dict | None) -> dict:
-    """A row's accuracy columns: truth metrics and their change (points), agreement, |Δprob|, 95% intervals."""
+    """A row's accuracy columns: truth metrics and their drop from PyTorch's (points, positive = worse), agreement,
+    |Δprob|, 95% intervals."""
     out: dict = {}
     scores = c.truth_scores("artifact")
     if scores is not None:
         out.update(scores)
         if reference_metrics:
-            out["delta_miou_points"] = 100 * (scores["miou"] - reference_metrics["miou"])
-            out["delta_dsc_points"] = 100 * (scores["dsc"] - reference_metrics["dsc"])
+            out["miou_drop_points"] = 100 * (reference_metrics["miou"] - scores["miou"])  # positive: worse
+            out["dsc_drop_points"] = 100 * (reference_metrics["dsc"] - scores["dsc"])
             out["miou_drop_interval"] = c.interval("iou_drop_points")
     if c.agreement is not None:
         out.update(agreement=c.agreement, agreement_interval=c.interval("agreement"),
@@ -301,7 +307,7 @@ def run_benchmark(model_or_dir: str | Path, data: str | Path | None, config: Ben
     size, recorded = _reference_facts(ref, data)
     queue = ([(ref, True)] if ref else []) + [(t, False) for t in targets]
     with _eval_inputs(data, config, size, config.split_file or recorded) as (evalset, image):
-        sweep = Sweep(evalset, config, image)
+        sweep = Sweep(evalset, config, image, runtimes)
         rows = [sweep.measure(*item) for item in progress(queue, desc="benchmarking artifacts", unit="artifact")]
     if ref is not None and rows[0]["status"] != "ok":
         for row in rows[1:]:

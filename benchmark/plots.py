@@ -46,9 +46,10 @@ def latency_vs_accuracy(points: list[dict], path: Path, ylabel: str) -> None:
 
 
 def size_bars(bars: list[dict], path: Path) -> None:
-    """Horizontal bars of {label, weight_bytes, graph_bytes, bytes} in KB: weights and graph stacked."""
+    """Horizontal bars of {label, weight_bytes, graph_bytes, bytes} in KB: weights and graph stacked. The legend sits
+    under the axes and the x range leaves room for each total, so neither covers a bar or its label."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(bars) + 1.5))
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(bars) + 2.0))
     labels = [b["label"] for b in bars]
     weights = np.array([(b["weight_bytes"] or 0) / 1000 for b in bars])
     total = np.array([b["bytes"] / 1000 for b in bars])
@@ -57,8 +58,10 @@ def size_bars(bars: list[dict], path: Path) -> None:
     for y, t in enumerate(total):
         ax.text(t, y, f" {t:,.0f}", va="center", fontsize=8)
     ax.invert_yaxis()
+    ax.set_xlim(0, 1.12 * total.max())
     ax.set_xlabel("KB on disk")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.5 / (0.45 * len(bars) + 2.0) - 0.06), ncol=2,
+              frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

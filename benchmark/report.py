@@ -1,7 +1,8 @@
 """Write a benchmark's results: results.json, results.csv, PNG plots, report.md, and the table printed at the end.
 
-Units: JSON and CSV keep metrics and agreement as fractions and Δ mIoU / Δ DSC in percentage points;
-report.md and the printed table show metrics and agreement in percent.
+Units: JSON and CSV keep metrics and agreement as fractions and the mIoU / DSC drops from PyTorch's in percentage
+points (one sign everywhere: a positive drop is worse); report.md and the printed table show metrics and agreement in
+percent. The printed table fits ``WIDTH`` columns: notes become numbered footnotes under it.
 """
 from __future__ import annotations
 
@@ -21,11 +22,14 @@ CSV_COLUMNS = (
     "name", "format", "precision", "runtime", "ort_options", "disabled_optimizers", "reference", "status", "note",
     "threads", "load_ms", "model_p50_ms", "model_p90_ms", "model_min_ms", "e2e_p50_ms", "e2e_p90_ms", "e2e_min_ms",
     "model_p50_vs_default", "e2e_p50_vs_default", "rss_base_mb",
-    "peak_rss_mb", "bytes", "gzip_bytes", "weight_bytes", "graph_bytes", *GT_KEYS, "delta_miou_points",
-    "delta_dsc_points", "agreement", "iou_vs_reference", "max_abs_dprob", "mean_abs_dprob", "images", "gate",
+    "peak_rss_mb", "bytes", "gzip_bytes", "weight_bytes", "graph_bytes", *GT_KEYS, "miou_drop_points",
+    "dsc_drop_points", "agreement", "iou_vs_reference", "max_abs_dprob", "mean_abs_dprob", "images", "gate",
     "emulated", "method", "file",
 )
 
+
+WIDTH = 120  # columns the printed summary fits (a terminal, a code block in report.md)
+TIMING_ONLY = "timing only: accuracy measured once, with the contract's options"
 
 IDENTITY = ("name", "file", "format", "precision", "method", "runtime", "reference", "status", "bytes", "gzip_bytes",
             "weight_bytes", "graph_bytes")  # what a timing-only line (ORT's default options) repeats of its artifact
@@ -42,7 +46,7 @@ def _timings(t: dict) -> dict:
 
 def flat_rows(rows: list[dict]) -> list[dict]:
     """One flat row per artifact and thread count (one row without timings when it did not run); an ONNX artifact
-    timed with ORT's default options too gets a timing-only line for them after its own (recommended) lines."""
+    timed with ORT's default options too gets a timing-only line for them after its own (contract's options) lines."""
     flat = []
     for row in rows:
         base = {k: v for k, v in row.items() if k in CSV_COLUMNS}
@@ -58,19 +62,38 @@ def flat_rows(rows: list[dict]) -> list[dict]:
         for t in (default or {}).get("by_threads", []):
             flat.append({**{k: row.get(k) for k in IDENTITY}, **_timings(t), "ort_options": "default",
                          "disabled_optimizers": " ".join(default["disabled_optimizers"]),
-                         "note": "timing only: accuracy measured once, with the recommended options"})
+                         "note": TIMING_ONLY})
     return flat
 
 
-def _runtime_label(row: dict) -> str:
-    """The runtime of a flat row (``flat_rows``), and for ONNX Runtime which session options were timed:
-    "onnxruntime (default options)"."""
+def ort_verdict(ratio: float | None) -> str:
+    """Which ONNX Runtime options were faster in this run, from contract p50 / default p50 ("" when not measured)."""
+    if ratio is None:
+        return ""
+    if abs(ratio - 1) < 0.005:
+        return "same speed"
+    if ratio < 1:
+        return f"contract's options, by {100 * (1 / ratio - 1):.0f}%"
+    return f"ORT defaults, by {100 * (ratio - 1):.0f}%"
+
+
+def _runtime_label(row: dict, ratio: float | None) -> str:
+    """The runtime of a flat row (``flat_rows``); ONNX Runtime as "ort" with the options timed: "recommended" only
+    when its contract's options were faster than ORT's defaults in this run (``ratio`` = contract p50 / default p50),
+    else "contract", or "defaults"."""
     if not row.get("ort_options"):
         return row["runtime"]
-    off = row.get("disabled_optimizers") or ""
     if row["ort_options"] == "default":
-        return f"{row['runtime']} (default options)"
-    return f"{row['runtime']} (recommended: {off} off)" if off else f"{row['runtime']} (recommended: ORT defaults)"
+        return "ort defaults"
+    return "ort recommended" if ratio is not None and ratio < 0.995 else "ort contract"
+
+
+def _signed(value: float | None, digits: int) -> str:
+    """A drop with its sign ("+0.22", "-0.07"); one that rounds to zero is "0.00", never "-0.00"."""
+    if value is None:
+        return "-"
+    text = f"{value:+.{digits}f}"
+    return text[1:] if float(text) == 0 else text
 
 
 def _fmt(value, spec: str = ".2f", scale: float = 1.0, empty: str = "-") -> str:
@@ -86,57 +109,113 @@ def _status(row: dict) -> str:
     return row["note"] if row["note"].startswith(row["status"]) else f"{row['status']}: {row['note']}"
 
 
+def _verdict(row: dict) -> str:
+    """Status and gate in one word, so they cannot contradict: the gate's verdict on a row that ran, else its status."""
+    return f"gate {row['gate']}" if row["status"] == "ok" and row.get("gate") else row["status"]
+
+
+def _notes(row: dict) -> list[str]:
+    """A flat row's notes for footnotes: its note (status reason, size and latency problems, gate reasons:
+    ``flat_rows``) and emulation; none for a timing-only line."""
+    if row.get("ort_options") == "default":
+        return []
+    emulated = row.get("emulated") and f"timed under emulation ({row['emulated']}): not comparable with native rows"
+    return [n for n in (row.get("note"), emulated) if n]
+
+
 def _label(row: dict) -> str:
     return row["name"]
 
 
 def _text_table(head: list[str], lines: list[list]) -> str:
-    """Columns padded to their widest cell, a dashed rule under the head."""
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *lines)]
+    """Columns padded to their widest cell, a dashed rule under the head; a head cell may span lines ("a\nb")."""
+    heads = [str(h).split("\n") for h in head]
+    depth = max(map(len, heads))
+    heads = [[""] * (depth - len(h)) + h for h in heads]  # bottom-aligned
+    widths = [max(len(str(x)) for x in [*h, *col]) for h, col in zip(heads, zip(*lines))] if lines else \
+        [max(map(len, h)) for h in heads]
     fmt = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-    return "\n".join([fmt(head), fmt(["-" * w for w in widths]), *map(fmt, lines)])
+    return "\n".join([*(fmt([h[i] for h in heads]) for i in range(depth)), fmt(["-" * w for w in widths]),
+                      *map(fmt, lines)])
+
+
+def _ort_ratios(rows: list[dict]) -> dict[tuple[str, int], float]:
+    """(row name, threads) -> contract p50 / default p50 of every ONNX row timed both ways."""
+    return {(r["name"], ratio["threads"]): ratio["model_p50"] for r in rows
+            for ratio in (r.get("ort_default") or {}).get("recommended_over_default", [])}
 
 
 def table(results: dict) -> str:
-    """The readable table printed at the end of a run: one line per artifact and thread count."""
-    masks = results["masks"]
-    head = ["artifact", "runtime", "thr", "model p50 ms", "e2e p50 ms", "load ms", "peak MB", "KB", "gzip KB",
-            "mIoU %" if masks else "mIoU", "ΔmIoU pts", "agree %", "max|Δp|", "gate", "status"]
-    lines = []
+    """The summary printed at the end of a run: one line per artifact and thread count, at most ``WIDTH`` columns;
+    notes as numbered footnotes, one legend line per marker used."""
+    masks, batch = results["masks"], results["config"].get("batch", 1)
+    threads = len(results["config"].get("threads") or [1]) > 1
+    ratios = _ort_ratios(results["rows"])
+    head = ["artifact", "runtime", *(["thr"] if threads else []), "model\np50 ms", "e2e\np50 ms", "peak\nMB",
+            "size\nKB", "mIoU\n%" if masks else "mIoU", "mIoU\ndrop", "agree\n%", "max\n|Δp|", "status"]
+    notes: dict[str, int] = {}
+    lines, noisy = [], []
     for r in flat_rows(results["rows"]):
-        lines.append([_label(r), _runtime_label(r), _fmt(r.get("threads"), "d"), _fmt(r.get("model_p50_ms")) + (" emulated" if r.get("emulated") else ""),
-                      _fmt(r.get("e2e_p50_ms")), _fmt(r.get("load_ms"), ".0f"), _fmt(r.get("peak_rss_mb"), ".0f"),
-                      _fmt(r.get("bytes"), ",.1f", 1e-3), _fmt(r.get("gzip_bytes"), ",.1f", 1e-3),
-                      _fmt(r.get("miou"), ".2f", 100) if masks else "no masks", _fmt(r.get("delta_miou_points"), "+.2f"),
-                      _fmt(r.get("agreement"), ".2f", 100), _fmt(r.get("max_abs_dprob"), ".3g"), r.get("gate") or "",
-                      _status(r)])
-    return _text_table(head, lines)
+        model, e2e = r.get("model_p50_ms"), r.get("e2e_p50_ms")
+        below = batch == 1 and model is not None and e2e is not None and e2e < model
+        if below:
+            noisy.append((model - e2e) / model)
+        marks = "".join(f"[{notes.setdefault(n, len(notes) + 1)}]" for n in _notes(r))
+        lines.append([_label(r), _runtime_label(r, ratios.get((r["name"], r.get("threads")))),
+                      *([_fmt(r.get("threads"), "d")] if threads else []), _fmt(model), _fmt(e2e) + "*" * below,
+                      _fmt(r.get("peak_rss_mb"), ".0f"), _fmt(r.get("bytes"), ",.0f", 1e-3),
+                      _fmt(r.get("miou"), ".2f", 100) if masks else "no masks", _signed(r.get("miou_drop_points"), 2),
+                      _fmt(r.get("agreement"), ".2f", 100), _fmt(r.get("max_abs_dprob"), ".1e"),
+                      f"{_verdict(r)} {marks}".rstrip()])
+    legend = ["mIoU drop: points below PyTorch's mIoU (positive = worse); agree: pixels whose mask equals PyTorch's."]
+    if ratios:
+        legend.append("ort = onnxruntime with its contract's session options ('recommended' only where they were "
+                      "faster than ORT's defaults in this run) or with ORT's defaults (timing only).")
+    if noisy:
+        legend.append(f"* e2e below model-only (by up to {100 * max(noisy):.0f}%): the two are timed in separate "
+                      "loops, so this is timing noise; the model's time is within the e2e time.")
+    legend += [f"[{n}] {text}" for text, n in notes.items()]
+    return "\n".join([_text_table(head, lines), "", *(_wrap(line) for line in legend)])
 
 
-ORT_HEAD = ["artifact", "thr", "recommended options (from)", "model p50 ms default", "model p50 ms recommended",
-            "model recommended / default", "e2e p50 ms default", "e2e p50 ms recommended", "e2e recommended / default"]
+def _wrap(text: str) -> str:
+    """A legend or footnote line wrapped to ``WIDTH`` columns, continuation lines indented."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, WIDTH, subsequent_indent="    ", break_long_words=True))
+
+
+ORT_HEAD = ["artifact", "thr", "model ms\ndefaults", "model ms\ncontract", "contract /\ndefaults",
+            "e2e ms\ndefaults", "e2e ms\ncontract", "faster in this run\n(model-only p50)"]
 
 
 def ort_comparison(results: dict) -> list[list[str]]:
-    """One line per ONNX artifact and thread count timed with both ORT option sets: p50s and their ratios."""
+    """One line per ONNX artifact and thread count timed with both ORT option sets: p50s, their ratio and which
+    options were faster in this run (``ort_verdict``)."""
     lines = []
     for row in results["rows"]:
         default = row.get("ort_default")
         if not default:
             continue
         for rec, dft, ratio in zip(row["by_threads"], default["by_threads"], default["recommended_over_default"]):
-            lines.append([row["name"], rec["threads"],
-                          f"{' '.join(row['disabled_optimizers'])} off ({row['recommended_from']})",
-                          _fmt(dft["model"]["p50_ms"]), _fmt(rec["model"]["p50_ms"]), _fmt(ratio["model_p50"], ".2f") + "x",
-                          _fmt(dft["end_to_end"]["p50_ms"]), _fmt(rec["end_to_end"]["p50_ms"]),
-                          _fmt(ratio["end_to_end_p50"], ".2f") + "x"])
+            lines.append([row["name"], rec["threads"], _fmt(dft["model"]["p50_ms"]), _fmt(rec["model"]["p50_ms"]),
+                          _fmt(ratio["model_p50"], ".2f") + "x", _fmt(dft["end_to_end"]["p50_ms"]),
+                          _fmt(rec["end_to_end"]["p50_ms"]), ort_verdict(ratio["model_p50"])])
     return lines
+
+
+def ort_options_text(results: dict) -> str:
+    """What "contract" means in the ORT comparison: the optimizers each contract turns off, and where it says so."""
+    told = {f"{' '.join(r['disabled_optimizers']) or 'none'} off ({r['recommended_from']})"
+            for r in results["rows"] if r.get("ort_default")}
+    return (f"p50 times; contract = the session options the artifact's contract recommends: "
+            f"{'; '.join(sorted(told))}")
 
 
 def ort_table(results: dict) -> str:
     """The ORT options comparison as printed text ("" when no ONNX artifact was timed both ways)."""
     lines = ort_comparison(results)
-    return _text_table(ORT_HEAD, lines) if lines else ""
+    return f"{_wrap(ort_options_text(results))}\n{_text_table(ORT_HEAD, lines)}" if lines else ""
 
 
 def agreement_lines(results: dict) -> tuple[list[str], list[list[str]]]:
@@ -164,6 +243,7 @@ def _span(interval, scale: float = 1.0, spec: str = ".2f") -> str:
 
 
 def _md_table(head: list[str], lines: list[list[str]]) -> str:
+    head = [h.replace("\n", " ") for h in head]
     return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
                       *("| " + " | ".join(map(str, line)) + " |" for line in lines)])
 
@@ -226,17 +306,19 @@ def _markdown(results: dict, files: dict[str, str]) -> str:
         "preprocess + model + threshold. Each artifact is timed in its own process (peak RSS is that process's "
         "high-water mark; base is before the runtime and model load).", "",
         "## Summary", "", "```", table(results), *(["", matrix_text] if matrix_text else []), "```", "",
-        "results.csv and results.json keep metrics and agreement as fractions and Δ mIoU / Δ DSC in points.", "",
+        "results.csv and results.json keep metrics and agreement as fractions and the mIoU / DSC drops in points "
+        "(positive = worse).", "",
     ]
     if "figure1" in files:
         parts += [f"![latency vs mIoU]({files['figure1']})", ""]
     ort_lines = ort_comparison(results)
     if ort_lines:
         parts += ["## ONNX Runtime options", "",
-                  "Each ONNX artifact timed with the session options recorded in its contract (recommended) and with "
-                  "ORT's defaults (no optimizer disabled), calls interleaved in one process (peak memory: the "
-                  "recommended session's, read before the default one loads). Ratio below 1: the recommendation is "
-                  "faster on this machine. Accuracy is measured once, with the recommended options.", "",
+                  "Each ONNX artifact timed with the session options recorded in its contract and with ORT's "
+                  "defaults (no optimizer disabled), calls interleaved in one process (peak memory: the contract "
+                  "session's, read before the default one loads). Ratio below 1: the contract's options are faster "
+                  "on this machine in this run (the summary then calls them recommended). Accuracy is measured "
+                  f"once, with the contract's options. {ort_options_text(results)}.", "",
                   _md_table(ORT_HEAD, ort_lines), ""]
     parts += ["## Size", "", "Weights: ONNX initializers and Constant tensors, TFLite buffers, CoreML weight files, "
               "checkpoint tensors; graph: the rest of the bytes.", "",
@@ -256,14 +338,14 @@ def _markdown(results: dict, files: dict[str, str]) -> str:
     if "sizes" in files:
         parts += [f"![sizes]({files['sizes']})", ""]
     parts += ["## Accuracy and drift versus fp32 PyTorch", "",
-              "Metrics in % (pooled confusion matrix, threshold 0.5); Δ in percentage points; agreement = share of "
-              "pixels whose mask decision equals PyTorch's.", "",
-              _md_table(["artifact", "mIoU", "DSC", "accuracy", "sensitivity", "specificity", "ΔmIoU pts",
-                         "mIoU drop 95% CI", "ΔDSC pts", "agreement %", "agreement 95% CI", "images", "max abs Δprob",
-                         "mean abs Δprob", "gate"],
+              "Metrics in % (pooled confusion matrix, threshold 0.5); drops in percentage points below PyTorch's "
+              "(positive = worse); agreement = share of pixels whose mask decision equals PyTorch's.", "",
+              _md_table(["artifact", "mIoU", "DSC", "accuracy", "sensitivity", "specificity", "mIoU drop pts",
+                         "mIoU drop 95% CI", "DSC drop pts", "agreement %", "agreement 95% CI", "images",
+                         "max abs Δprob", "mean abs Δprob", "gate"],
                         [[_label(r), *(_fmt(r.get(k), ".2f", 100, "no masks" if not masks else "-") for k in GT_KEYS[:5]),
-                          _fmt(r.get("delta_miou_points"), "+.3f"), _span(r.get("miou_drop_interval"), 1, ".2f"),
-                          _fmt(r.get("delta_dsc_points"), "+.3f"),
+                          _signed(r.get("miou_drop_points"), 3), _span(r.get("miou_drop_interval"), 1, ".2f"),
+                          _signed(r.get("dsc_drop_points"), 3),
                           _fmt(r.get("agreement"), ".3f", 100), _span(r.get("agreement_interval"), 100, ".3f"),
                           _fmt(r.get("images"), "d"), _fmt(r.get("max_abs_dprob"), ".3g"),
                           _fmt(r.get("mean_abs_dprob"), ".3g"),

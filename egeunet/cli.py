@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 import warnings
@@ -24,6 +25,17 @@ COMMANDS = (
 )
 
 
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Help that shows each option's default: "(default: X)" after a help text that does not already name it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (not action.option_strings or action.default in (None, False, argparse.SUPPRESS) or "default" in text
+                or text == argparse.SUPPRESS):
+            return text
+        return f"{text} (default: {action.default})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the top-level parser with every command that is installed."""
     from egeunet import __version__
@@ -33,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="EGE-UNet skin-lesion segmentation: train, evaluate, export and benchmark.",
     )
     parser.add_argument("--version", action="version", version=f"egeunet {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors, and third-party "
+                        "converters' output (progress bars, warnings) as it comes instead of holding it back")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         try:
@@ -42,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name == f"egeunet.commands.{name}":
                 continue  # command not built yet
             raise
-        cmd = sub.add_parser(name.replace("_", "-"), help=module.HELP, description=module.HELP)
+        cmd = sub.add_parser(name.replace("_", "-"), help=module.HELP, description=module.HELP,
+                             formatter_class=DefaultsFormatter)
         module.add_arguments(cmd)
         cmd.set_defaults(run=module.run)
     return parser
@@ -78,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
+    if args.debug:  # egeunet.quiet holds nothing back; child processes inherit it
+        from egeunet.quiet import DEBUG_ENV
+
+        os.environ[DEBUG_ENV] = "1"
     previous, warnings.formatwarning = warnings.formatwarning, _one_line_format(args.command)
     previous_term = signal.signal(signal.SIGTERM, _terminate)
     try:

@@ -4,11 +4,16 @@ tqdm off a terminal still redraws its bar with carriage returns, so a log file c
 of them on one line. ``progress`` keeps tqdm on a terminal and otherwise prints tqdm's own status
 text as a line to stderr every ``INTERVAL_S`` seconds or at every tenth of the total, whichever
 comes first, plus a final line. Bars made with ``leave=False`` (inner loops such as one epoch) print
-only the timed lines, and their final line only when they printed anything before it.
+only the timed lines, and their final line only when they printed anything before it. A kept bar also
+prints a line when no bar has printed for twice ``INTERVAL_S`` (one item running long: a converter at
+work for a minute), from a thread, to a copy of stderr taken when the bar starts, so held converter
+output (``egeunet.quiet``) does not swallow it; an inner bar's timed lines keep it quiet.
 """
 from __future__ import annotations
 
+import os
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any, Union
@@ -20,6 +25,7 @@ STEPS = 10  # and a line at each tenth of the total (bars kept with leave=True)
 COUNTED = "{percentage:.0f}% {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
 UNCOUNTED = "{n_fmt} [{elapsed}, {rate_fmt}{postfix}]"
 _clock = time.monotonic
+_last_any = [0.0]  # when any bar of this process last printed a line
 
 
 class LineProgress:
@@ -35,6 +41,11 @@ class LineProgress:
         self.step = 0  # tenths of the total reached so far
         self.lines = 0
         self.closed = False
+        self._lock = threading.Lock()
+        self._out = _own_stderr()
+        self._stop = threading.Event()
+        if leave:  # a line every INTERVAL_S while an item runs long; stops at close
+            threading.Thread(target=self._heartbeat, name="egeunet-progress", daemon=True).start()
 
     def __iter__(self) -> Iterator:
         try:
@@ -52,6 +63,10 @@ class LineProgress:
 
     def update(self, n: int = 1) -> None:
         """Count ``n`` more items; print a line when the interval passed or a new 10% step is reached."""
+        with self._lock:
+            self._update(n)
+
+    def _update(self, n: int) -> None:
         self.n += n
         done = self.total is not None and self.n >= self.total
         step = self.n * STEPS // self.total if self.total else 0
@@ -69,20 +84,31 @@ class LineProgress:
 
     def close(self) -> None:
         """Print the final line (for transient bars only when they printed before)."""
-        if self.closed:
-            return
-        self.closed = True
-        if self.leave or self.lines:
-            self._print()
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            self._stop.set()
+            if self.leave or self.lines:
+                self._print()
+            if self._out is not sys.stderr:
+                self._out.close()
+
+    def _heartbeat(self) -> None:
+        """While the bar is open: a line whenever no bar printed for ``2 * INTERVAL_S`` (one item running long)."""
+        while not self._stop.wait(INTERVAL_S):
+            with self._lock:
+                if not self.closed and _clock() - max(self.last_line, _last_any[0]) >= 2 * INTERVAL_S:
+                    self._print()
 
     def _print(self) -> None:
         counts = COUNTED if self.total else UNCOUNTED
         prefix = f"{self.desc}: " if self.desc else ""
         line = tqdm.format_meter(self.n, self.total, _clock() - self.start, prefix=prefix, unit=self.unit,
                                  postfix=self.postfix or None, bar_format="{desc}" + counts)
-        print(line, file=sys.stderr, flush=True)
+        print(line, file=self._out, flush=True)
         self.lines += 1
-        self.last_line = _clock()
+        self.last_line = _last_any[0] = _clock()
 
 
 Progress = Union[tqdm, LineProgress]
@@ -94,6 +120,16 @@ def progress(iterable: Iterable | None = None, desc: str | None = None, total: i
     if disable or _is_terminal():
         return tqdm(iterable, desc=desc, total=total, unit=unit, leave=leave, disable=disable)
     return LineProgress(iterable, desc, total, unit, leave)
+
+
+def _own_stderr():
+    """A line-buffered copy of file descriptor 2 as it is now (the stream itself when it has none, as under pytest)."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return sys.stderr
+    sys.stderr.flush()
+    return os.fdopen(os.dup(fd), "w", buffering=1)
 
 
 def _is_terminal() -> bool:

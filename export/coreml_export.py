@@ -19,6 +19,7 @@ import numpy as np
 from egeunet.export.base import Exporter, contract_json, deploy_key, register
 from egeunet.export.recipes import Recipe, float_recipe
 from egeunet.export.spec import ExportSpec, FormatConfig
+from egeunet.quiet import held
 from egeunet.runtime.contract import CONTRACT_KEY
 
 CONFIG = FormatConfig(name="coreml", suffix=".mlpackage", runtime="coreml", precisions=("fp32", "fp16", "int8"),
@@ -26,8 +27,10 @@ CONFIG = FormatConfig(name="coreml", suffix=".mlpackage", runtime="coreml", prec
 NEEDS_MACOS = "CoreML prediction needs macOS"
 
 
+@held("coremltools")
 def _convert(deploy, compute: str):
-    """mlprogram of the deploy form with "fp32" or "fp16" compute."""
+    """mlprogram of the deploy form with "fp32" or "fp16" compute; coremltools' import lines and redrawn pipeline
+    bars are held back (``egeunet.quiet``)."""
     import coremltools as ct
     import torch
 
@@ -44,6 +47,7 @@ def _convert(deploy, compute: str):
                           compute_precision=precision)
 
 
+@held("coremltools")
 def _int8_weights(model):
     """Per-channel symmetric int8 weights for every weight tensor (threshold 0: this model's tensors are small)."""
     import coremltools.optimize.coreml as cto
@@ -53,6 +57,7 @@ def _int8_weights(model):
     return cto.linear_quantize_weights(model, config)
 
 
+@held("coremltools")
 def _program(path: Path):
     """The package's MIL program proto (spec loads without macOS)."""
     import coremltools as ct

@@ -13,14 +13,11 @@ shared vectors and tables, names only on the I/O, SLICE runs as SPLIT; every out
 """
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import json
 import os
-import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +29,15 @@ from egeunet.export.base import BUDGET_KEY, Exporter, contract, contract_json, d
 from egeunet.export.recipes import Recipe, budget_note, deploy_float_regions, float_recipe, region_pattern
 from egeunet.export.spec import ExportSpec, FormatConfig
 from egeunet.export.tflite_compact import compact
+from egeunet.quiet import held
 from egeunet.runtime.tflite_file import tensor_type_names
 
 CONFIG = FormatConfig(name="tflite", suffix=".tflite", runtime="litert", precisions=("fp32", "fp16", "int8"))
 
 
+@held("litert-torch")
 def _convert_fp32(deploy, path: str) -> None:
+    """litert-torch's conversion, its import lines and "[START]/[DONE]" progress held back (``egeunet.quiet``)."""
     import litert_torch
 
     litert_torch.convert(deploy, (deploy.example_input(),)).export(path)
@@ -78,20 +78,6 @@ def float_region_problems(buf: bytes, recipe: Recipe, deploy) -> list[str]:
 
 
 NO_QUANTIZE = "no_quantize"
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Hold back what ai-edge-quantizer writes: its calibration and transformation tqdm bars (it passes ``disable=``
-    itself, so no setting turns them off) and its size report, so a log holds our lines, not redrawn bars. On an
-    error the held text is written to stderr before the exception goes on."""
-    held = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(held), contextlib.redirect_stderr(held):
-            yield
-    except BaseException:
-        sys.stderr.write(held.getvalue()[-4000:])
-        raise
 
 
 CONV_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
@@ -155,7 +141,7 @@ class StaticQuantizer:
             spec.calibration.images)
         key, name = _signature(fp32_path)
         data = {key: [{name: x[None]} for x in self.inputs]}
-        with _quiet():
+        with held("ai-edge-quantizer"):
             q = self._quantizer(_rules(recipe, spec))
             self.calibration = (_running_min_max(q, fp32_path, data) if recipe.ranges == "running-min-max"
                                 else q.calibrate(data))
@@ -170,7 +156,7 @@ class StaticQuantizer:
     def build(self, float_layers: Sequence[str] = (), only: str | None = None) -> bytes:
         """The quantized flatbuffer with ``float_layers`` kept float (or only layer ``only`` in int8)."""
         rules = _rules(self.recipe, self.spec, float_layers, only)
-        with _quiet():
+        with held("ai-edge-quantizer"):
             result = self._quantizer(rules).quantize(self.calibration, enable_progress_bar=False,
                                                      enable_progress_report=False)
         return bytes(result.quantized_model)
@@ -235,7 +221,7 @@ def _quantize(fp32_path: str, out: str, recipe: Recipe, spec: ExportSpec) -> dic
         buf, record = static.within_budget() if spec.int8_drift_budget is not None else (static.build(), None)
         Path(out).write_bytes(buf)
         return record
-    with _quiet():
+    with held("ai-edge-quantizer"):
         q.quantize(enable_progress_bar=False, enable_progress_report=False).export_model(out, overwrite=True)
     return None
 

@@ -120,7 +120,7 @@ def test_mask_output_with_data_and_reference_gets_accuracy(files, tmp_path, caps
     """The eval model exported by torch (static batch 1, no contract) fed as egeunet.preprocess: it agrees with its
     own checkpoint, image by image, and passes a gate."""
     status, rows, _ = _bench(capsys, [str(files.plain), "--data", str(files.data), "--split", "all",
-                                      "--reference", str(files.ckpt), "--min-agreement", "0.99"], tmp_path / "out")
+                                      "--reference", str(files.ckpt), "--agreement", "0.99"], tmp_path / "out")
     row = rows[files.plain.name]
     assert status == 0 and row["gate"] == "pass", row
     assert row["agreement"] > 0.999 and row["max_abs_dprob"] < 1e-3 and row["images"] == 2
@@ -132,7 +132,7 @@ def test_accuracy_needs_a_mask_of_the_reference_size_else_a_gate_fails(files, tm
     """A 4-channel output, or an input of another size: latency only, and a gate asked for cannot pass."""
     path = getattr(files, name)
     status, rows, last = _bench(capsys, [str(path), "--data", str(files.data), "--split", "all", "--reference",
-                                         str(files.ckpt), "--min-agreement", "0.99"], tmp_path / "out")
+                                         str(files.ckpt), "--agreement", "0.99"], tmp_path / "out")
     row = rows[path.name]
     assert row["status"] == "ok" and why in row["note"] and "agreement" not in row
     assert row["by_threads"][0]["model"]["p50_ms"] > 0

@@ -12,7 +12,7 @@ from egeunet.cli import main
 from egeunet.data.synthetic import IMAGE_FOLDER, MASK_FOLDER, write_sample_dataset
 
 NARROW = (4, 8, 12, 16, 24, 32)
-QUICK_BENCH = ["--runs", "1", "--warmup", "0", "--limit", "2", "--no-sensitivity"]
+QUICK_BENCH = ["--runs", "1", "--warmup", "0", "--n-held", "2", "--no-sensitivity"]
 TRAIN = ["--size", "64", "--channels", ",".join(map(str, NARROW)), "--epochs", "1", "--batch-size", "2",
          "--threads", "1", "--no-progress"]
 
@@ -101,7 +101,7 @@ def test_benchmark_of_a_random_model_file_marks_the_row(files, tmp_path, capsys,
 @pytest.mark.parametrize("ext", ["pt", "onnx", "tflite"])
 def test_benchmark_gate_fails_on_a_random_model_file(files, tmp_path, capsys, ext):
     status, out, _ = _run(capsys, ["benchmark", str(files.junk[ext]), "--data", str(files.data), "--out",
-                                   str(tmp_path / "b"), "--min-agreement", "0.99", *QUICK_BENCH])
+                                   str(tmp_path / "b"), "--agreement", "0.99", *QUICK_BENCH])
     assert status == 1 and f"gate failed: junk.{ext}" in out
 
 

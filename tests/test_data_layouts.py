@@ -1,4 +1,5 @@
 """Dataset layouts: detection, pairing by id (never by position), ignored and unpaired files."""
+import warnings
 from pathlib import Path
 
 import cv2
@@ -102,3 +103,20 @@ def test_duplicate_id_and_unknown_part(tmp_path: Path) -> None:
         find_samples(tmp_path, parts=["train"])
     with pytest.raises(EGEUNetError, match="unknown dataset layout"):
         find_samples(tmp_path, layout="isic2030")
+
+
+def test_images_of_an_unsupported_type_are_named(tmp_path: Path) -> None:
+    """A .webp among the images is reported in one warning, not silently left out; other files stay quiet."""
+    images, masks = tmp_path / "ISIC2018_Task1-2_Training_Input", tmp_path / "ISIC2018_Task1_Training_GroundTruth"
+    for key in IDS:
+        _image(images / f"{key}.jpg", 50)
+        _image(masks / f"{key}_segmentation.png", 255)
+    (images / "ISIC_0000099.webp").write_bytes(b"RIFF....WEBP")
+    (images / "LICENSE.txt").write_text("x")
+    with pytest.warns(UserWarning, match=r"skipped 1 file of unsupported type: ISIC_0000099\.webp \(readable: ") as rec:
+        samples = find_samples(tmp_path)
+    assert len(rec) == 1 and len(samples) == len(IDS)
+    (images / "ISIC_0000099.webp").unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(find_samples(tmp_path)) == len(IDS)

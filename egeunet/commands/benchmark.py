@@ -23,10 +23,13 @@ def _threads(text: str) -> list[int]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options: what to measure, on which data, how long, where to write, and the gate's budget."""
+    from egeunet.commands import checks
+
     parser.epilog = ("Exit status 1, with a one-line summary on stderr, when any row failed (did not load, run, "
-                     "time or verify; --keep-going lets failed rows pass) or any gate failed: --max-miou-drop or "
-                     "--min-agreement broken, or not computable (no reference checkpoint, no --data, or no masks for "
-                     "--max-miou-drop). CoreML rows on Linux cannot run: leave them out with --runtimes. A file without "
+                     "time or verify; --keep-going lets failed rows pass) or any gate failed: --iou-drop or "
+                     "--agreement broken, or not computable (no reference checkpoint, no --data, or no masks for "
+                     "--iou-drop). A row whose runtime cannot run on this platform (CoreML off macOS) is skipped with "
+                     "its reason, and fails only when --runtimes names that runtime. A file without "
                      "an egeunet contract is timed on random input of its own shape and dtype; it gets accuracy columns "
                      "only when its output is a mask and --data and a reference are given.")
     parser.add_argument("model", metavar="MODEL_OR_EXPORT_DIR",
@@ -35,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "input, latency, memory and size only")
     parser.add_argument("--size", type=int, help="input height = width for a file whose input leaves them dynamic "
                         "(default: the file's own)")
-    parser.add_argument("--split", choices=("train", "val", "test", "all"),
+    parser.add_argument("--split", type=str.lower, choices=("train", "val", "test", "all"),
                         help="part of the dataset to measure accuracy on (default: test when a split is known, else all)")
     parser.add_argument("--split-file", metavar="JSON", help="split.json written by `egeunet train` (default: the one "
                         "recorded in the reference checkpoint, when it still exists)")
@@ -45,18 +48,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", type=int, default=100, help="timed runs per measurement (default 100)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed warm-up runs (default 10)")
     parser.add_argument("--batch", type=int, default=1, help="batch size of model-only timings (default 1)")
-    parser.add_argument("--limit", type=int, help="use only the first N images of the split")
-    parser.add_argument("--runtimes", help="only these runtimes, comma-separated (pytorch, onnxruntime, litert, coreml); "
-                        "a file runs on every listed runtime that can run it")
-    parser.add_argument("--ort-options", choices=("both", "recommended", "default"), default="both",
-                        help="ONNX Runtime session options to time each .onnx with: its recommended ones (recorded in the "
-                        "artifact's contract: the NCHWc layout pass off), ORT's defaults, or both, interleaved, with "
-                        "their ratio (default both; accuracy is measured once, with the recommended options unless "
-                        "'default')")
-    parser.add_argument("--max-miou-drop", type=float, metavar="POINTS",
-                        help="gate: largest allowed mIoU drop versus PyTorch in percentage POINTS (0.5 = 0.005)")
-    parser.add_argument("--min-agreement", type=float, metavar="FRACTION",
-                        help="gate: smallest allowed pixel agreement with PyTorch as a FRACTION (0.99 = 99%%)")
+    checks.add_alias(parser, "--batch-size", "--batch", deprecated=False, type=int)
+    parser.add_argument("--n-held", type=int, metavar="N", help="use only the first N images of the split "
+                        "(default: all of it)")
+    checks.add_alias(parser, "--limit", "--n-held", deprecated=False, type=int)
+    parser.add_argument("--runtimes", help="only these runtimes, comma-separated, any case (pytorch, onnxruntime, "
+                        "litert, coreml, ...); a file runs on every listed runtime that can run it (default: each "
+                        "file's runtimes)")
+    checks.add_alias(parser, "--runtime", "--runtimes", deprecated=False)
+    parser.add_argument("--ort-options", type=str.lower, choices=("both", "recommended", "default"),
+                        default="both", help="ONNX Runtime session options to time each .onnx with: 'recommended' = "
+                        "the options in the artifact's contract (the NCHWc layout pass off), ORT's defaults, or both, "
+                        "interleaved; with both the report says which was faster here and by how much (accuracy is "
+                        "measured once, with the contract's options unless 'default')")
+    parser.add_argument("--iou-drop", type=float, metavar="POINTS",
+                        help="gate on every row: largest allowed pooled-IoU drop versus PyTorch in percentage POINTS "
+                        "(0.5 = 0.005; default: no gate; export's --int8-iou-drop is the same measure)")
+    parser.add_argument("--agreement", type=float, metavar="FRACTION",
+                        help="gate on every row: smallest allowed pixel agreement with PyTorch as a FRACTION "
+                        "(0.99 = 99%%; default: no gate; export's --int8-agreement is the same measure)")
+    checks.add_alias(parser, "--max-miou-drop", "--iou-drop", type=float)
+    checks.add_alias(parser, "--min-agreement", "--agreement", type=float)
     parser.add_argument("--no-sensitivity", action="store_true", help="skip the per-layer int8 sensitivity ranking")
     parser.add_argument("--keep-going", action="store_true",
                         help="rows that fail to load, run or time do not fail the command (gates still do)")
@@ -71,15 +83,15 @@ def config_from_args(args: argparse.Namespace):
     from egeunet.commands import checks
     from egeunet.errors import EGEUNetError
 
-    for name in ("runs", "batch", "limit", "size"):
-        checks.positive(f"--{name}", getattr(args, name))
+    for name in ("runs", "batch", "n_held", "size"):
+        checks.positive(f"--{name.replace('_', '-')}", getattr(args, name))
     checks.non_negative("--warmup", args.warmup)
-    if args.min_agreement is not None and not 0 <= args.min_agreement <= 1:
-        raise EGEUNetError(f"--min-agreement is a fraction in [0, 1] (0.99 = 99%), got {args.min_agreement}")
+    if args.agreement is not None and not 0 <= args.agreement <= 1:
+        raise EGEUNetError(f"--agreement is a fraction in [0, 1] (0.99 = 99%), got {args.agreement}")
     return BenchmarkConfig(threads=args.threads, runs=args.runs, warmup=args.warmup, batch=args.batch,
-                           split=args.split, split_file=args.split_file, limit=args.limit, ort_options=args.ort_options,
-                           size=args.size,
-                           gate=Gate(min_agreement=args.min_agreement, max_iou_drop_points=args.max_miou_drop))
+                           split=args.split, split_file=args.split_file, limit=args.n_held,
+                           ort_options=args.ort_options, size=args.size,
+                           gate=Gate(min_agreement=args.agreement, max_iou_drop_points=args.iou_drop))
 
 
 def add_sensitivity(results: dict) -> None:
@@ -94,7 +106,8 @@ def add_sensitivity(results: dict) -> None:
     results["sensitivity"] = sensitivity_for(results["targets"], results["evalset"].inputs, results["reference_probs"])
 
 
-PASSING = ("ok", "not exported")  # row statuses that are not failures (an optional artifact the exporter did not keep)
+PASSING = ("ok", "not exported", "skipped")  # not failures: an optional artifact the exporter did not keep, a runtime
+# that cannot run on this platform and was not named in --runtimes
 
 
 def failures(results: dict) -> tuple[list[str], list[str]]:
@@ -124,7 +137,7 @@ def finish(results: dict, out: str, keep_going: bool = False) -> int:
     if agreement_table(results):
         print(f"\n{agreement_table(results)}")
     if ort_table(results):
-        print(f"\nONNX Runtime options (recommended / default below 1: the recommendation pays here)\n{ort_table(results)}")
+        print(f"\nONNX Runtime session options, timed interleaved\n{ort_table(results)}")
     print(f"\nreport: {path}")
     failed = [r for r in results["rows"] if r.get("gate") == "fail"]
     for row in failed:
@@ -140,8 +153,10 @@ def run(args: argparse.Namespace) -> int:
     from egeunet.benchmark.harness import run_benchmark
     from egeunet.commands import checks
 
+    from egeunet.runtime.runners import list_runtimes
+
     checks.output_dir("--out", args.out)
-    runtimes = [r.strip() for r in args.runtimes.split(",")] if args.runtimes else None
+    runtimes = checks.names("--runtimes", args.runtimes, list_runtimes(), "runtime") if args.runtimes else None
     with json_output.stdout_to_stderr(args.json):
         results = run_benchmark(args.model, args.data, config_from_args(args), args.reference, runtimes)
         if not args.no_sensitivity:

@@ -67,3 +67,53 @@ def cache_dir(value: str | None) -> None:
 
     folder, setting = cache_setting(value)
     output_dir(setting, folder)
+
+
+def names(option: str, text: str, valid: tuple[str, ...] | list[str], what: str) -> list[str]:
+    """A comma list of ``what`` names ("format"), any case, as lower-case names in order without repeats; one-line error
+    naming the valid choices for an unknown or empty one (never silently dropped)."""
+    given = [n.strip() for n in text.split(",")]
+    if not all(given):
+        raise EGEUNetError(f"{option} {text!r}: empty {what} name in the list; choose from {', '.join(valid)}")
+    bad = [n for n in given if n.lower() not in valid]
+    if bad:
+        raise EGEUNetError(f"{option}: unknown {what} {bad[0]!r}; choose from {', '.join(valid)} (any case)")
+    return list(dict.fromkeys(n.lower() for n in given))
+
+
+def torch_threads(value: int | None) -> None:
+    """Give PyTorch ``value`` CPU threads (``--threads`` of commands whose work is PyTorch's); None keeps its choice."""
+    positive("--threads", value)
+    if value is not None:
+        import torch
+
+        torch.set_num_threads(value)
+
+
+def add_alias(parser, old: str, new: str, deprecated: bool = True, type=None) -> None:  # noqa: A002 - argparse's name
+    """Add ``old`` as a hidden option storing into ``new``'s destination (with ``new``'s ``type``); a deprecated one
+    warns, naming ``new``."""
+    import argparse
+    import warnings
+
+    class Alias(argparse._StoreAction):
+        def __call__(self, parser, namespace, values, option_string=None):  # noqa: ANN001 - argparse's signature
+            if deprecated:
+                warnings.warn(f"{old} is deprecated: use {new}", FutureWarning, stacklevel=1)
+            super().__call__(parser, namespace, values, option_string)
+
+    parser.add_argument(old, dest=new.lstrip("-").replace("-", "_"), action=Alias, type=type, help=argparse.SUPPRESS,
+                        default=argparse.SUPPRESS)
+
+
+def one_runtime(text: str | None) -> str | None:
+    """``--runtimes`` of a command that runs one model on one runtime: a single known name (any case), or None."""
+    from egeunet.runtime.runners import list_runtimes
+
+    if text is None:
+        return None
+    chosen = names("--runtimes", text, list_runtimes(), "runtime")
+    if len(chosen) > 1:
+        raise EGEUNetError(f"--runtimes {text!r}: this command runs on one runtime; give one of them "
+                           "(`egeunet benchmark` compares several)")
+    return chosen[0]

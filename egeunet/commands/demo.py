@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -22,20 +23,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo-out", metavar="DIR", help="folder for every stage (default demo-out)")
     parser.add_argument("--n", type=int, help=f"synthetic images (default {FULL['n']}, --quick {QUICK['n']})")
     parser.add_argument("--epochs", type=int, help=f"training epochs (default {FULL['epochs']}, --quick {QUICK['epochs']})")
-    parser.add_argument("--formats", default="onnx,tflite,coreml", help="export formats (default onnx,tflite,coreml)")
-    parser.add_argument("--precisions", default="fp32,fp16,int8", help="export precisions (default fp32,fp16,int8)")
+    parser.add_argument("--formats", default="onnx,tflite,coreml", help="export formats, any case "
+                        "(default onnx,tflite,coreml)")
+    parser.add_argument("--precisions", default="fp32,fp16,int8", help="export precisions, any case "
+                        "(default fp32,fp16,int8)")
+    parser.add_argument("--threads", type=int, help="CPU threads: the benchmark's timings (default 1) and PyTorch's "
+                        "training and export (default: torch's choice)")
     parser.add_argument("--quick", action="store_true", help="tiny settings for a smoke run (a minute or two, low accuracy)")
     parser.add_argument("--force", action="store_true", help="rebuild every stage even when its output exists")
 
 
 def _settings(args: argparse.Namespace) -> dict[str, dict]:
     """Per-stage settings; a stage is rebuilt when its own or an earlier stage's settings change."""
+    from egeunet.commands import checks
+    from egeunet.export import list_formats
+    from egeunet.export.spec import PRECISIONS
+
     base = QUICK if args.quick else FULL
     n, epochs = args.n or base["n"], args.epochs or base["epochs"]
+    formats = ",".join(checks.names("--formats", args.formats, tuple(list_formats()), "format"))
+    precisions = ",".join(checks.names("--precisions", args.precisions, PRECISIONS, "precision"))
     return {"data": {"n": n, "seed": 0}, "run": {"epochs": epochs, "seed": 0, "recipe": "training.demo_config"},
-            "export": {"formats": args.formats, "precisions": args.precisions, "n_calib": base["n_calib"],
+            "export": {"formats": formats, "precisions": precisions, "n_calib": base["n_calib"],
                        "held_out": "test split"},
-            "report": {"runs": base["runs"], "threads": base["threads"], "split": "test"}}
+            "report": {"runs": base["runs"], "threads": str(args.threads or base["threads"]), "split": "test"}}
 
 
 def _plan(out: Path, settings: dict[str, dict], force: bool) -> list[str]:
@@ -90,6 +101,7 @@ def _stage_run(out: Path, s: dict) -> None:
 def _stage_export(out: Path, s: dict) -> None:
     """Export every format and precision, calibrated on the run's train part and gated on its test part; artifacts
     that fail their gate are listed in the manifest, not fatal."""
+    from egeunet.commands.export import held_note
     from egeunet.export.api import ExportFailed, export_all, summary_table
 
     try:
@@ -99,6 +111,7 @@ def _stage_export(out: Path, s: dict) -> None:
         manifest = exc.manifest
         print(f"export: {exc}")
     print(summary_table(manifest))
+    held_note(str(out / "export"), sys.stdout)
 
 
 def _stage_report(out: Path, s: dict) -> int:
@@ -118,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
     checks.positive("--n", args.n)
     checks.positive("--epochs", args.epochs)
     checks.output_dir("--out", args.out)
+    checks.torch_threads(args.threads)
     out = Path(args.out)
     settings = _settings(args)
     out.mkdir(parents=True, exist_ok=True)

@@ -17,8 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     gates = default_gates()
     parser.add_argument("model", help="checkpoint (egeunet .pt or the authors' best/latest.pth)")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the artifacts and manifest.json")
-    parser.add_argument("--formats", default="onnx,tflite,coreml", help="comma-separated: onnx, tflite, coreml")
-    parser.add_argument("--precisions", default="fp32,fp16,int8", help="comma-separated: fp32, fp16, int8")
+    parser.add_argument("--formats", default="onnx,tflite,coreml",
+                        help="comma-separated, any case: onnx, tflite, coreml")
+    parser.add_argument("--precisions", default="fp32,fp16,int8", help="comma-separated, any case: fp32, fp16, int8")
     parser.add_argument("--calib", metavar="DIR", help="calibration images (a dataset layout or a plain folder); "
                         "default: synthetic sample images, seed 0")
     parser.add_argument("--n-calib", type=int, default=64, help="number of calibration images (default 64)")
@@ -32,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bake-preprocess", action="store_true",
                         help="graph input is uint8 RGB at the model size; the graph does the min-max stretch")
     parser.add_argument("--int8-io", action="store_true", help="full-int8 TFLite with int8 input and output")
-    parser.add_argument("--calib-method", default="minmax", choices=CALIBRATION_METHODS,
+    parser.add_argument("--calib-method", default="minmax", type=str.lower, choices=CALIBRATION_METHODS,
                         help="ONNX int8 calibration (TFLite uses min-max)")
     parser.add_argument("--fp32-tol", type=float, default=gates["fp32"].max_abs_dprob, help="fp32 gate: max |dprob|")
     parser.add_argument("--fp16-tol", type=float, default=gates["fp16"].max_abs_dprob, help="fp16 gate: max |dprob|")
@@ -53,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "integer-only TFLite tries its calibrations (optional either way). 'full', 'keep-float' or "
                         "'dynamic' builds only that form (the integer-only TFLite its first) and fails when it fails")
     parser.add_argument("--no-golden", action="store_true", help="do not write golden vectors for the demos")
+    parser.add_argument("--threads", type=int, help="PyTorch CPU threads for conversion, calibration and the reference "
+                        "(default: torch's choice; each artifact's own check runs on 1 thread)")
     json_output.add_option(parser)
 
 
@@ -60,29 +63,49 @@ def run(args: argparse.Namespace) -> int:
     """Export, print a summary table; exit 1 when any artifact failed (the manifest still says why)."""
     from egeunet.accuracy import Gate
     from egeunet.commands import checks
+    from egeunet.export import list_formats
     from egeunet.export.api import ExportFailed, export_all, summary_table
+    from egeunet.export.spec import PRECISIONS
 
     checks.positive("--n-calib", args.n_calib)
     checks.positive("--n-held", args.n_held)
     checks.size("--size", args.size)
     checks.output_dir("--out", args.out)
+    formats = checks.names("--formats", args.formats, tuple(list_formats()), "format")
+    precisions = checks.names("--precisions", args.precisions, PRECISIONS, "precision")
+    checks.torch_threads(args.threads)
     gates = {"fp32": Gate(max_abs_dprob=args.fp32_tol),
              "fp16": Gate(min_agreement=args.fp16_agreement, max_abs_dprob=args.fp16_tol),
              "int8": Gate(min_agreement=args.int8_agreement, max_iou_drop_points=args.int8_iou_drop)}
     shown = sys.stderr if args.json else sys.stdout  # --json: stdout holds only the JSON document
     try:
         with json_output.stdout_to_stderr(args.json):
-            manifest = export_all(args.model, args.out, args.formats, args.precisions, args.calib, args.n_calib,
+            manifest = export_all(args.model, args.out, formats, precisions, args.calib, args.n_calib,
                                   args.held_out, args.n_held, args.size, args.nhwc, args.bake_preprocess, args.int8_io,
                                   args.calib_method, gates, golden=not args.no_golden,
                                   int8_drift_budget=args.int8_drift_budget, int8_recipe=args.int8_recipe)
     except ExportFailed as exc:
         print(summary_table(exc.manifest), file=shown)
+        held_note(args.out, shown)
         if args.json:
             json_output.emit("export", args.model, 1, {"out": args.out, "manifest": exc.manifest}, str(exc))
         raise
     print(summary_table(manifest), file=shown)
-    print(f"wrote {len(manifest['artifacts'])} artifacts and manifest.json to {args.out}", file=shown)
+    held_note(args.out, shown)
+    count = len(manifest["artifacts"])
+    print(f"wrote {count} artifact{'s' * (count != 1)} and manifest.json to {args.out}", file=shown)
     if args.json:
         json_output.emit("export", args.model, 0, {"out": args.out, "manifest": manifest})
     return 0
+
+
+def held_note(out: str, stream) -> None:
+    """Write the converters' held-back output (``egeunet.quiet``) to OUT/third_party.log and say so in one line."""
+    from pathlib import Path
+
+    from egeunet.quiet import held_summary, write_held
+
+    log = write_held(Path(out) / "third_party.log") if Path(out).is_dir() else None
+    line = held_summary(log)
+    if line:
+        print(line, file=stream)

@@ -15,7 +15,7 @@ ARTIFACT_FORMATS = {".onnx": "onnx", ".tflite": "tflite", ".mlpackage": "coreml"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", help="checkpoint (egeunet .pt or the authors' best/latest.pth) or an "
                         "exported artifact (.onnx, .tflite, .mlpackage); default: a fresh paper model")
-    parser.add_argument("--variant", default="egeunet", help="Table 2 variant when no MODEL is given "
+    parser.add_argument("--variant", default="egeunet", type=str.lower, help="Table 2 variant when no MODEL is given "
                         "(egeunet, baseline, baseline+ghpa, baseline+gab, no-multi-axis, no-param-dw, no-mask, no-dilation)")
     parser.add_argument("--size", type=int, default=256, help="input height = width for MAC counting (multiple of 32)")
     json_output.add_option(parser)
@@ -26,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from egeunet.commands import checks
     from egeunet.errors import EGEUNetError
     from egeunet.model.complexity import profile
+    from egeunet.model.config import paper_params
 
     checks.size("--size", args.size)
     if args.model and Path(args.model).suffix.lower() in ARTIFACT_FORMATS:
@@ -48,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
                          "input": [1, 3, args.size, args.size], **total, "modules": [r.__dict__ for r in rows]})
         return 0
     print(f"EGE-UNet ({args.model or args.variant}), input 1x3x{args.size}x{args.size}")
-    print(f"  parameters, all tensors (the paper's 0.053M): {total['params_all_tensors']:,}")
+    paper = paper_params(model.config)
+    print(f"  parameters, all tensors{f' (the paper: {paper})' if paper else ''}: {total['params_all_tensors']:,}")
     print(f"  parameters, convolutions only (what thop-style counters report): {total['params_convolutions_only']:,}")
     print(f"  multiply-accumulates, convolutions only (the paper's GFLOPs): {total['gmacs_convolutions_only']:.4f} G")
     print(f"  multiply-accumulates incl. norms and resizes (1 per output element): {total['gmacs_with_norms_and_resizes']:.4f} G")

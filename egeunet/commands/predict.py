@@ -11,11 +11,15 @@ HELP = "segment images: STEM_mask.png (0/255) and STEM_overlay.png at each image
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Model, inputs, output folder, threshold and runtime options."""
+    from egeunet.commands import checks
+
     parser.add_argument("model", metavar="MODEL", help="checkpoint (.pt/.pth) or exported model (.onnx, .tflite, ...)")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of images")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the masks and overlays")
     parser.add_argument("--threshold", type=float, default=0.5, help="foreground probability threshold (default 0.5)")
-    parser.add_argument("--runtime", help="runtime to use instead of the one the file extension implies")
+    parser.add_argument("--runtimes", metavar="RUNTIME", help="runtime to use instead of the one the file extension "
+                        "implies (one name, any case: the option is a comma list on every command)")
+    checks.add_alias(parser, "--runtime", "--runtimes", deprecated=False)
     parser.add_argument("--device", default="cpu", help="device for runtimes that have one (cpu, cuda, mps)")
     parser.add_argument("--threads", type=int, help="CPU threads of the runtime")
     parser.add_argument("--skip-bad", action="store_true", help="skip unreadable images (counted in one warning)")
@@ -23,16 +27,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def expand_inputs(paths: list[str]) -> list[Path]:
     """Files as given and folders expanded to their image files (sorted); one-line errors for the rest."""
-    from egeunet.data.imageio import is_image_file
+    from egeunet.data.imageio import IMAGE_EXTENSIONS, is_image_file
+    from egeunet.data.layouts import unsupported_images
     from egeunet.errors import EGEUNetError
 
     files: list[Path] = []
+    unsupported: list[Path] = []
     for name in paths:
         path = Path(name)
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.is_file() and is_image_file(p) and not p.name.startswith("."))
+            unsupported += unsupported_images(path)
             if not found:
-                raise EGEUNetError(f"{path}: folder has no images")
+                raise EGEUNetError(f"{path}: folder has no images"
+                                   + (f" of a supported type ({', '.join(sorted(IMAGE_EXTENSIONS))})"
+                                      if unsupported else ""))
             files += found
         elif path.is_file():
             files.append(path)
@@ -43,6 +52,10 @@ def expand_inputs(paths: list[str]) -> list[Path]:
         if path.stem in stems and stems[path.stem] != path:
             raise EGEUNetError(f"{path}: same name as {stems[path.stem]}; their outputs would overwrite each other")
         stems[path.stem] = path
+    if unsupported:
+        names = ", ".join(p.name for p in sorted(unsupported)[:5]) + (" ..." if len(unsupported) > 5 else "")
+        warnings.warn(f"skipped {len(unsupported)} file{'s' * (len(unsupported) != 1)} of unsupported type: {names} "
+                      f"(readable: {', '.join(sorted(IMAGE_EXTENSIONS))})", stacklevel=1)
     return files
 
 
@@ -64,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     for path in files:  # the longer of the two output names, checked before any work
         check_name(out / f"{path.stem}_overlay.png", fix=f"rename the input {path}")
-    runner = open_runner(args.model, runtime=args.runtime, threads=args.threads, device=args.device)
+    runner = open_runner(args.model, runtime=checks.one_runtime(args.runtimes), threads=args.threads,
+                         device=args.device)
     skipped: list[str] = []
     for path in progress(files, desc="predicting", unit="img", disable=len(files) < 2):
         try:

@@ -16,17 +16,21 @@ def _channels(text: str) -> tuple[int, ...]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Data, run folder, the recipe's knobs and the hardware options."""
+    from egeunet.commands import checks
+
     parser.add_argument("--data", required=True, metavar="DIR", help="dataset folder (ISIC 2017/2018 release, "
                         "prepared train/val layout, or a folder from `egeunet sample-data`)")
     parser.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder for checkpoints, logs and split")
     parser.add_argument("--epochs", type=int, default=300, help="epochs (paper: 300)")
-    parser.add_argument("--batch-size", type=int, default=8, help="batch per process (paper: 8)")
+    parser.add_argument("--batch", type=int, default=8, help="batch per process (paper: 8)")
+    checks.add_alias(parser, "--batch-size", "--batch", deprecated=False, type=int)
     parser.add_argument("--size", type=int, default=256, help="training and evaluation size, multiple of 32 (paper: 256)")
     parser.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (paper: 1e-3)")
     parser.add_argument("--t-max", type=int, default=50, help="cosine schedule period in epochs (paper: 50)")
     parser.add_argument("--seed", type=int, default=0, help="seed of split, initialisation, order and augmentation")
     parser.add_argument("--split-file", metavar="FILE", help="use this split.json instead of making the seeded 7:3 split")
-    parser.add_argument("--variant", default="egeunet", help="Table 2 variant (default: egeunet, the full model)")
+    parser.add_argument("--variant", default="egeunet", type=str.lower,
+                        help="Table 2 variant (default: egeunet, the full model)")
     parser.add_argument("--channels", type=_channels, help="override the six stage widths, e.g. 4,8,12,16,24,32")
     parser.add_argument("--amp", action="store_true", help="mixed precision on CUDA (bf16, or fp16 with loss scaling)")
     parser.add_argument("--skip-bad", action="store_true", help="skip unreadable or inconsistent files (counted in one warning)")
@@ -35,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """Options every training run has (`train`, `finetune-int8`): device, resume, threads, cache, progress."""
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"), help="training device")
+    parser.add_argument("--device", default="cpu", type=str.lower, choices=("cpu", "cuda", "mps"),
+                        help="training device")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out exactly from its last.pt")
     parser.add_argument("--workers", type=int, help="threads decoding images into the cache (default: up to 8)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
@@ -53,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     checks.cache_dir(args.cache_dir)
 
     config = TrainConfig(
-        data=args.data, out=args.out, epochs=args.epochs, batch_size=args.batch_size, size=args.size, lr=args.lr,
+        data=args.data, out=args.out, epochs=args.epochs, batch_size=args.batch, size=args.size, lr=args.lr,
         t_max=args.t_max, seed=args.seed, split_file=args.split_file, variant=args.variant, channels=args.channels,
         device=args.device, amp=args.amp, resume=args.resume, skip_bad=args.skip_bad, workers=args.workers,
         threads=args.threads, cache_dir=args.cache_dir, progress=not args.no_progress,

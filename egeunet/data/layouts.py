@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from egeunet.data.imageio import is_image_file
+from egeunet.data.imageio import IMAGE_EXTENSIONS, is_image_file
 from egeunet.errors import EGEUNetError
 
 MASK_SUFFIXES = ("_segmentation", "_mask")
@@ -104,10 +104,14 @@ def find_samples(
         raise EGEUNetError(f"{root}: layout {chosen.name} has no part {unknown[0]!r} (parts: {known})")
     samples: dict[str, Sample] = {}
     orphans: list[Path] = []
+    unsupported: list[Path] = []
     for part in parts:
         image_dir, mask_dir = (root / d if d else None for d in chosen.parts[part])
         if not image_dir.is_dir():
             continue
+        unsupported += unsupported_images(image_dir)
+        if mask_dir is not None and mask_dir.is_dir() and mask_dir != image_dir:
+            unsupported += unsupported_images(mask_dir)
         images = _by_id(_image_files(image_dir))
         masks = _by_id(_image_files(mask_dir)) if mask_dir is not None and mask_dir.is_dir() else {}
         orphans += [path for key, path in masks.items() if key not in images]
@@ -118,6 +122,11 @@ def find_samples(
     if not samples:
         folders = ", ".join(chosen.parts[p][0] for p in parts)
         raise EGEUNetError(f"{root}: no images in the {chosen.name} layout (looked in {folders})")
+    if unsupported:
+        names = ", ".join(p.name for p in sorted(unsupported)[:5])
+        more = f" and {len(unsupported) - 5} more" if len(unsupported) > 5 else ""
+        warnings.warn(f"{root}: skipped {len(unsupported)} file{'s' * (len(unsupported) != 1)} of unsupported type: "
+                      f"{names}{more} (readable: {', '.join(sorted(IMAGE_EXTENSIONS))})", stacklevel=2)
     if orphans:
         names = ", ".join(p.name for p in sorted(orphans)[:5])
         more = f" and {len(orphans) - 5} more" if len(orphans) > 5 else ""
@@ -155,6 +164,15 @@ def _image_files(folder: Path) -> list[Path]:
         and not p.name.startswith(".")
         and not p.stem.lower().endswith(IGNORED_SUFFIXES)
     )
+
+
+def unsupported_images(folder: Path) -> list[Path]:
+    """Files in ``folder`` that are images by their extension (``mimetypes``: .webp, .gif, ...) but of a type this
+    package does not read, so a skipped image is named rather than silently missing from the count."""
+    import mimetypes
+
+    return [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and not is_image_file(p)
+            and (mimetypes.guess_type(p.name)[0] or "").startswith("image/")]
 
 
 def _by_id(paths: list[Path]) -> dict[str, Path]:

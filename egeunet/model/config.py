@@ -49,16 +49,25 @@ class EGEUNetConfig:
 
 
 # The paper's Table 2 rows: name -> options that differ from the full model (params at 256^2).
-VARIANTS: dict[str, dict] = {
+VARIANTS: dict[str, dict] = {  # parameters, all tensors, here: the comments
     "egeunet": {},  # 53,374
-    "baseline": {"block": "conv", "bridge": "skip"},  # 107,041 (paper 0.107M)
-    "baseline+ghpa": {"bridge": "skip"},  # 34,273 (0.034M)
-    "baseline+gab": {"block": "conv"},  # 126,142 (0.126M)
-    "no-multi-axis": {"ghpa_multi_axis": False},  # 73,526 (0.074M)
-    "no-param-dw": {"ghpa_param_dw": False},  # 49,948 (0.050M)
-    "no-mask": {"gab_mask": False},  # 52,449 (0.052M)
-    "no-dilation": {"gab_dilations": (1, 1, 1, 1)},  # 53,374 (0.053M)
+    "baseline": {"block": "conv", "bridge": "skip"},  # 107,041
+    "baseline+ghpa": {"bridge": "skip"},  # 34,273
+    "baseline+gab": {"block": "conv"},  # 126,142
+    "no-multi-axis": {"ghpa_multi_axis": False},  # 73,526
+    "no-param-dw": {"ghpa_param_dw": False},  # 49,948
+    "no-mask": {"gab_mask": False},  # 52,449
+    "no-dilation": {"gab_dilations": (1, 1, 1, 1)},  # 53,374
 }
+PAPER_PARAMS = {"egeunet": "0.053M", "baseline": "0.107M", "baseline+ghpa": "0.034M", "baseline+gab": "0.126M",
+                "no-multi-axis": "0.074M", "no-param-dw": "0.050M", "no-mask": "0.052M",
+                "no-dilation": "0.053M"}  # Table 2's parameter counts
+
+
+def paper_params(config: EGEUNetConfig) -> str | None:
+    """Table 2's parameter count of the variant ``config`` is ("0.107M"), None for a config that is no Table 2 variant
+    (other channels, say), so a label never quotes the paper for a model it did not measure."""
+    return next((PAPER_PARAMS[name] for name in VARIANTS if variant_config(name) == config), None)
 
 
 def variant_config(name: str, **overrides) -> EGEUNetConfig:

@@ -65,7 +65,11 @@ def onnx_accounting(buf: bytes) -> dict:
     tensors = list(graph.initializer) + [helper.get_attribute_value(a) for n in graph.node if n.op_type == "Constant"
                                          for a in n.attribute if a.name == "value"]
     data: Counter = Counter()
+    external = 0  # bytes of tensors kept in external data files: not in this file, so not subtracted from its size
     for tensor in tensors:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            external += int({e.key: e.value for e in tensor.external_data}.get("length") or 0)
+            continue
         data[onnx.TensorProto.DataType.Name(tensor.data_type)] += (len(tensor.raw_data)
                                                                    or numpy_helper.to_array(tensor).nbytes)
     node_bytes: Counter = Counter()
@@ -76,7 +80,7 @@ def onnx_accounting(buf: bytes) -> dict:
     return _record(len(buf), data, Counter(n.op_type for n in graph.node), initializers=len(graph.initializer),
                    node_bytes=sum(node_bytes.values()), node_bytes_by_op=dict(node_bytes.most_common()),
                    value_name_bytes=sum(len(n) for n in names),
-                   metadata_bytes=sum(_field_bytes(p) for p in model.metadata_props))
+                   metadata_bytes=sum(_field_bytes(p) for p in model.metadata_props), external_data_bytes=external)
 
 
 def accounting(path: str | Path) -> dict | None:
@@ -90,5 +94,8 @@ def accounting(path: str | Path) -> dict | None:
 def summary(record: dict) -> str:
     """One line: data by kind, structure and bytes per op."""
     kinds = ", ".join(f"{k.lower()} {v:,}" for k, v in record["constant_data_by_type"].items())
-    return (f"data {record['constant_data_bytes']:,} ({kinds}); structure {record['structure_bytes']:,} "
-            f"({record['ops']} ops, {record['structure_bytes_per_op']:.0f} B/op)")
+    external = record.get("external_data_bytes")
+    return (f"data {record['constant_data_bytes']:,} ({kinds or 'none in the file'})"
+            + (f", {external:,} more in external data files" if external else "")
+            + f"; structure {record['structure_bytes']:,} ({record['ops']} ops, "
+              f"{record['structure_bytes_per_op']:.0f} B/op)")
