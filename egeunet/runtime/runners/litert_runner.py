@@ -1,36 +1,14 @@
 """LiteRT (TFLite) runner: ``ai_edge_litert`` Interpreter with XNNPACK, contract read from the model metadata."""
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from egeunet.errors import EGEUNetError
+from egeunet.quiet import held
 from egeunet.runtime.contract import ArtifactIO, TensorSpec
 from egeunet.runtime.runners.base import Runner, register
-
-
-@contextlib.contextmanager
-def _native_stderr_held(lines: list[str]) -> Iterator[None]:
-    """Hold what native code writes to file descriptor 2 (LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate"
-    line, printed when tensors are allocated) and append its lines to ``lines``, so a command's output keeps to its
-    own lines; the held lines still explain a load that fails."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            held.seek(0)
-            lines.extend(held.read().decode(errors="replace").splitlines())
 
 
 KERNELS = ("xnnpack", "builtin", "reference")  # XNNPACK (LiteRT's default), built-in optimized, built-in reference
@@ -72,9 +50,9 @@ class LiteRTRunner(Runner):
         from egeunet.runtime.tflite_file import read_metadata
 
         buf = Path(path).read_bytes() if content is None else content
-        native: list[str] = []
+        native: list[str] = []  # what LiteRT writes while loading (its XNNPACK line), held off the command's output
         try:
-            with _native_stderr_held(native):
+            with held("litert", echo_on_error=False) as native:
                 self.interpreter = interpreter(buf, kernels, threads)
                 self.interpreter.allocate_tensors()
             contract = contract if content is not None else read_metadata(buf)
