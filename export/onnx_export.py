@@ -214,7 +214,10 @@ def _budget_search(pre: str, layers: list[str], inputs: np.ndarray, spec: Export
     from egeunet.accuracy import compare
     from egeunet.export.sensitivity import budget_search
 
-    reference = _predict(pre, inputs)
+    def probabilities(path) -> np.ndarray:  # N x S x S whatever the layout (NCHW N x 1 x S x S, NHWC N x S x S x 1)
+        return _predict(path, inputs).reshape(len(inputs), spec.size, spec.size)
+
+    reference = probabilities(pre)
     cache = os.path.join(work, "calibration.json")
     count = itertools.count()
 
@@ -222,7 +225,7 @@ def _budget_search(pre: str, layers: list[str], inputs: np.ndarray, spec: Export
         return quantize(pre, os.path.join(work, f"q{next(count)}.onnx"), inputs, spec.calib_method, ops, cache=cache,
                         **nodes)
 
-    return budget_search(layers, spec.int8_drift_budget, len(inputs), lambda path: compare(_predict(path, inputs), reference),
+    return budget_search(layers, spec.int8_drift_budget, len(inputs), lambda path: compare(probabilities(path), reference),
                          lambda layer: write(nodes_to_quantize=[layer]), lambda kept: write(nodes_to_exclude=kept))
 
 

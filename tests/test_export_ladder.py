@@ -135,3 +135,11 @@ def test_cli_names_the_option_and_its_default(capsys):
         main(["export", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "--int8-recipe {ladder,full,keep-float,dynamic}" in text and "(default ladder)" in text
+
+
+def test_drift_budget_search_reads_nhwc_outputs(checkpoint, tmp_path):
+    """The search compares N x S x S probabilities whatever the layout (an NHWC output once made it crash)."""
+    manifest = _export(checkpoint, tmp_path, TEST_GATES["int8"], nhwc=True, int8_drift_budget=0.0)
+    record = manifest["artifacts"][0]
+    assert record["layout"] == "NHWC" and record["int8_drift_budget"]["met"]
+    assert record["int8_drift_budget"]["kept_float"] == []
