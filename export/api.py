@@ -322,8 +322,10 @@ def model_fit(reference: np.ndarray, masks: np.ndarray | None) -> dict | None:
 
 
 def summary_table(manifest: dict) -> str:
-    """Plain-text table of every artifact: bytes, gate numbers (on how many images) and verdict."""
+    """Plain-text table of every artifact: bytes, gate numbers (on how many images) and verdict; why an artifact was
+    not kept as a numbered footnote below it (a column would be hundreds of characters wide)."""
     rows = [("file", "bytes", "max|d|", "agree", "IoU drop pts", "images", "result")]
+    footnotes: list[str] = []  # why an artifact was not kept: long, so below the table
     for r in manifest["artifacts"] + manifest["failed"]:
         v = r.get("validation", {})
         numbers = (f"{v['max_abs_dprob']:.2e}", f"{v['agreement']:.4f}", f"{v['iou_drop_points']:+.2f}",
@@ -333,7 +335,9 @@ def summary_table(manifest: dict) -> str:
             verdict = "ok" + (f", {form} form" if form else "") + (" (from an earlier export)"
                                                                    if r.get("from_earlier_export") else "")
         else:
-            verdict = f"not kept (optional): {r['error']}" if r.get("optional") else "FAILED"
+            footnotes.append(textwrap.fill(f"[{len(footnotes) + 1}] {r['file']}: {r['error']}", 120,
+                                           subsequent_indent="    "))
+            verdict = f"{'not kept (optional)' if r.get('optional') else 'FAILED'} [{len(footnotes)}]"
         if v.get("skipped_reason"):
             verdict += f" (numeric check skipped: {v['skipped_reason']})"
         rows.append((r["file"], f"{r.get('bytes', 0):,}" if r.get("kept", True) else "-", *numbers, verdict))
@@ -344,7 +348,8 @@ def summary_table(manifest: dict) -> str:
     fit = (manifest.get("held_out") or {}).get("model_fit") or {}
     forms = [f"{r['file']}: {r['int8_form']['why']}" for r in manifest["artifacts"] + manifest["failed"]
              if len((r.get("int8_form") or {}).get("tried", ())) > 1 and not (r.get("optional") and not r.get("kept", True))]
-    return ((f"warning: {fit['note']}\n" if fit.get("note") else "") + table + (f"\n{note}" if note else "")
+    return ((f"warning: {fit['note']}\n" if fit.get("note") else "") + table
+            + "".join(f"\n{line}" for line in footnotes) + (f"\n{note}" if note else "")
             + "".join(f"\nint8 form of {line}" for line in forms)
             + "".join(f"\n{line}" for line in kernel_lines(manifest["artifacts"] + manifest["failed"])))
 
