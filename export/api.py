@@ -7,6 +7,7 @@ written, then one ``ExportFailed`` names them (the CLI exits non-zero).
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 import os
 import time
 import warnings
