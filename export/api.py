@@ -67,12 +67,16 @@ def _build_one(exporter, deploy, spec: ExportSpec, recipe, folder, reference, he
     name = f"egeunet_{recipe.name}{exporter.config.suffix}"
     tried: list[dict] = []
     best, best_rung, best_row = None, None, None
+    unreachable = False  # a drift budget was not met with every layer float: a stricter one cannot be either
     for rung in rungs:
         if best_rung is not None and (not best_rung.grows or rung.name == best_rung.name):
+            continue
+        if unreachable and rung.disagreement_share is not None:
             continue
         form, form_spec = rung.form(recipe, spec)
         record = _build_form(exporter, deploy, form_spec, form, folder, reference, held, source)
         tried.append(_rung_row(rung.name, form_spec, record))
+        unreachable = unreachable or (record.get("int8_drift_budget") or {}).get("met") is False
         if not record["kept"]:
             continue
         if best is None or record["bytes"] < best["bytes"]:
