@@ -119,7 +119,7 @@ def _notes(row: dict) -> list[str]:
     ``flat_rows``) and emulation; none for a timing-only line."""
     if row.get("ort_options") == "default":
         return []
-    emulated = row.get("emulated") and f"timed under emulation ({row['emulated']}): not comparable with native rows"
+    emulated = row.get("emulated") and "emulated runtime: its times are an emulator's, not comparable with native rows"
     return [n for n in (row.get("note"), emulated) if n]
 
 
