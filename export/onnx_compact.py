@@ -11,7 +11,7 @@ graph in ONNX Runtime (before the MatMul channel means, which add about 4 KB).
   of 1/C on the N x C x HW view: ONNX Runtime reduces NCHW over channels slowly and multiplies fast (fp32 deploy
   form 0.96x -> 0.78x a plain export's latency, one thread, ``scripts/bench_export.py``). A 1x1 convolution is as
   fast but OpenCV DNN 5.0 cannot run it.
-- ``drop_zero_points``: DequantizeLinear zero points that are all zero are left out (zero is the default).
+- ``drop_zero_points``: all-zero zero points of the weights' DequantizeLinear nodes are left out (zero is the default).
 - ``bias_scales_as_products``: a QDQ convolution's bias scale is computed as input x weight scale (bit-identical).
 - ``float_constants_as_int8`` (int8 files): the maps QDQ leaves float, stored in int8 (``Cast * scale``).
 - ``compact_structure`` (run last): Constant nodes as initializers, each distinct initializer stored once,
@@ -164,14 +164,18 @@ def channel_means_as_matmul(model) -> int:
 
 
 def drop_zero_points(model) -> int:
-    """Leave out DequantizeLinear zero points that are all zero (unused initializers go too); returns how many."""
+    """Leave out the all-zero zero points of DequantizeLinear nodes on stored weights (unused initializers go too);
+    returns how many. Activations keep theirs: ONNX Runtime's QDQ propagation copies a DequantizeLinear's inputs into
+    the QuantizeLinear it inserts after a Slice/Reshape/..., and a QuantizeLinear without a zero point outputs uint8,
+    so every negative int8 value clipped to 0 (found by the per-op kernel check: a 4-epoch model's int8 file agreed
+    99.77% with fp32 unoptimized, 96.95% optimized)."""
     from onnx import numpy_helper
 
     inits = _initializers(model)
     dropped = 0
     for node in model.graph.node:
         if node.op_type == "DequantizeLinear" and len(node.input) == 3 and node.input[2] in inits \
-                and not numpy_helper.to_array(inits[node.input[2]]).any():
+                and node.input[0] in inits and not numpy_helper.to_array(inits[node.input[2]]).any():
             del node.input[2]
             dropped += 1
     used = {name for node in model.graph.node for name in node.input}

@@ -238,3 +238,29 @@ def test_drop_zero_points_keeps_dequantized_values():
     after = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {})
     for a, b in zip(before, after):
         np.testing.assert_array_equal(a, b)
+
+
+def test_activation_zero_points_are_kept_for_onnxruntimes_qdq_propagation():
+    """A DequantizeLinear of an activation feeding a Slice keeps its int8 zero point: ONNX Runtime's optimizer inserts a
+    QuantizeLinear after the Slice with the same inputs, which without a zero point outputs uint8 (negatives -> 0)."""
+    import onnxruntime as ort
+
+    graph = helper.make_graph(
+        [helper.make_node("DequantizeLinear", ["x", "scale", "zp"], ["d"]),
+         helper.make_node("Slice", ["d", "starts", "ends", "axes"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.INT8, [1, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        [numpy_helper.from_array(np.float32(0.5), "scale"), numpy_helper.from_array(np.int8(0), "zp"),
+         *(numpy_helper.from_array(np.int64([v]), n) for n, v in (("starts", 2), ("ends", 6), ("axes", 1)))])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    assert drop_zero_points(model) == 0 and len(model.graph.node[0].input) == 3
+    x = np.int8([[-100, -50, -20, -1, 1, 20, 50, 100]])
+    outputs = []
+    for level in (ort.GraphOptimizationLevel.ORT_DISABLE_ALL, ort.GraphOptimizationLevel.ORT_ENABLE_ALL):
+        options = ort.SessionOptions()
+        options.graph_optimization_level = level
+        outputs.append(ort.InferenceSession(model.SerializeToString(), options,
+                                            providers=["CPUExecutionProvider"]).run(None, {"x": x})[0])
+    np.testing.assert_array_equal(outputs[0], x[:, 2:6] * np.float32(0.5))
+    np.testing.assert_array_equal(outputs[1], outputs[0])
+
