@@ -80,8 +80,7 @@ def _tflite_probabilities(model: EGEUNet, calibration: np.ndarray, held: np.ndar
     with tempfile.TemporaryDirectory() as work:
         fp32 = os.path.join(work, "fp32.tflite")
         Path(fp32).write_bytes(exporter._fp32_bytes(for_litert(deploy_form(model, size))))
-        with tflite_export._quiet():
-            buf = tflite_export.StaticQuantizer(fp32, recipe, spec).build()
+        buf = tflite_export.StaticQuantizer(fp32, recipe, spec).build()  # holds the quantizer's output itself
         problems = tflite_export.integer_only_problems(buf)
         if problems:
             raise RuntimeError(f"the int8-integer recipe did not give an integer-only graph: {problems[:3]}")

@@ -17,6 +17,7 @@ from egeunet.checkpoint import load_model
 from egeunet.export import get_format, tflite_export
 from egeunet.export.data import synthetic_sets
 from egeunet.export.deploy import deploy_form
+from egeunet.quiet import held
 from egeunet.export.recipes import region_pattern
 from egeunet.export.spec import ExportSpec
 
@@ -49,7 +50,7 @@ def main() -> None:
                         integer.calibration, enable_progress_bar=False, enable_progress_report=False).quantized_model)}
         for name, build in variants.items():
             try:
-                with tflite_export._quiet():
+                with held("ai-edge-quantizer"):
                     buf = build()
                 print(f"{name}: {len(buf):,} bytes, mask agreement {compare(mixed.probabilities(buf), reference).agreement:.5f} "
                       f"on {len(calib)} calibration images")
