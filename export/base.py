@@ -111,7 +111,8 @@ class Exporter(ABC):
         if recipe.precision == "int8":
             from egeunet.export.kernel_check import judge_on_kernel_sets
 
-            judged = judge_on_kernel_sets(path, self.config.runtime, reference, held_out, spec.gates["int8"])
+            judged = judge_on_kernel_sets(path, self.config.runtime, reference, held_out, spec.gates["int8"],
+                                          per_op=recipe.static)
             if judged is not None:
                 decided = judged["sets"][judged["decided_on"]]
                 return {**decided, "passed": judged["passed"], "kernels": judged,
