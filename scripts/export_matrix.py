@@ -30,6 +30,8 @@ TRAINED = {  # name -> egeunet train options
     "no-mask": ["--epochs", "6", "--seed", "0", "--variant", "no-mask"],
 }
 ENVS = ("default", "other")
+HEADER = ["| model | kernels | exit | s | artifact | result | agreement [95% CI] | IoU drop pts [95% CI] | "
+          "per kernel set; faults |", "|" + "---|" * 9]
 
 
 def other_kernels() -> dict[str, str]:
@@ -85,11 +87,11 @@ def rows(model: str, env: str, result: dict) -> list[str]:
         faults = "; ".join(f"{f['kernel_set']}: {f['first']['op']}" for f in kernels.get("faults", []))
         per_set = ", ".join(f"{name.split('/')[1]} {s['agreement']:.2%}" for name, s in kernels.get("sets", {}).items()
                             if s.get("agreement") is not None)
-        form = (r.get("int8_form") or {}).get("rung", "")
+        form = (r.get("int8_form") or {}).get("rung") or ""
         kept = "kept" if r.get("kept") else ("not kept (optional)" if r.get("optional") else "FAILED")
         agreement = (f"{v['agreement']:.2%}{_interval(v, 'agreement', 100)}" if v.get("agreement") is not None else "-")
         drop = f"{v['iou_drop_points']:+.2f}{_interval(v, 'iou_drop', 1)}" if v.get("iou_drop_points") is not None else "-"
-        out.append(f"{head} {r['file']} | {kept} {form} | {agreement} | {drop} | "
+        out.append(f"{head} {r['file']} | {f'{kept} {form}'.strip()} | {agreement} | {drop} | "
                    f"{per_set}{'; FAULT ' + faults if faults else ''} |")
     return out
 
@@ -102,13 +104,21 @@ def main() -> None:
     parser.add_argument("--authors", type=Path, default=ROOT.parent / "shared" / "spec" / "official-reference" / "best.pth")
     parser.add_argument("--formats", default="onnx,tflite", help="CoreML is left out by default: it cannot run here")
     parser.add_argument("--envs", default=",".join(ENVS), help="default, other (scripts/other_kernels.env) or both")
+    parser.add_argument("--models", default=",".join([*TRAINED, "authors"]), help="which of the models to export")
+    parser.add_argument("--table-only", action="store_true", help="print the table of the exports already in --work")
     args = parser.parse_args()
-    models = {name: (args.demo_model if name == "demo" and args.demo_model else None) for name in TRAINED}
+    if args.table_only:
+        table = HEADER + [row for env in ENVS for done in sorted((args.work / "exports" / env).glob("*/result.json"))
+                          for row in rows(done.parent.name, env, json.loads(done.read_text()))]
+        print("\n".join(table))
+        return
+    chosen = args.models.split(",")
+    models = {name: (args.demo_model if name == "demo" and args.demo_model else None) for name in TRAINED
+              if name in chosen}
     models = {name: path or train(name, args.data, args.work) for name, path in models.items()}
-    if args.authors.exists():
+    if "authors" in chosen and args.authors.exists():
         models["authors"] = args.authors
-    table = ["| model | kernels | exit | s | artifact | result | agreement [95% CI] | IoU drop pts [95% CI] | "
-             "per kernel set; faults |", "|" + "---|" * 9]
+    table = list(HEADER)
     results = {}
     for env in args.envs.split(","):
         for name, path in models.items():
