@@ -11,11 +11,11 @@ from egeunet.errors import EGEUNetError
 
 
 def latency_stats(seconds: Sequence[float]) -> dict[str, float]:
-    """p50, p90, min and mean in milliseconds, and the run count, of timings given in seconds."""
+    """p10, p25, p50, p75, p90, min and mean in milliseconds, and the run count, of timings given in seconds."""
     ms = np.asarray(seconds, dtype=np.float64) * 1000.0
     if ms.size == 0:
         raise EGEUNetError("no timings to summarise: --runs must be at least 1")
-    return {"p50_ms": float(np.percentile(ms, 50)), "p90_ms": float(np.percentile(ms, 90)),
+    return {**{f"p{q}_ms": float(np.percentile(ms, q)) for q in (10, 25, 50, 75, 90)},
             "min_ms": float(ms.min()), "mean_ms": float(ms.mean()), "runs": int(ms.size)}
 
 

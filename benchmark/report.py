@@ -39,7 +39,7 @@ def _timings(t: dict) -> dict:
     """The flat timing columns of one thread count's measurement."""
     extra = {"threads": t.get("threads"), "load_ms": t.get("load_ms")}
     for part, prefix in (("model", "model"), ("end_to_end", "e2e")):
-        for stat in ("p50", "p90", "min"):
+        for stat in ("p10", "p25", "p50", "p75", "p90", "min"):
             extra[f"{prefix}_{stat}_ms"] = t.get(part, {}).get(f"{stat}_ms")
     return extra
 
@@ -178,6 +178,17 @@ def table(results: dict) -> str:
     return "\n".join([_text_table(head, lines), "", *(_wrap(line) for line in legend)])
 
 
+def latency_spread(results: dict) -> list[list[str]]:
+    """One line per timed artifact and thread count: model-only and end-to-end p50, p25-p75 and p10-p90 (ms)."""
+    def span(r: dict, part: str, low: int, high: int) -> str:
+        a, b = r.get(f"{part}_p{low}_ms"), r.get(f"{part}_p{high}_ms")
+        return f"{a:.2f}-{b:.2f}" if a is not None and b is not None else "-"
+
+    return [[_label(r), _fmt(r.get("threads"), "d"), _fmt(r.get("model_p50_ms")), span(r, "model", 25, 75),
+             span(r, "model", 10, 90), _fmt(r.get("e2e_p50_ms")), span(r, "e2e", 25, 75), span(r, "e2e", 10, 90)]
+            for r in flat_rows(results["rows"]) if r.get("model_p50_ms") is not None]
+
+
 def _wrap(text: str) -> str:
     """A legend or footnote line wrapped to ``WIDTH`` columns, continuation lines indented."""
     import textwrap
@@ -309,6 +320,13 @@ def _markdown(results: dict, files: dict[str, str]) -> str:
         "results.csv and results.json keep metrics and agreement as fractions and the mIoU / DSC drops in points "
         "(positive = worse).", "",
     ]
+    spread = latency_spread(results)
+    if spread:
+        parts += ["## Latency spread", "", "Per artifact and thread count, in ms over the timed runs: the median, the "
+                  "interquartile range (p25-p75) and p10-p90. A wide range means a noisy machine: compare medians only "
+                  "where ranges do not overlap.", "",
+                  _md_table(["artifact", "thr", "model p50", "model p25-p75", "model p10-p90", "e2e p50",
+                             "e2e p25-p75", "e2e p10-p90"], spread), ""]
     if "figure1" in files:
         parts += [f"![latency vs mIoU]({files['figure1']})", ""]
     ort_lines = ort_comparison(results)

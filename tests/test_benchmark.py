@@ -218,6 +218,11 @@ def test_report_files_exist_and_parse(sweep):
     assert "Where the bytes go" in report and "B/op" in report
     assert "needs macOS" in report and "sha256 mismatch" in report
     assert "percentage points" in report or "points" in report
+    assert "## Latency spread" in report
+    for row in sweep.results["rows"]:
+        for timing in row.get("by_threads") or []:
+            model = timing["model"]
+            assert model["p10_ms"] <= model["p25_ms"] <= model["p50_ms"] <= model["p75_ms"] <= model["p90_ms"]
 
 
 def test_agreement_matrix_on_real_masks(bench):
