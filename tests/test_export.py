@@ -755,6 +755,7 @@ def test_int8_artifacts_are_judged_on_each_kernel_set(full_export):
             assert result["images"] == N_HELD and result["passed"], result
 
 
+@pytest.mark.plumbing  # naming logic: the fault is injected, not PyTorch's rounding; once is enough
 def test_an_injected_kernel_fault_is_named_and_the_reference_decides(full_export):
     out, manifest = full_export
     path = out / next(r["file"] for r in manifest["artifacts"] if r["format"] == "onnx" and r["precision"] == "int8")
@@ -775,6 +776,7 @@ def test_an_injected_kernel_fault_is_named_and_the_reference_decides(full_export
     assert f"kernel fault in onnxruntime/faulty: Conv '{target}'" in judged["notes"][0]
 
 
+@pytest.mark.plumbing  # the reference kernels reproduce themselves bit for bit on any numbers; once is enough
 @pytest.mark.parametrize("fmt", ["onnx", "tflite"])
 def test_each_op_alone_reproduces_the_full_run(fmt, full_export):
     out, manifest = full_export

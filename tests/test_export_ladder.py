@@ -20,7 +20,7 @@ from egeunet.export.data import synthetic_sets
 from egeunet.export.recipes import INT8_LADDER, ladder
 from test_export import N_CALIB, N_HELD, SIZE, TEST_GATES, light_training
 
-pytestmark = pytest.mark.numeric
+pytestmark = [pytest.mark.numeric, pytest.mark.plumbing]  # the ladder's walk is logic on measured numbers (its tight gate is derived from them): once is enough
 
 
 @pytest.fixture(scope="module")
