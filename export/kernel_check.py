@@ -183,7 +183,8 @@ def judge_on_kernel_sets(path: Path, runtime: str, reference_probs: np.ndarray, 
     sets = kernel_sets(runtime) if sets is None else sets
     if len(sets) < 2:
         return None
-    unavailable = {s.name: s.unavailable() for s in sets if s.unavailable()}
+    reasons = {s.name: s.unavailable() for s in sets}  # loads the ARM kit's description once per set
+    unavailable = {name: why for name, why in reasons.items() if why}
     usable = [s for s in sets if s.name not in unavailable]
     records, probs = {}, {}
     with tempfile.TemporaryDirectory(prefix="egeunet-kernels-") as work:

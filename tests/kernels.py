@@ -24,10 +24,8 @@ def torch_env() -> dict[str, str]:
 
 def unfused_onnxruntime(path: Path, inputs: np.ndarray) -> np.ndarray:
     """ONNX Runtime with graph optimizations off: the QDQ graph's own arithmetic (dequantize, float op, quantize),
-    the same on any CPU. Its fused int8 kernels are not: on x86 without VNNI their 16-bit sums saturate."""
-    import onnxruntime as ort
+    the same on any CPU (the reference kernel set, ``egeunet.runtime.kernel_sets``). Its fused int8 kernels are not:
+    on x86 without VNNI their 16-bit sums saturate."""
+    from egeunet.runtime.kernel_sets import KERNEL_SETS
 
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: inputs})[0]
+    return KERNEL_SETS["onnxruntime"][0].run_graph(Path(path).read_bytes(), [inputs])[0]
