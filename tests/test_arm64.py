@@ -18,7 +18,11 @@ from egeunet.runtime.runners import runtime_for
 from egeunet.runtime.runners.litert_arm64_runner import CPU_ENV, KIT_ENV, kit_dir, load_kit
 from egeunet.errors import EGEUNetError
 
-pytestmark = pytest.mark.numeric  # run again on another CPU family's kernels (scripts/test.sh)
+# once is enough (plumbing): every verdict here compares LiteRT on emulated aarch64 with LiteRT on x86 running the
+# same .tflite file, two runtimes neither of which reads PyTorch's kernel settings; the second run of scripts/test.sh
+# only re-made that file (a 100 s export) for the same comparison. The export's own numbers are judged there by
+# tests/test_export.py.
+pytestmark = [pytest.mark.numeric, pytest.mark.plumbing]
 
 # fp32: ARM NEON and x86 AVX kernels sum in different orders, and the normalisation layers amplify that
 # near the 0.5 threshold (64 x 64 trial: ARM vs x86 2.0e-4, x86 XNNPACK vs x86 reference kernels 4.5e-4). The limit is
