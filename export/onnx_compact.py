@@ -11,6 +11,8 @@ graph in ONNX Runtime (before the MatMul channel means, which add about 4 KB).
   of 1/C on the N x C x HW view: ONNX Runtime reduces NCHW over channels slowly and multiplies fast (fp32 deploy
   form 0.96x -> 0.78x a plain export's latency, one thread, ``scripts/bench_export.py``). A 1x1 convolution is as
   fast but OpenCV DNN 5.0 cannot run it.
+- ``reciprocals_as_div``: ``x * Reciprocal(y)`` (torch.export's rsqrt) as ``x / y``, one node fewer per norm.
+- ``gelu_half_last``: GELU's 0.5 multiplied last (OpenCV DNN 5.0 crashes on torch.export's order), bit-identical.
 - ``drop_zero_points``: all-zero zero points of the weights' DequantizeLinear nodes are left out (zero is the default).
 - ``bias_scales_as_products``: a QDQ convolution's bias scale is computed as input x weight scale (bit-identical).
 - ``float_constants_as_int8`` (int8 files): the maps QDQ leaves float, stored in int8 (``Cast * scale``).
@@ -87,6 +89,19 @@ def _readers(model) -> dict[str, list]:
     return readers
 
 
+def reduce_axes(node, inits: dict) -> list[int] | None:
+    """The axes of a Reduce node, an attribute up to opset 17 and an input from 18 (None: all axes, or not a
+    constant)."""
+    from onnx import numpy_helper
+
+    attribute = [list(a.ints) for a in node.attribute if a.name == "axes"]
+    if attribute:
+        return attribute[0]
+    if len(node.input) > 1 and node.input[1] in inits:
+        return numpy_helper.to_array(inits[node.input[1]]).tolist()
+    return None
+
+
 PER_PIXEL_OPS = ("Add", "Sqrt", "Div", "Reciprocal")  # between a LayerNorm's variance and its rsqrt
 
 
@@ -123,6 +138,7 @@ def channel_means_as_matmul(model) -> int:
 
     shapes = _shapes(model)
     consumers = _readers(model)
+    inits = _initializers(model)
     constants: set[str] = set()
 
     def constant(name: str, value: np.ndarray) -> str:
@@ -134,9 +150,9 @@ def channel_means_as_matmul(model) -> int:
     before, after = {}, {}  # output name of a node -> the Reshape inserted before / after it
     viewed: set[str] = set()  # values now computed on the N x C x HW view
     for node in model.graph.node:
-        shape = shapes.get(node.input[0], []) if node.op_type == "ReduceMean" and len(node.input) == 1 else []
-        axes = [list(a.ints) for a in node.attribute if a.name == "axes"]
-        chain = _layer_norm_chain(node, consumers) if len(shape) == 4 and all(shape[1:]) and axes == [[1]] else None
+        shape = shapes.get(node.input[0], []) if node.op_type == "ReduceMean" else []
+        chain = _layer_norm_chain(node, consumers) if len(shape) == 4 and all(shape[1:]) \
+            and reduce_axes(node, inits) == [1] else None
         if chain is None:
             continue
         channels, height, width = shape[1:]
@@ -161,6 +177,54 @@ def channel_means_as_matmul(model) -> int:
     del model.graph.value_info[:]
     model.graph.value_info.extend(kept)
     return len(after)
+
+
+def reciprocals_as_div(model) -> int:
+    """Write each ``x * Reciprocal(y)`` as ``x / y`` where every reader of the reciprocal is a Mul (torch.export
+    writes ``rsqrt`` as Reciprocal of Sqrt; the TorchScript exporter wrote the Div): one node fewer per norm, the
+    same value to float rounding; returns how many reciprocals went."""
+    readers = _readers(model)
+    gone = []
+    for node in model.graph.node:
+        users = readers.get(node.output[0], []) if node.op_type == "Reciprocal" else []
+        if not users or any(u.op_type != "Mul" or list(u.input).count(node.output[0]) != 1 for u in users):
+            continue
+        for user in users:
+            other = next(name for name in user.input if name != node.output[0])
+            user.op_type = "Div"
+            user.input[:] = [other, node.input[0]]
+        gone.append(node)
+    for node in gone:
+        model.graph.node.remove(node)
+    return len(gone)
+
+
+def gelu_half_last(model) -> int:
+    """Write each GELU's ``x * (0.5 * (1 + erf(x / sqrt 2)))`` (torch.export's order) as ``x * (1 + erf(...)) * 0.5``
+    (the TorchScript exporter's): OpenCV DNN 5.0 crashes with a segmentation fault on the first order. Bit-identical:
+    a multiply by 0.5 is exact. Returns how many."""
+    inits = _initializers(model)
+    readers = _readers(model)
+    producer = {out: node for node in model.graph.node for out in node.output}
+
+    def is_half(name: str) -> bool:
+        from onnx import numpy_helper
+
+        return name in inits and numpy_helper.to_array(inits[name]).tolist() in (0.5, [0.5])
+
+    count = 0
+    for node in model.graph.node:
+        half = [name for name in node.input if is_half(name)] if node.op_type == "Mul" else []
+        other = [name for name in node.input if name not in half]
+        users = readers.get(node.output[0], [])
+        if len(half) != 1 or len(other) != 1 or getattr(producer.get(other[0]), "op_type", None) != "Add" \
+                or len(users) != 1 or users[0].op_type != "Mul" or list(users[0].input).count(node.output[0]) != 1:
+            continue
+        x = next(name for name in users[0].input if name != node.output[0])
+        node.input[:] = [x, other[0]]
+        users[0].input[:] = [node.output[0], half[0]]
+        count += 1
+    return count
 
 
 def drop_zero_points(model) -> int:
@@ -288,13 +352,16 @@ def share_initializers(model) -> int:
     return len(rename)
 
 
-def _implied_attribute(node, attribute, opset: int) -> bool:
+def _implied_attribute(node, attribute, opset: int, inits: dict) -> bool:
     """Whether ``attribute`` of ``node`` says nothing the op does not do without it: its schema default, Conv's
     all-ones strides and dilations, all-zero pads (defaults the schema gives in words) and kernel_shape (read from
-    the weight when absent), Resize's nearest_mode outside nearest mode (unused)."""
-    from onnx import defs, helper
+    the weight when absent), Resize's nearest_mode outside nearest mode (unused), Reshape's allowzero for a stored
+    shape without a zero (it only changes what a 0 means)."""
+    from onnx import defs, helper, numpy_helper
 
     value = helper.get_attribute_value(attribute)
+    if node.op_type == "Reshape" and attribute.name == "allowzero":
+        return node.input[1] in inits and numpy_helper.to_array(inits[node.input[1]]).all()
     if node.op_type == "Conv" and attribute.name in ("strides", "dilations", "pads", "kernel_shape"):
         return attribute.name == "kernel_shape" or all(v == (0 if attribute.name == "pads" else 1) for v in value)
     if node.op_type == "Resize" and attribute.name == "nearest_mode":
@@ -308,11 +375,12 @@ def _implied_attribute(node, attribute, opset: int) -> bool:
 def drop_default_attributes(model) -> int:
     """Leave out node attributes that change nothing (``_implied_attribute``), fewer bytes; returns how many."""
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    inits = _initializers(model)
     dropped = 0
     for node in model.graph.node:
         if node.domain not in ("", "ai.onnx"):
             continue
-        keep = [a for a in node.attribute if not _implied_attribute(node, a, opset)]
+        keep = [a for a in node.attribute if not _implied_attribute(node, a, opset, inits)]
         dropped += len(node.attribute) - len(keep)
         del node.attribute[:]
         node.attribute.extend(keep)
@@ -330,6 +398,7 @@ def compact(model, deploy, int8: bool = False) -> dict[str, int]:
     """The rewrites above on an exported (fp32, fp16 or int8 QDQ) model of ``deploy``; counts per rewrite.
     ``int8``: an int8 artifact, whose map parameters are stored in int8 too."""
     counts = {"maps_in_graph": maps_in_graph(model, deploy, int8), "zero_points_dropped": drop_zero_points(model),
+              "reciprocals_as_div": reciprocals_as_div(model), "gelu_half_last": gelu_half_last(model),
               "bias_scales_as_products": bias_scales_as_products(model),
               "channel_means_as_matmul": channel_means_as_matmul(model)}
     return counts

@@ -1,4 +1,5 @@
-"""ONNX: fp32 (TorchScript exporter, opset 17, dynamic batch, onnxsim), fp16 and int8 (ORT static QDQ).
+"""ONNX: fp32 (torch.onnx's exporter on ``capture``'s torch.export program, opset 18, dynamic batch, onnxsim),
+fp16 and int8 (ORT static QDQ).
 
 fp16 stores the convolution weights in float16 and casts them back to float32 in the graph (ORT folds
 the casts at load): float16 compute throughout (onnxruntime's float16 converter) measured 4e-3 max
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from egeunet.atomic import atomic_write
+from egeunet.export.capture import capture
 from egeunet.export.base import BUDGET_KEY, Exporter, contract_json, register
 from egeunet.export.onnx_compact import compact, compact_structure, float_constants_as_int8
 from egeunet.export.onnx_portable import make_portable
@@ -35,30 +37,68 @@ from egeunet.runtime.contract import CONTRACT_KEY
 from egeunet.runtime.runners.onnx_runner import DISABLED_OPTIMIZERS
 
 CONFIG = FormatConfig(name="onnx", suffix=".onnx", runtime="onnxruntime", precisions=("fp32", "fp16", "int8"),
-                      opset=17, runtime_options={"onnxruntime": {"disabled_optimizers": DISABLED_OPTIMIZERS}})
+                      opset=18, runtime_options={"onnxruntime": {"disabled_optimizers": DISABLED_OPTIMIZERS}})
 QUANTIZE_OPS = ("Conv",)  # op types given int8 QDQ; the rest stays float
 EVAL_BATCH = 8  # images per ORT run while searching
 
 
 def _to_onnx(deploy, spec: ExportSpec, path: str) -> None:
-    """TorchScript export at opset 17 with a dynamic batch, then onnxsim."""
+    """The ONNX exporter built on torch.export (``capture``, dynamic batch), layer names from its node metadata,
+    the metadata stripped, then onnxsim."""
     import onnx
     import onnxsim
     import torch
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(deploy, (deploy.example_input(),), path, dynamo=False, opset_version=CONFIG.opset,
-                          input_names=[CONFIG.input_name], output_names=[CONFIG.output_name],
-                          dynamic_axes={CONFIG.input_name: {0: "batch"}, CONFIG.output_name: {0: "batch"}})
+        program = torch.onnx.export(capture(deploy, dynamic_batch=True), dynamo=True, opset_version=CONFIG.opset,
+                                    input_names=[CONFIG.input_name], output_names=[CONFIG.output_name],
+                                    optimize=True, verbose=False)
+    model = program.model_proto
+    name_by_scope(model, QUANTIZE_OPS)
+    strip_metadata(model)
     # onnxsim would merge consecutive means into one long reduction: the staged GroupNorm means (``for_onnx``) stay
-    model, ok = onnxsim.simplify(onnx.load(path), skipped_optimizers=["fuse_consecutive_reduce"])
+    model, ok = onnxsim.simplify(model, skipped_optimizers=["fuse_consecutive_reduce"])
     if not ok:
-        model = onnx.load(path)
-    dims = model.graph.output[0].type.tensor_type.shape.dim  # onnxsim leaves generated names: state the shape
+        raise RuntimeError("onnxsim could not check the simplified graph against the exported one")
+    dims = model.graph.output[0].type.tensor_type.shape.dim  # state the output shape past the batch
     for dim, value in zip(dims[1:], spec.output_shape[1:]):
+        dim.ClearField("dim_param")
         dim.dim_value = value
     onnx.save(model, path)
+
+
+SCOPES_KEY = "pkg.torch.onnx.name_scopes"  # node metadata of torch.onnx's exporter: module path, then the node
+MODEL_ROOT = "net."  # the deploy form's EGE-UNet: layer names are its module paths, as ``EGEUNet.named_modules``
+
+
+def name_by_scope(model, ops: Sequence[str]) -> int:
+    """Name every node of ``ops`` by the module that made it, read from the exporter's node metadata ('encoder.3.
+    block.dw.0', as ``EGEUNet.named_modules`` names it), so sensitivity tables and drift-budget records name layers;
+    returns how many were named."""
+    import ast
+
+    named = 0
+    for node in model.graph.node:
+        scopes = next((p.value for p in node.metadata_props if p.key == SCOPES_KEY), None)
+        path = ast.literal_eval(scopes)[:-1] if node.op_type in ops and scopes else []
+        if path and path[-1]:
+            node.name = path[-1].removeprefix(MODEL_ROOT)
+            named += 1
+    return named
+
+
+def strip_metadata(model) -> None:
+    """Drop the exporter's per-node and per-value metadata (stack traces, FX nodes, scopes: most of the bytes of a
+    fresh export) and its model-level properties."""
+    for node in model.graph.node:
+        del node.metadata_props[:]
+    for value in list(model.graph.input) + list(model.graph.output) + list(model.graph.value_info):
+        del value.metadata_props[:]
+    for init in model.graph.initializer:
+        del init.metadata_props[:]
+    del model.graph.metadata_props[:]
+    del model.metadata_props[:]
 
 
 NAME_CHARACTERS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"  # generated value names
@@ -177,23 +217,13 @@ def quantize(src: str | Path, out: str | Path, inputs: np.ndarray, calib_method:
     return Path(out)
 
 
-def module_path(scope: str) -> str:
-    """TorchScript node scope -> deploy-form module path: '/encoder.3/block/dw/dw.0/Conv' -> 'encoder.3.block.dw.0'."""
-    parts: list[str] = []
-    for segment in scope.strip("/").split("/")[:-1]:
-        if parts and segment.startswith(parts[-1] + "."):
-            parts[-1] = segment  # a container's child repeats the container's name
-        else:
-            parts.append(segment)
-    return ".".join(parts)
-
-
 def name_layers(model, ops: Sequence[str]) -> list[str]:
-    """Name every node of ``ops`` by its module path (kept if not a scope; ``<op>_<index>`` if none); names in order."""
+    """Every node of ``ops`` keeps its module path (``name_by_scope``), ``<op>_<index>`` if it has none, ``#<index>``
+    added to a repeated one; the names in graph order."""
     names: list[str] = []
     for i, node in enumerate(model.graph.node):
         if node.op_type in ops:
-            name = (module_path(node.name) if node.name.startswith("/") else node.name) or f"{node.op_type}_{i}"
+            name = node.name or f"{node.op_type}_{i}"
             node.name = f"{name}#{i}" if name in names else name
             names.append(node.name)
     return names
@@ -248,9 +278,9 @@ def _int8(fp32: str, spec: ExportSpec, ops: Sequence[str], work: str) -> tuple[P
 
 
 # The convolutions of ``for_onnx``'s form whose weights an fp16 file stores in float16 (read from the files'
-# constants, tests/test_export.py): not the GHPA map convolutions (``compact`` adds them after the rounding) nor the
-# one after each GELU (the exporter folds GELU's 0.5 into its weight as a Constant node, which stays float32)
-FLOAT16_CONVS = r"(?!.*\.xy_source\.)(?!.*\.(dw|ldw)\.2$).*"
+# constants, tests/test_export.py): all but the GHPA map convolutions (``compact`` adds them after the rounding); the
+# TorchScript exporter folded GELU's 0.5 into the next convolution's weight as a Constant, which stayed float32
+FLOAT16_CONVS = r"(?!.*\.xy_source\.).*"
 
 
 @register
@@ -262,7 +292,7 @@ class OnnxExporter(Exporter):
 
     def recipes(self, precision: str, spec: ExportSpec, int8_io: bool = False) -> list[Recipe]:
         if precision == "fp32":
-            return [float_recipe("fp32", "TorchScript exporter opset 17, onnxsim")]
+            return [float_recipe("fp32", "torch.onnx exporter on torch.export, opset 18, onnxsim")]
         if precision == "fp16":
             return [float_recipe("fp16", "float16 convolution weights cast to float32 in the graph (float32 compute and I/O)",
                                  FLOAT16_CONVS)]

@@ -2,7 +2,7 @@
 
 Two rewrites of the quantized graph, neither changing what ONNX Runtime computes:
 
-* opset 17 -> 19 (``onnx.version_converter``): ``onnx.reference`` implements ``DequantizeLinear`` only from
+* opset 18 -> 19 (``onnx.version_converter``): ``onnx.reference`` implements ``DequantizeLinear`` only from
   opset 19. (onnx 1.23's converter to 21 gives ``QuantizeLinear`` an ``output_dtype`` that contradicts its
   zero point, which ONNX Runtime rejects; 19 is enough.)
 * each ``MaxPool`` -> ``Reshape`` + ``ReduceMax`` (the same maximum over the same windows): OpenCV 5.0's

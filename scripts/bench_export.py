@@ -5,7 +5,7 @@
 Without --model a model is trained briefly on synthetic images (seed 100; the export calibrates and
 validates on seed 0). Latency: batch 1, one thread, median of --runs after warm-up, every runtime in
 this one process with calls interleaved (fair on a shared machine). The exported fp32 ONNX and TFLite
-are compared with a plain export of the same eval-mode weights (``torch.onnx.export`` at opset 17 and
+are compared with a plain export of the same eval-mode weights (``torch.onnx.export`` at opset 18 and
 ``litert_torch.convert``) in the same run, each ONNX file with ORT's default options and with the NCHWc
 layout pass disabled (``disabled_optimizers=["NchwcTransformer"]``), the better of the two counting; each
 ratio also comes with the median and quartiles of its per-round ratios, to show how certain it is on a shared
@@ -75,11 +75,12 @@ def round_ratios(mine: list[float], base: list[float]) -> dict[str, float]:
 
 
 def plain_onnx(model, size: int, path: Path) -> None:
-    """``torch.onnx.export`` of the unmodified EGEUNet (TorchScript, opset 17), the latency baseline (or of any
+    """``torch.onnx.export`` of the unmodified EGEUNet (torch.export, opset 18), the latency baseline (or of any
     module with the same input)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.zeros(1, 3, size, size),), str(path), dynamo=False, opset_version=17,
+        torch.onnx.export(model, (torch.zeros(1, 3, size, size),), str(path),
+                          opset_version=18, verbose=False, external_data=False,
                           input_names=["image"], output_names=["prob"])
 
 

@@ -30,7 +30,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def _onnx(model: torch.nn.Module, path: Path, size: int = 256) -> Path:
     """Plain fp32 ONNX (no contract metadata: runners read it as NCHW float32 at 256)."""
-    torch.onnx.export(model, (torch.rand(1, 3, size, size) * 255,), str(path), dynamo=False, opset_version=17,
+    torch.onnx.export(model, (torch.rand(1, 3, size, size) * 255,), str(path),
+                      opset_version=18, verbose=False, external_data=False,
                       input_names=["image"], output_names=["prob"],
                       dynamic_axes={"image": {0: "batch"}, "prob": {0: "batch"}})
     return path

@@ -30,15 +30,16 @@ class TwoConv(torch.nn.Module):
 
 
 def _onnx(model: torch.nn.Module, path: Path, size: int, dynamic: dict | None = None) -> Path:
-    """``torch.onnx.export`` as a user would (TorchScript exporter, opset 17), static batch 1 unless ``dynamic``."""
-    torch.onnx.export(model, (torch.rand(1, 3, size, size),), str(path), dynamo=False, opset_version=17,
+    """``torch.onnx.export`` as a user would (torch.export exporter, opset 18), static batch 1 unless ``dynamic``."""
+    torch.onnx.export(model, (torch.rand(1, 3, size, size),), str(path),
+                      opset_version=18, verbose=False, external_data=False,
                       input_names=["x"], output_names=["y"], dynamic_axes=dynamic)
     return path
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> SimpleNamespace:
-    """The issue's files: the eval model at opset 17 (static batch 1), a 2-layer conv net at 224 px (static batch,
+    """The issue's files: the eval model at opset 18 (static batch 1), a 2-layer conv net at 224 px (static batch,
     dynamic batch, dynamic height and width; a 4-channel output), random bytes named .onnx, a litert-torch .tflite;
     plus an egeunet checkpoint and two dataset images."""
     import litert_torch

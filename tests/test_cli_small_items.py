@@ -37,7 +37,8 @@ def test_evaluate_takes_an_artifacts_split_from_its_export(tmp_path):
 def test_info_on_onnx_with_external_data(tmp_path, capsys):
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 1, 1)).eval()
     inline = tmp_path / "inline.onnx"
-    torch.onnx.export(net, (torch.rand(1, 3, 32, 32),), str(inline), dynamo=False, opset_version=17)
+    torch.onnx.export(net, (torch.rand(1, 3, 32, 32),), str(inline),
+                      opset_version=18, verbose=False, external_data=False)
     external = tmp_path / "ext" / "m.onnx"
     external.parent.mkdir()
     onnx.save_model(onnx.load(str(inline)), str(external), save_as_external_data=True, all_tensors_to_one_file=True,

@@ -4,6 +4,8 @@ Each rewrite is checked to shrink the file and to keep the outputs: bit-identica
 within a stated tolerance where it changes float rounding (maps computed in the graph) or rounds to int8."""
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import onnx
 import pytest
@@ -12,9 +14,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 from egeunet import EGEUNet
 from egeunet.export.api import float64_probs
+from egeunet.export.capture import capture
 from egeunet.export.deploy import FoldedGHPA, RsqrtLayerNorm, deploy_form, for_onnx
 from egeunet.export.onnx_compact import (bias_scales_as_products, channel_means_as_matmul, compact, compact_structure,
-                                         drop_zero_points, float_constants_as_int8, maps_in_graph)
+                                         drop_zero_points, float_constants_as_int8, maps_in_graph, reduce_axes)
 from egeunet.export.onnx_export import _to_onnx, quantize, shorten
 from egeunet.export.onnx_maps import map_nodes
 from egeunet.export.onnx_portable import CLIENTS, make_portable, run_client
@@ -70,7 +73,12 @@ def test_compact_keeps_the_function_and_shrinks(exported):
     large_maps = [n for n, m in deploy.named_modules() if getattr(m, "xy_source", None) is not None]
     assert large_maps and counts["maps_in_graph"] == len(large_maps)
     assert counts["channel_means_as_matmul"] == sum(isinstance(m, RsqrtLayerNorm) for m in deploy.modules())
-    assert not any(n.op_type == "ReduceMean" and list(n.attribute[0].ints) == [1] for n in compacted.graph.node)
+    captured = Counter(n.target.__name__.split(".")[0] for n in capture(deploy).graph.nodes if n.op == "call_function")
+    assert counts["reciprocals_as_div"] == captured["rsqrt"] > 0 and counts["gelu_half_last"] == captured["gelu"] > 0
+    assert counts["zero_points_dropped"] == counts["bias_scales_as_products"] == 0  # float graph: no QDQ
+    inits = {i.name: i for i in compacted.graph.initializer}
+    assert not any(n.op_type == "ReduceMean" and reduce_axes(n, inits) == [1] for n in compacted.graph.node)
+    assert not any(n.op_type == "Reciprocal" for n in compacted.graph.node)
     names = {i.name for i in compacted.graph.initializer}
     assert not {f"{n}.map0" for n in large_maps} & names
     maps_only = _copy(model)
@@ -192,7 +200,8 @@ def test_int8_export_steps_run_in_every_client(quantized, exported, tmp_path):
     """The int8 graph after every rewrite of the export (portable form last) in ORT, OpenCV DNN, onnx.reference."""
     deploy, _, x, _ = exported
     model = _copy(quantized)
-    assert compact(model, deploy, int8=True)["maps_in_graph"] == 1
+    counts = compact(model, deploy, int8=True)
+    assert counts["maps_in_graph"] == 1 and counts["zero_points_dropped"] > 0 and counts["bias_scales_as_products"] > 0
     assert sum(n.op_type == "Cast" for n in model.graph.node) == 1  # the map's 8x8 parameter, stored in int8
     float_constants_as_int8(model)
     make_portable(model)

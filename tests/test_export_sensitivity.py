@@ -24,7 +24,8 @@ def tiny(tmp_path_factory):
     with torch.no_grad():
         net[0].weight.mul_(0.02)
     fp32 = root / "tiny.onnx"
-    torch.onnx.export(net, (torch.rand(1, 3, 256, 256) * 255,), str(fp32), dynamo=False, opset_version=17,
+    torch.onnx.export(net, (torch.rand(1, 3, 256, 256) * 255,), str(fp32),
+                      opset_version=18, verbose=False, external_data=False,
                       input_names=["image"], output_names=["prob"], dynamic_axes={"image": {0: "n"}, "prob": {0: "n"}})
     inputs = (np.random.default_rng(0).random((6, 3, 256, 256)) * 255).astype(np.float32)
     reference = open_runner(fp32).probabilities(inputs)

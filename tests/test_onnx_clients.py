@@ -76,7 +76,7 @@ def test_int8_is_portable_form(exported):
 
 
 def test_make_portable_keeps_onnxruntime_outputs():
-    """The rewrite is exact in ONNX Runtime: MaxPool at opset 17 == ReduceMax over windows at opset 19."""
+    """The rewrite is exact in ONNX Runtime: MaxPool at opset 18 == ReduceMax over windows at opset 19."""
     import onnxruntime as ort
 
     x = np.random.default_rng(0).uniform(-3, 3, (2, 4, 8, 12)).astype(np.float32)
