@@ -10,11 +10,17 @@ Same numbers as ``EGEUNet.forward`` (to float rounding) at one input size, rewri
   graphs also pool before the GroupNorm affine, run the first stage on its pool phases and write GAB's norms as
   fixed 1x1 convolutions;
 - optional front and back: baked preprocessing (uint8 RGB in, min-max stretch in the graph) and NHWC I/O.
+
+The int8 fine-tuning simulation (``egeunet.training.qat``) runs these same modules: a ``live`` form shares the model's
+parameters and recomputes every tensor derived from them (folds, maps, norm affines) on ``refresh``, with gradients,
+and the modules call ``rounding()`` where the integer-only graph rounds a constant or puts outputs on a
+concatenation's grid (this module's ``Rounding`` rounds nothing).
 """
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +31,77 @@ from egeunet.model.ghpa import PARAM_GRID
 from egeunet.model.layers import MIN_FOLD_SCALE, staged_group_mean, upsample_to
 
 
+class Rounding:
+    """Where an int8 simulation of the deploy form rounds (``egeunet.training.qat``); this one, the default, rounds
+    nothing, so the deploy form computes in float."""
+
+    def constant(self, value: torch.Tensor) -> torch.Tensor:
+        """A constant operand of the graph (a norm's affine or folded shift, an attention map, a map parameter)."""
+        return value
+
+    def concat_inputs(self) -> contextlib.AbstractContextManager:
+        """A block whose outputs feed one concatenation: those no other op reads are on the concatenation's grid."""
+        return contextlib.nullcontext()
+
+
+_ROUNDING: list[Rounding] = [Rounding()]
+
+
+def rounding() -> Rounding:
+    """The rounding the deploy modules apply now (none, unless ``rounded_by`` set one)."""
+    return _ROUNDING[-1]
+
+
+@contextlib.contextmanager
+def rounded_by(hook: Rounding) -> Iterator[None]:
+    """Deploy modules round with ``hook`` while the block runs."""
+    _ROUNDING.append(hook)
+    try:
+        yield
+    finally:
+        _ROUNDING.pop()
+
+
+Recipe = Callable[[], dict[str, "torch.Tensor | None"]]
+
+
+def _assign(module: nn.Module, values: dict[str, torch.Tensor | None], frozen: bool) -> None:
+    """Set ``module``'s tensors: ``frozen``, a parameter stays a parameter; live, every one is a buffer (a tensor with
+    gradients from the model's parameters cannot be a parameter)."""
+    parameters = dict(module.named_parameters(recurse=False))
+    for name, value in values.items():
+        if frozen and name in parameters:
+            setattr(module, name, nn.Parameter(value))
+            continue
+        if name in parameters:
+            delattr(module, name)
+        module.register_buffer(name, value)
+
+
+def _derive(module: nn.Module, recipe: Recipe) -> None:
+    """Set ``module``'s tensors to what ``recipe`` computes from the model's parameters (now, in float, as copies), and
+    keep the recipe: a live form recomputes them on every ``refresh``; a frozen one drops it."""
+    with torch.no_grad():
+        _assign(module, {k: None if v is None else v.detach().clone() for k, v in recipe().items()}, frozen=True)
+    module.__dict__["_recipe"] = recipe
+
+
+def _drop_recipes(root: nn.Module) -> None:
+    """Freeze a form's derived tensors for good: no reference to the model's modules is kept."""
+    for module in root.modules():
+        module.__dict__.pop("_recipe", None)
+
+
+def _share_copy(module: nn.Module, share: bool) -> nn.Module:
+    """A deep copy of ``module``; with ``share``, one whose parameters are the very same tensors (a live form)."""
+    return copy.deepcopy(module, {id(p): p for p in module.parameters()} if share else None)
+
+
+def _channels(value: torch.Tensor) -> torch.Tensor:
+    """A per-channel vector as a (1,C,1,1) operand."""
+    return value.view(1, -1, 1, 1)
+
+
 class RsqrtLayerNorm(nn.Module):
     """Channels-first LayerNorm with a multiply by rsqrt instead of a divide; affine as (1,C,1,1) constants.
 
@@ -33,8 +110,7 @@ class RsqrtLayerNorm(nn.Module):
 
     def __init__(self, norm: LayerNorm2d) -> None:
         super().__init__()
-        self.register_buffer("weight", norm.weight.detach().clone().view(1, -1, 1, 1))
-        self.register_buffer("bias", norm.bias.detach().clone().view(1, -1, 1, 1))
+        _derive(self, lambda: {"weight": _channels(norm.weight), "bias": _channels(norm.bias)})
         self.eps = norm.eps
 
     def fold_into(self, conv: nn.Conv2d) -> bool:
@@ -45,16 +121,25 @@ class RsqrtLayerNorm(nn.Module):
         if self.weight is None or (conv.groups != 1 and not depthwise) \
                 or self.weight.abs().min() < MIN_FOLD_SCALE:
             return False
-        scale = self.weight.flatten()
-        with torch.no_grad():
-            if conv.kernel_size == (1, 1) and conv.padding in ((0, 0), 0) and conv.groups == 1:
-                shift = conv.weight.flatten(1) @ self.bias.flatten()
-                conv.bias = nn.Parameter(shift if conv.bias is None else conv.bias + shift, requires_grad=False)
-                self.bias = None
-            else:
-                self.bias = self.bias / self.weight
-            conv.weight.mul_(scale.view(-1, 1, 1, 1) if depthwise else scale.view(1, -1, 1, 1))
-        self.weight = None
+        frozen = {"weight": self.weight, "bias": self.bias}
+        affine, weight, bias = self.__dict__.get("_recipe", lambda: frozen), conv.weight, conv.bias
+        shift_too = conv.kernel_size == (1, 1) and conv.padding in ((0, 0), 0) and conv.groups == 1
+
+        def folded_conv() -> dict[str, torch.Tensor]:
+            norm = affine()
+            scale = norm["weight"].flatten()
+            out = {"weight": weight * (scale.view(-1, 1, 1, 1) if depthwise else scale.view(1, -1, 1, 1))}
+            if shift_too:
+                shift = weight.flatten(1) @ norm["bias"].flatten()
+                out["bias"] = shift if bias is None else bias + shift
+            return out
+
+        def left() -> dict[str, torch.Tensor | None]:
+            norm = affine()
+            return {"weight": None, "bias": None if shift_too else norm["bias"] / norm["weight"]}
+
+        _derive(conv, folded_conv)
+        _derive(self, left)
         return True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -62,8 +147,8 @@ class RsqrtLayerNorm(nn.Module):
         var = (centred * centred).mean(1, keepdim=True)
         y = centred * torch.rsqrt(var + self.eps)
         if self.weight is not None:
-            y = y * self.weight
-        return y + self.bias if self.bias is not None else y
+            y = y * rounding().constant(self.weight)
+        return y + rounding().constant(self.bias) if self.bias is not None else y
 
 
 class RsqrtGroupNorm(nn.Module):
@@ -76,15 +161,14 @@ class RsqrtGroupNorm(nn.Module):
     def __init__(self, norm: nn.GroupNorm) -> None:
         super().__init__()
         self.groups, self.eps = norm.num_groups, norm.eps
-        self.register_buffer("weight", norm.weight.detach().clone().view(1, -1, 1, 1))
-        self.register_buffer("bias", norm.bias.detach().clone().view(1, -1, 1, 1))
+        _derive(self, lambda: {"weight": _channels(norm.weight), "bias": _channels(norm.bias)})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
         y = x.reshape(n, self.groups, c // self.groups * h, w)
         centred = y - staged_group_mean(y, h)
         y = centred * torch.rsqrt(staged_group_mean(centred * centred, h) + self.eps)
-        return y.reshape(n, c, h, w) * self.weight + self.bias
+        return y.reshape(n, c, h, w) * rounding().constant(self.weight) + rounding().constant(self.bias)
 
 
 def _last_conv(block: nn.Module) -> nn.Conv2d:
@@ -201,44 +285,45 @@ class XYMapSource(nn.Module):
 
     def __init__(self, ghpa: GHPA, height: int, width: int) -> None:
         super().__init__()
-        self.register_buffer("params", ghpa.params_xy.detach().clone())
-        self.conv = copy.deepcopy(ghpa.conv_xy)
+        _derive(self, lambda: {"params": ghpa.params_xy})
+        self.conv = ghpa.conv_xy
         self.size = (height, width)
 
     def forward(self) -> torch.Tensor:
-        xy = upsample_to(self.params, self.size)
+        xy = upsample_to(rounding().constant(self.params), self.size)
         return self.conv(xy) if self.conv is not None else xy
 
 
 class FoldedGHPA(nn.Module):
-    """GHPA at a fixed spatial size: its attention maps are constants, each applied by one multiply.
+    """GHPA at a fixed spatial size: its attention maps are constants, each applied by one multiply; its convolutions
+    are the GHPA's own modules (the deploy form works on a copy of the model).
 
     ``xy_source`` keeps what the height-width map is computed from where that is smaller than the map (larger than
     the 8x8 parameter grid); with ``map_in_graph`` set, ``forward`` computes the map from it instead of storing it."""
 
     def __init__(self, ghpa: GHPA, height: int, width: int) -> None:
         super().__init__()
-        with torch.no_grad():
-            maps = [m.detach().clone() for m in ghpa.attention_maps(height, width)]
         self.xy_source = XYMapSource(ghpa, height, width) if height * width > PARAM_GRID ** 2 else None
         self.map_in_graph = False
         self.multi_axis = ghpa.multi_axis
         self.group = ghpa.norm1.weight.numel() // 4
-        for i, m in enumerate(maps):
-            self.register_buffer(f"map{i}", m)
+        _derive(self, lambda: {f"map{i}": m for i, m in enumerate(ghpa.attention_maps(height, width))})
         self.norm1 = RsqrtLayerNorm(ghpa.norm1)
         self.norm2 = RsqrtLayerNorm(ghpa.norm2)
-        self.dw = copy.deepcopy(ghpa.dw) if self.multi_axis else None
-        self.ldw = copy.deepcopy(ghpa.ldw)
+        self.dw = ghpa.dw if self.multi_axis else None
+        self.ldw = ghpa.ldw
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.norm1(x)
-        xy = self.xy_source() if self.map_in_graph and self.xy_source is not None else self.map0
+        hook = rounding()
+        xy = self.xy_source() if self.map_in_graph and self.xy_source is not None else hook.constant(self.map0)
         if not self.multi_axis:
             x = x * xy
         else:
             g1, g2, g3, g4 = torch.split(x, self.group, dim=1)
-            x = torch.cat([g1 * xy, g2 * self.map1, g3 * self.map2, self.dw(g4)], dim=1)
+            with hook.concat_inputs():
+                parts = [g1 * xy, g2 * hook.constant(self.map1), g3 * hook.constant(self.map2), self.dw(g4)]
+            x = torch.cat(parts, dim=1)
         return self.ldw(self.norm2(x))
 
 
@@ -280,16 +365,18 @@ class FoldedGAB(nn.Module):
         super().__init__()
         branches = (gab.g0, gab.g1, gab.g2, gab.g3)
         self.use_mask = gab.use_mask
-        self.pre_project = copy.deepcopy(gab.pre_project)
+        self.pre_project = gab.pre_project
         self.inputs = GroupInputsNorm([b[0] for b in branches])
-        self.convs = nn.ModuleList(copy.deepcopy(b[1]) for b in branches)
+        self.convs = nn.ModuleList(b[1] for b in branches)
         self.tail_norm = RsqrtLayerNorm(gab.tail_conv[0])
-        self.tail = copy.deepcopy(gab.tail_conv[1])
+        self.tail = gab.tail_conv[1]
 
     def forward(self, xh: torch.Tensor, xl: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         xh = upsample_to(self.pre_project(xh), (xl.shape[2], xl.shape[3]))
         groups = self.inputs(xh, xl, mask if self.use_mask else None)
-        return self.tail(self.tail_norm(torch.cat([conv(g) for conv, g in zip(self.convs, groups)], dim=1)))
+        with rounding().concat_inputs():
+            parts = [conv(g) for conv, g in zip(self.convs, groups)]
+        return self.tail(self.tail_norm(torch.cat(parts, dim=1)))
 
 
 def _fixed_conv(weight: torch.Tensor, bias: float | None = None) -> nn.Conv2d:
@@ -398,20 +485,36 @@ class DeployEGEUNet(nn.Module):
 
     ``bake_preprocess``: the input is uint8 RGB at the model size and the graph applies the min-max
     stretch of ``egeunet.preprocess``. ``nhwc``: input N x S x S x 3 and output N x S x S x 1.
+    ``live``: the form shares ``model``'s parameters and ``refresh`` recomputes the tensors derived from them (the
+    int8 fine-tuning simulation trains through it); otherwise they are frozen copies and need no gradient.
     """
 
-    def __init__(self, model: EGEUNet, size: int, bake_preprocess: bool = False, nhwc: bool = False) -> None:
+    def __init__(self, model: EGEUNet, size: int, bake_preprocess: bool = False, nhwc: bool = False,
+                 live: bool = False) -> None:
         super().__init__()
         check_input_size(size, size)
         self.size, self.bake_preprocess, self.nhwc = int(size), bool(bake_preprocess), bool(nhwc)
-        model = copy.deepcopy(model).eval()
+        self.live = bool(live)
+        model = _share_copy(model, self.live).eval()
         sizes = _ghpa_sizes(model, size)
         _swap_modules(model, {GHPA: lambda g: FoldedGHPA(g, *sizes[g]), GAB: FoldedGAB, LayerNorm2d: RsqrtLayerNorm})
         self.folded_norms = _fold_norms(model)
         self.net = model
         self.stretch = MinMaxStretch() if self.bake_preprocess else None
-        for p in self.parameters():
-            p.requires_grad_(False)
+        if not self.live:
+            _drop_recipes(self)
+            for p in self.parameters():
+                p.requires_grad_(False)
+
+    def refresh(self) -> None:
+        """Recompute every derived tensor from the model's current parameters (a live form; with gradients where
+        enabled): folded convolution weights, norm affines, attention maps."""
+        if not self.live:
+            raise ValueError("refresh() needs a live deploy form (DeployEGEUNet(..., live=True))")
+        for module in self.modules():
+            recipe = module.__dict__.get("_recipe")
+            if recipe is not None:
+                _assign(module, recipe(), frozen=False)
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
@@ -430,7 +533,7 @@ class DeployEGEUNet(nn.Module):
             x = x.permute(0, 3, 1, 2)
         if self.stretch is not None:
             x = self.stretch(x)
-        final, _ = self.net._features(x)
+        final, _ = self.net.features(x)
         prob = torch.sigmoid(upsample_to(final, (self.size, self.size)))
         return prob.reshape(-1, self.size, self.size, 1) if self.nhwc else prob
 
@@ -469,9 +572,11 @@ def for_litert(deploy: DeployEGEUNet, float_graph: bool = False) -> DeployEGEUNe
     never quantized): GroupNorm from channel statistics with the max pools first (``StatsGroupNorm``), the first stage
     on its pool phases (``PhaseConvStage``) and the large bridges' norms as fixed 1x1 convolutions (``LinearNormGAB``),
     0.96x -> 0.74x a plain conversion's latency (``scripts/bench_export.py``); int8 recipes keep the form their float
-    regions and the fine-tuning simulation describe. ONNX Runtime runs the 1x1 form slower (``for_onnx``); OpenCV DNN
+    regions and the fine-tuning simulation runs. ONNX Runtime runs the 1x1 form slower (``for_onnx``); OpenCV DNN
     cannot run a convolution of a constant."""
-    copied = copy.deepcopy(deploy)
+    if deploy.live and float_graph:
+        raise ValueError("a live deploy form has only the int8 graphs' LiteRT copy (float_graph=False)")
+    copied = _share_copy(deploy, deploy.live)
     if float_graph:
         stats_group_norms((*copied.net.encoder, *copied.net.decoder))
         copied.net.encoder[0] = PhaseConvStage(copied.net.encoder[0])
@@ -483,6 +588,8 @@ def for_litert(deploy: DeployEGEUNet, float_graph: bool = False) -> DeployEGEUNe
     for module in copied.modules():
         if isinstance(module, FoldedGHPA):
             module.map_in_graph = True
+    if not copied.live:
+        _drop_recipes(copied)
     return copied
 
 
@@ -499,13 +606,17 @@ def for_onnx(deploy: DeployEGEUNet, float_graph: bool = True) -> DeployEGEUNet:
     statistics with the max pool before the multiply-add (``StatsGroupNorm``), on a quarter of the pixels (ONNX
     Runtime, one thread: 0.81x -> 0.79x a plain export's latency, ``scripts/bench_export.py``; the same on more stages
     was no faster); int8 files keep ``RsqrtGroupNorm`` everywhere (a float region of their recipe)."""
+    if deploy.live:
+        raise ValueError("for_onnx takes a frozen deploy form (live forms exist for the int8 LiteRT simulation)")
     copied = copy.deepcopy(deploy)
     if float_graph:
         stats_group_norms(copied.net.encoder[:ONNX_STATS_STAGES])
     _swap_modules(copied.net, {nn.GroupNorm: RsqrtGroupNorm})
+    _drop_recipes(copied)
     return copied
 
 
-def deploy_form(model: EGEUNet, size: int = 256, bake_preprocess: bool = False, nhwc: bool = False) -> DeployEGEUNet:
-    """Build the deploy form of ``model`` for ``size`` x ``size`` inputs (eval mode, no gradients)."""
-    return DeployEGEUNet(model, size, bake_preprocess, nhwc).eval()
+def deploy_form(model: EGEUNet, size: int = 256, bake_preprocess: bool = False, nhwc: bool = False,
+                live: bool = False) -> DeployEGEUNet:
+    """Build the deploy form of ``model`` for ``size`` x ``size`` inputs (eval mode; no gradients unless ``live``)."""
+    return DeployEGEUNet(model, size, bake_preprocess, nhwc, live).eval()

@@ -80,6 +80,27 @@ def test_first_convolution_matches_integer_arithmetic():
     assert (sim == y_q).double().mean() > 0.99
 
 
+def test_the_simulation_runs_the_deploy_form_itself():
+    """A live deploy form (the one ``FakeQuantEGEUNet`` runs, unrounded here) computes what the exported form computes,
+    follows the model's weights after ``refresh`` and passes gradients to every parameter (all of them reach the output)."""
+    from egeunet.export.deploy import deploy_form, for_litert
+
+    torch.manual_seed(2)
+    model = perturb_(EGEUNet(EGEUNetConfig(channels=(4, 8, 12, 16, 24, 32))), scale=0.1)
+    live = for_litert(deploy_form(model, 128, live=True))
+    x = torch.rand(2, 3, 128, 128) * 255
+    with torch.no_grad():
+        model.encoder[3].block.params_zx.mul_(1.5)  # a map's parameter, the folded norm before a 1x1 and its conv
+        model.bridges[1].tail_conv[0].weight.add_(0.2)
+        model.bridges[1].tail_conv[1].weight.mul_(0.5)
+        live.refresh()
+        assert torch.equal(live(x), for_litert(deploy_form(model, 128))(x))
+    live.refresh()
+    live(x).square().mean().backward()
+    without = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum()]
+    assert without == [], without  # norm affines, map parameters and folded convolutions included
+
+
 def test_simulation_matches_the_real_integer_only_tflite(trained):
     """Built and calibrated on the same images, the simulation has the TFLite's activation grids (every requantizing
     op's int8 scale and zero point) and its probabilities; a drift in structure or rounding breaks one of the two."""
@@ -87,6 +108,7 @@ def test_simulation_matches_the_real_integer_only_tflite(trained):
 
     from egeunet.export.data import split_sets
     from egeunet.export.qat_fidelity import measure
+    from egeunet.runtime.runners.litert_runner import per_tensor_grid
 
     data, ckpt = trained
     calib, held = split_sets(data, ckpt.parent / "split.json", 64, 8, None)
@@ -96,7 +118,7 @@ def test_simulation_matches_the_real_integer_only_tflite(trained):
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
     keep_scale = {"RESHAPE", "TRANSPOSE", "SLICE", "MAX_POOL_2D", "RESIZE_BILINEAR", "QUANTIZE", "DEQUANTIZE",
                   "LOGISTIC", "DELEGATE", "SPLIT"}
-    grids = [tensors[op["outputs"][0]]["quantization"] for op in interpreter._get_ops_details()
+    grids = [per_tensor_grid(tensors[op["outputs"][0]]) for op in interpreter._get_ops_details()
              if op["op_name"] not in keep_scale]
     sim = FakeQuantEGEUNet(model)
     sim.calibrate(torch.from_numpy(calib.canonical()))

@@ -73,8 +73,9 @@ class EGEUNet(nn.Module):
         self.final = nn.Conv2d(c[0], 1, 1)
         self.apply(init_weights)
 
-    def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Run encoder, bridges and decoder; return the final logit at H/2 and the head logits."""
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Encoder, bridges and decoder without the last resize: the final logit at H/2 x W/2 and the head logits at
+        their stages' sizes (no input check). The seam the deploy form and the int8 simulation run."""
         skips = []
         for stage in self.encoder:
             x = F.gelu(stage(x))
@@ -102,10 +103,10 @@ class EGEUNet(nn.Module):
         """Final logit N x 1 x H x W and deep-supervision logits at input size (coarsest first)."""
         check_input_size(x.shape[-2], x.shape[-1])
         size = (x.shape[2], x.shape[3])
-        final, heads = self._features(x)
+        final, heads = self.features(x)
         return upsample_to(final, size), [upsample_to(h, size) for h in heads]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input_size(x.shape[-2], x.shape[-1])
-        final, _ = self._features(x)
+        final, _ = self.features(x)
         return torch.sigmoid(upsample_to(final, (x.shape[2], x.shape[3])))
