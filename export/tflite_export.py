@@ -289,6 +289,7 @@ class TFLiteExporter(Exporter):
     def describe(self, path: Path) -> dict:
         from ai_edge_litert.interpreter import Interpreter
 
+        from egeunet.runtime.runners.litert_runner import per_tensor_grid
         from egeunet.runtime.tflite_file import read_metadata
 
         buf = Path(path).read_bytes()
@@ -296,8 +297,8 @@ class TFLiteExporter(Exporter):
 
         def io(details) -> list[dict]:
             return [{"name": d["name"], "dtype": d["dtype"].__name__, "shape": d["shape"].tolist(),
-                     **({"scale": float(d["quantization"][0]), "zero_point": int(d["quantization"][1])}
-                        if d["quantization"][0] else {})} for d in details]
+                     **({} if (grid := per_tensor_grid(d)) is None else {"scale": grid[0], "zero_point": grid[1]})}
+                    for d in details]
 
         breakdown = fb.size_breakdown(buf)
         return {"inputs": io(interpreter.get_input_details()), "outputs": io(interpreter.get_output_details()),

@@ -14,6 +14,18 @@ from egeunet.runtime.runners.base import Runner, register
 KERNELS = ("xnnpack", "builtin", "reference")  # XNNPACK (LiteRT's default), built-in optimized, built-in reference
 
 
+def per_tensor_grid(detail: dict) -> tuple[float, int] | None:
+    """(scale, zero point) of a per-tensor quantized tensor from LiteRT's tensor details, None when it is not quantized
+    (read from ``quantization_parameters``: LiteRT deprecates the ``quantization`` field)."""
+    params = detail["quantization_parameters"]
+    scales, zero_points = params["scales"], params["zero_points"]
+    if len(scales) == 0:
+        return None
+    if len(scales) != 1:
+        raise EGEUNetError(f"tensor {detail['name']!r} is quantized per channel ({len(scales)} scales), not per tensor")
+    return float(scales[0]), int(zero_points[0])
+
+
 def interpreter(buf: bytes, kernels: str = "xnnpack", threads: int | None = None, keep_tensors: bool = False):
     """A LiteRT Interpreter (tensors not yet allocated) on one kernel set: ``xnnpack`` (the default delegate, what
     phones' CPU path runs), ``builtin`` (LiteRT's own optimized kernels, no delegate) or ``reference`` (its reference
@@ -64,9 +76,9 @@ class LiteRTRunner(Runner):
         self.output = self.interpreter.get_output_details()[0]
         quant = {}
         for key, detail in (("input", self.input), ("output", self.output)):
-            if detail["dtype"] == np.int8:
-                scale, zero_point = detail["quantization"]
-                quant.update({f"{key}_scale": float(scale), f"{key}_zero_point": int(zero_point)})
+            grid = per_tensor_grid(detail) if detail["dtype"] == np.int8 else None
+            if grid is not None:
+                quant.update({f"{key}_scale": grid[0], f"{key}_zero_point": grid[1]})
         self.io = ArtifactIO.from_contract(contract, self.input_spec(), **quant)
 
     def input_spec(self) -> TensorSpec:
