@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from egeunet.export.base import Exporter, contract_json, deploy_key, register
+from egeunet.export.capture import capture, example_input
 from egeunet.export.recipes import Recipe, float_recipe
 from egeunet.export.spec import ExportSpec, FormatConfig
 from egeunet.quiet import held
@@ -32,14 +33,12 @@ def _convert(deploy, compute: str):
     """mlprogram of the deploy form with "fp32" or "fp16" compute; coremltools' import lines and redrawn pipeline
     bars are held back (``egeunet.quiet``)."""
     import coremltools as ct
-    import torch
 
-    example = deploy.example_input().float()
+    example = example_input(deploy, float_pixels=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        # torch.export keeps every size static (jit.trace leaves int ops coremltools cannot convert);
-        # a baked form's stretch casts to float, so float pixel values export the same graph
-        exported = torch.export.export(deploy, (example,)).run_decompositions({})
+        # every size static; a baked form's stretch casts to float, so float pixel values capture the same graph
+        exported = capture(deploy, float_pixels=True).run_decompositions({})
         precision = ct.precision.FLOAT32 if compute == "fp32" else ct.precision.FLOAT16
         return ct.convert(exported, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
                           inputs=[ct.TensorType(name=CONFIG.input_name, shape=example.shape, dtype=np.float32)],
