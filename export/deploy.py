@@ -62,7 +62,7 @@ def rounded_by(hook: Rounding) -> Iterator[None]:
         _ROUNDING.pop()
 
 
-Recipe = Callable[[], dict[str, "torch.Tensor | None"]]
+Derivation = Callable[[], dict[str, "torch.Tensor | None"]]  # tensors of a module from the model's parameters
 
 
 def _assign(module: nn.Module, values: dict[str, torch.Tensor | None], frozen: bool) -> None:
@@ -78,7 +78,7 @@ def _assign(module: nn.Module, values: dict[str, torch.Tensor | None], frozen: b
         module.register_buffer(name, value)
 
 
-def _derive(module: nn.Module, recipe: Recipe) -> None:
+def _derive(module: nn.Module, recipe: Derivation) -> None:
     """Set ``module``'s tensors to what ``recipe`` computes from the model's parameters (now, in float, as copies), and
     keep the recipe: a live form recomputes them on every ``refresh``; a frozen one drops it."""
     with torch.no_grad():

@@ -37,7 +37,7 @@ def raw_tflite(tmp_path_factory) -> dict[str, bytes]:
     fp32 = work / "fp32.tflite"
     tflite_export._convert_fp32(deploy, str(fp32))
     spec = ExportSpec(size=SIZE, calibration=synthetic_sets(SIZE, 4, 1)[0])
-    out = {"fp32": fb.trim(fp32.read_bytes(), "{}", "image", "prob")}
+    out = {"fp32": fb.trim(fp32.read_bytes(), "{}", "image", "prob"), "converted": fp32.read_bytes()}
     recipes = {r.name: r for p in ("fp16", "int8") for r in get_format("tflite").recipes(p, spec)}
     for name in ("fp16", "int8"):
         path = work / f"{name}.tflite"
@@ -90,3 +90,64 @@ def test_compacting_twice_changes_nothing(raw_tflite):
     """A compacted file is a fixed point (nothing left to share or drop)."""
     once = compact(raw_tflite["int8"])
     assert compact(once) == once
+
+
+def test_running_min_max_ranges_are_each_tensors_extremes_over_all_images(raw_tflite, tmp_path):
+    """The integer-only recipes' calibration (``Quantizer.calibrate`` per image, merged) gives every tensor the min and
+    max it takes over all images, as an interpreter keeping all tensors computes them; ai-edge-quantizer's own
+    moving average would pull the extremes of later images in."""
+    from ai_edge_quantizer import quantizer
+
+    from egeunet.export import tflite_export
+    from egeunet.runtime.runners.litert_runner import interpreter
+
+    path = tmp_path / "fp32.tflite"
+    path.write_bytes(raw_tflite["converted"])
+    spec = ExportSpec(size=SIZE, calibration=synthetic_sets(SIZE, 4, 1)[0])
+    recipe = next(r for r in get_format("tflite").recipes("int8", spec) if r.ranges == "running-min-max")
+    key, name = tflite_export._signature(str(path))
+    rng = np.random.default_rng(0)
+    images = [(rng.random((1, 3, SIZE, SIZE)) * 255 * scale).astype(np.float32) for scale in (0.2, 1.0, 0.5)]
+    q = quantizer.Quantizer(str(path))
+    q.load_quantization_recipe(tflite_export._rules(recipe, spec))
+    ranges = tflite_export._running_min_max(q, {key: [{name: x} for x in images]})
+    runner = interpreter(raw_tflite["converted"], keep_tensors=True)
+    runner.allocate_tensors()
+    signature = runner.get_signature_runner(key)
+    index = {d["name"]: d["index"] for d in runner.get_tensor_details()}
+    seen: dict[str, list[tuple[float, float]]] = {}
+    for x in images:
+        signature(**{name: x})
+        for tensor in ranges:
+            value = runner.get_tensor(index[tensor])
+            seen.setdefault(tensor, []).append((float(value.min()), float(value.max())))
+    moved = 0
+    for tensor, extremes in seen.items():
+        lo, hi = min(e[0] for e in extremes), max(e[1] for e in extremes)
+        tol = 1e-4 * max(abs(lo), abs(hi), 1e-6)
+        assert abs(float(np.min(ranges[tensor]["min"])) - lo) <= tol, tensor
+        assert abs(float(np.max(ranges[tensor]["max"])) - hi) <= tol, tensor
+        moved += extremes[-1][1] < hi - 100 * tol  # the last image does not reach the max: an average would differ
+    assert moved > 10
+
+
+def test_eight_byte_buffers_keep_their_alignment():
+    """Data vectors start 4-byte aligned through flatbuffers' public API; INT64/FLOAT64 buffers need 8, which only the
+    Builder's internals give (flatbuffers pinned in constraints.txt): this names them when a release moves them."""
+    import flatbuffers
+
+    from egeunet.export.tflite_compact import VECTOR_ALIGN, _SharingBuilder
+
+    internals = ("StartVector", "EndVector", "Bytes", "head")
+    missing = [n for n in internals if not hasattr(flatbuffers.Builder(0), n)]
+    assert not missing, (f"flatbuffers {flatbuffers.__version__} has no Builder.{', Builder.'.join(missing)}: "
+                         "rewrite the over-aligned path of tflite_compact._SharingBuilder.CreateNumpyVector")
+    data = np.arange(24, dtype=np.uint8)
+    for align in (1, 2, 4, 8, 16):
+        builder = _SharingBuilder({id(data): align})
+        builder.PrependUint8(7)  # an odd offset before the vector
+        builder.Finish(builder.CreateNumpyVector(data))
+        out = bytes(builder.Output())
+        start = int.from_bytes(out[:4], "little") + 4  # the root offset points at the vector's length
+        assert int.from_bytes(out[start - 4:start], "little") == data.size
+        assert out[start:start + data.size] == data.tobytes() and start % max(align, VECTOR_ALIGN) == 0, align
