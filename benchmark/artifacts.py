@@ -10,6 +10,7 @@ from pathlib import Path
 
 from egeunet.errors import EGEUNetError
 from egeunet.runtime.artifacts import MANIFEST, Artifact, Target, manifest_source, read_manifest
+from egeunet.runtime.formats import all_suffixes
 from egeunet.runtime.runners import runtimes_for
 
 
@@ -46,12 +47,12 @@ def collect_targets(model_or_dir: str | Path, runtimes: list[str] | None = None)
     root = Path(model_or_dir)
     if not root.exists():
         raise EGEUNetError(f"{root}: no such file or folder")
-    if root.is_file() or root.suffix == ".mlpackage":
+    if root.is_file() or runtimes_for(root):  # a file, or a package folder (.mlpackage)
         return targets_for(artifact_for_file(root), runtimes), None
     if not (root / MANIFEST).is_file():
         files = sorted(p for p in root.iterdir() if runtimes_for(p))
         if not files:
-            raise EGEUNetError(f"{root}: no {MANIFEST} and no model files (.pt, .onnx, .tflite, .mlpackage)")
+            raise EGEUNetError(f"{root}: no {MANIFEST} and no model files ({', '.join(all_suffixes())})")
         return [t for p in files for t in targets_for(artifact_for_file(p), runtimes)], None
     manifest = read_manifest(root)
     _, source_sha = manifest_source(manifest, root)

@@ -1,6 +1,7 @@
 """Golden vectors beside exported artifacts: what a phone or browser app's own processing must reproduce.
 
-``write_golden(out_dir, artifacts)`` runs the given ``.tflite`` and ``.onnx`` artifacts (those the manifest lists) on a few
+``write_golden(out_dir, artifacts)`` runs the given artifacts of the formats the demos run (``for_demos``: their
+descriptors' ``golden``, ``.tflite`` and ``.onnx``; those the manifest lists) on a few
 held-out synthetic photos through the Python pipeline (``egeunet.preprocess``, the artifact's own
 contract in ``egeunet.runtime.contract``, ``egeunet predict``'s mask and overlay) and writes ``out_dir/golden/``:
 
@@ -23,6 +24,21 @@ import numpy as np
 GOLDEN_SEED = 6006  # synthetic photos never used for calibration (those come from seed 0)
 
 
+def golden_formats() -> list[str]:
+    """The formats the phone and web demos run (``FileFormat.golden`` in ``egeunet.runtime.formats``)."""
+    from egeunet.runtime.formats import FORMATS
+
+    return [f.name for f in FORMATS.values() if f.golden]
+
+
+def for_demos(path: str | Path) -> bool:
+    """Whether golden vectors are written for a file: its format is one the demos run."""
+    from egeunet.runtime.formats import format_of
+
+    fmt = format_of(path)
+    return fmt is not None and fmt.golden
+
+
 def _io_record(runner, raw_in: np.ndarray, raw_out: np.ndarray) -> dict:
     io = runner.io
     return {"runtime": runner.runtime, "size": io.size, "layout": io.layout, "baked_preprocess": io.baked,
@@ -34,16 +50,17 @@ def _io_record(runner, raw_in: np.ndarray, raw_out: np.ndarray) -> dict:
 
 def write_golden(out_dir: str | Path, artifacts: list[Path], n_images: int = 3, seed: int = GOLDEN_SEED,
                  threshold: float = 0.5) -> Path:
-    """Write ``out_dir/golden/`` for the given .tflite and .onnx artifacts, replacing it whole; returns that folder."""
+    """Write ``out_dir/golden/`` for the given artifacts the demos run (``for_demos``), replacing it whole; returns that
+    folder."""
     import shutil
     import tempfile
 
     from egeunet.errors import EGEUNetError
 
     out_dir = Path(out_dir)
-    artifacts = sorted(Path(p) for p in artifacts if Path(p).suffix in (".tflite", ".onnx"))
+    artifacts = sorted(Path(p) for p in artifacts if for_demos(p))
     if not artifacts:
-        raise EGEUNetError(f"{out_dir}: no .tflite or .onnx artifacts to write golden vectors for")
+        raise EGEUNetError(f"{out_dir}: no {' or '.join(golden_formats())} artifacts to write golden vectors for")
     final = out_dir / "golden"
     work = Path(tempfile.mkdtemp(prefix=".golden-", dir=out_dir))  # complete before it replaces the old folder
     try:

@@ -1,6 +1,6 @@
 """Exporters: the deploy form, one module per format (ONNX, TFLite, CoreML), validation and the manifest.
 
-``export_all(model_path, out, formats, precisions, ...)`` is what ``egeunet export`` runs; ``FORMATS``
+``export_all(model_path, out, spec=ExportSpec(...), formats=..., ...)`` is what ``egeunet export`` runs; ``FORMATS``
 maps each format name to its exporter class (``recipes``, ``export``, ``validate``, ``describe``); quantization is
 data (``Recipe``). Heavy converter libraries are imported only inside the functions that use them. This package
 never imports ``egeunet.benchmark`` (nor the reverse): both stand on ``egeunet.runtime`` and ``egeunet.accuracy``.

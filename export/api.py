@@ -180,12 +180,14 @@ def _build_form(exporter, deploy, spec: ExportSpec, recipe, folder, reference, h
 
 
 def _golden(out: Path, listed: list[dict]) -> dict:
-    """Golden vectors for the phone/web demos (``egeunet.golden``) of the listed ONNX and TFLite artifacts."""
+    """Golden vectors for the phone/web demos (``egeunet.golden``) of the listed artifacts of the formats they run
+    (``FileFormat.golden``: ONNX and TFLite)."""
     from egeunet.export.manifest import GOLDEN_FILES
+    from egeunet.golden import for_demos, golden_formats
 
-    files = [out / r["file"] for r in listed if r["file"].endswith((".onnx", ".tflite"))]
+    files = [out / r["file"] for r in listed if for_demos(r["file"])]
     if not files:
-        return {"written": False, "reason": "no ONNX or TFLite artifact to run"}
+        return {"written": False, "reason": f"no {' or '.join(golden_formats())} artifact to run"}
     try:
         from egeunet.golden import write_golden
 
@@ -206,21 +208,21 @@ def _load(model_path: str | Path):
         raise EGEUNetError(f"{model_path}: not a model checkpoint ({type(exc).__name__}: {str(exc)[:100]})") from None
 
 
-def export_all(model_path: str | Path, out: str | Path, formats: str | Sequence[str] = ("onnx", "tflite", "coreml"),
-               precisions: str | Sequence[str] = PRECISIONS, calib_dir: str | Path | None = None, n_calib: int = 64,
-               held_dir: str | Path | None = None, n_held: int | None = None, size: int | None = None, nhwc: bool = False,
-               bake_preprocess: bool = False, int8_io: bool = False, calib_method: str = "minmax",
-               gates: dict | None = None, golden: bool = True, progress: bool = True,
-               int8_drift_budget: float | None = None, int8_recipe: str = "ladder") -> dict:
+def export_all(model_path: str | Path, out: str | Path, *, spec: ExportSpec | None = None,
+               formats: str | Sequence[str] | None = None, precisions: str | Sequence[str] = PRECISIONS,
+               calib_dir: str | Path | None = None, n_calib: int = 64, held_dir: str | Path | None = None,
+               n_held: int | None = None, int8_io: bool = False, golden: bool = True, progress: bool = True) -> dict:
     """Export ``model_path`` to every format x recipe under ``out``; returns the manifest (also OUT/manifest.json).
 
-    ``n_held``: held-out images (default: the test part of the model's recorded split when ``calib_dir`` is its
-    training data, else 32). ``gates``: ``egeunet.accuracy.Gate`` per precision (default ``default_gates()``).
-    ``int8_drift_budget``: ONNX
-    int8 keeps its most sensitive layers in float until mask agreement with fp32 on the calibration images is at
-    least this fraction. ``int8_recipe``: "ladder" tries each int8 recipe's forms in turn (full int8, the most
-    sensitive layers kept float, dynamic range; ``recipes.ladder``) and keeps the smallest that passes its gate (failing
-    only when none does); "full", "keep-float" or "dynamic" builds only that form.
+    ``spec``: what every format is asked for (``ExportSpec``: size, layout, baked preprocessing, calibration method,
+    gates, int8 drift budget and recipe); its ``size`` None takes the checkpoint's, its ``gates`` are merged over
+    ``default_gates()``, its ``calibration`` is replaced by the images chosen here. ``formats``: default every export
+    format (``list_formats``). ``n_held``: held-out images (default: the test part of the model's recorded split when
+    ``calib_dir`` is its training data, else 32). ``spec.int8_drift_budget``: ONNX int8 keeps its most sensitive
+    layers in float until mask agreement with fp32 on the calibration images is at least this fraction.
+    ``spec.int8_recipe``: "ladder" tries each int8 recipe's forms in turn (full int8, the most sensitive layers kept
+    float, dynamic range; ``recipes.ladder``) and keeps the smallest that passes its gate (failing only when none
+    does); "full", "keep-float" or "dynamic" builds only that form.
 
     Raises ``ExportFailed`` (after writing the manifest) when any artifact failed, ``EGEUNetError`` for bad input.
     """
@@ -230,16 +232,15 @@ def export_all(model_path: str | Path, out: str | Path, formats: str | Sequence[
     from egeunet.runtime.artifacts import file_digest
     from egeunet.versions import library_versions
 
-    formats = parse_list(formats, tuple(list_formats()), "format")
+    spec = spec or ExportSpec()
+    formats = parse_list(list_formats() if formats is None else formats, tuple(list_formats()), "format")
     precisions = parse_list(precisions, PRECISIONS, "precision")
     if int8_io and "int8" not in precisions:
         raise EGEUNetError("--int8-io needs int8 in --precisions")
-    if int8_io and int8_recipe == "dynamic":
+    if int8_io and spec.int8_recipe == "dynamic":
         raise EGEUNetError("--int8-recipe dynamic has float input and output: it cannot be combined with --int8-io")
     model, meta = _load(model_path)
-    spec = ExportSpec(size=int(size or meta.get("input_size", 256)), nhwc=nhwc, bake_preprocess=bake_preprocess,
-                      calib_method=calib_method, gates={**default_gates(), **(gates or {})},
-                      int8_drift_budget=int8_drift_budget, int8_recipe=int8_recipe)
+    spec = spec.with_(size=int(spec.size or meta.get("input_size", 256)), gates={**default_gates(), **spec.gates})
     with ExportFolder(out) as folder:
         calib, held = _image_sets(spec.size, calib_dir, held_dir, n_calib, n_held, model_path)
         spec = spec.with_(calibration=calib)
@@ -255,15 +256,15 @@ def export_all(model_path: str | Path, out: str | Path, formats: str | Sequence[
             fp32_reference = (exact, few)  # fp32 artifacts are judged against the exact function
         int8_reference, int8_source = (_int8_reference(meta, held.images, reference) if "int8" in precisions
                                        else (reference, None))
-        deploy = deploy_form(model, spec.size, bake_preprocess, nhwc)
+        deploy = deploy_form(model, spec.size, spec.bake_preprocess, spec.nhwc)
         source = {"path": str(Path(model_path).resolve()), "sha256": file_digest(model_path)[1]}
         exporters = {f: get_format(f) for f in formats}  # one run's exporters: their caches die with the run
         jobs = [(exporters[f], r) for f in formats for p in precisions for r in exporters[f].recipes(p, spec, int8_io)]
         manifest = {
             "format": "egeunet-export-manifest", "version": 2,
             "model": {**source, "source": meta.get("source"), "config": model.config.to_dict()},
-            "input_size": spec.size, "layout": spec.layout, "baked_preprocess": bake_preprocess,
-            "calibration": {**calib.describe(), "method": calib_method},
+            "input_size": spec.size, "layout": spec.layout, "baked_preprocess": spec.bake_preprocess,
+            "calibration": {**calib.describe(), "method": spec.calib_method},
             "held_out": {**held.describe(), "images_overlap_calibration": bool(set(calib.ids) & set(held.ids)),
                          "model_fit": fit},
             "gates": {p: vars(g) for p, g in spec.gates.items()},
@@ -278,8 +279,8 @@ def export_all(model_path: str | Path, out: str | Path, formats: str | Sequence[
                                  "as fp32's, fp32_rounding); float16_weights: the Conv2d modules of the deploy form "
                                  "the format converts whose weights it rounds (null: not known, not checked)",
                 "float16_weights": {e.config.name: r.float16_weights for e, r in jobs if r.precision == "fp16"}},
-            "int8_drift_budget": None if int8_drift_budget is None else {
-                "budget": int8_drift_budget,
+            "int8_drift_budget": None if spec.int8_drift_budget is None else {
+                "budget": spec.int8_drift_budget,
                 "applies_to": "ONNX int8 and full-int8 TFLite; CoreML int8 (weights only) and dynamic-range TFLite ignore it"},
             "artifacts": [], "failed": [], "complete": False,
             "versions": library_versions(),
@@ -430,17 +431,20 @@ def fp32_gate(gate: Gate, rounding: float) -> Gate:
 
 
 def float16_model(model, size: int, fmt: str, convs: str):
-    """The deploy form that format ``fmt`` converts for float files (onnx: ``for_onnx``, tflite: ``for_litert``'s
-    float graph) with the weights of its Conv2d modules named by ``convs`` (a regex) rounded to float16, as an fp16
-    file of that format stores them: the function that file is meant to compute."""
+    """The deploy form that format ``fmt`` converts for float files (its ``FormatConfig.float_form``'s float graph:
+    onnx ``for_onnx``, tflite ``for_litert``) with the weights of its Conv2d modules named by ``convs`` (a regex)
+    rounded to float16, as an fp16 file of that format stores them: the function that file is meant to compute."""
     import re
 
     import torch
 
-    from egeunet.export.deploy import deploy_form, for_litert, for_onnx
+    from egeunet.export import deploy as forms
 
-    forms = {"onnx": for_onnx, "tflite": lambda deploy: for_litert(deploy, float_graph=True)}
-    rounded = forms[fmt](deploy_form(model, size))
+    form = get_format(fmt).config.float_form
+    if form is None:
+        raise EGEUNetError(f"format {fmt} names no float deploy form (FormatConfig.float_form): its fp16 weights are "
+                           "not known")
+    rounded = getattr(forms, form)(forms.deploy_form(model, size), float_graph=True)
     with torch.no_grad():
         for name, module in rounded.named_modules():
             if isinstance(module, torch.nn.Conv2d) and re.fullmatch(convs, name):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import json
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -16,11 +15,9 @@ import numpy as np
 from egeunet.errors import EGEUNetError
 from egeunet.export.recipes import Recipe
 from egeunet.export.spec import ExportSpec, FormatConfig
-from egeunet.preprocess import PREPROCESSING
 
 BUDGET_KEY = "egeunet.int8_drift_budget"  # metadata key of the drift-budget search's record in an int8 artifact
-FORMATS: dict[str, type["Exporter"]] = {}
-_FORMAT_MODULES = ("egeunet.export.onnx_export", "egeunet.export.tflite_export", "egeunet.export.coreml_export")
+FORMATS: dict[str, type["Exporter"]] = {}  # filled as the exporter modules the format descriptors name are imported
 
 
 def register(cls: type["Exporter"]) -> type["Exporter"]:
@@ -29,22 +26,23 @@ def register(cls: type["Exporter"]) -> type["Exporter"]:
     return cls
 
 
-def _load_formats() -> None:
-    for module in _FORMAT_MODULES:
-        importlib.import_module(module)  # light: heavy libraries are imported inside functions
-
-
 def list_formats() -> list[str]:
-    """Names of every export format."""
-    _load_formats()
-    return list(FORMATS)
+    """Names of every export format: each format descriptor (``egeunet.runtime.formats``) naming an exporter, in
+    their order, once its module has registered it."""
+    from egeunet.runtime.formats import export_formats, file_format
+
+    named = export_formats()
+    for name in named:
+        if name not in FORMATS:
+            importlib.import_module(file_format(name).exporter)  # light: heavy libraries are imported inside functions
+    return [name for name in named if name in FORMATS]
 
 
 def get_format(name: str) -> "Exporter":
     """A new exporter of a format (its caches live as long as it does); one-line error for an unknown name."""
-    _load_formats()
-    if name not in FORMATS:
-        raise EGEUNetError(f"unknown format {name!r}; choose from {', '.join(FORMATS)}")
+    names = list_formats()
+    if name not in names:
+        raise EGEUNetError(f"unknown format {name!r}; choose from {', '.join(names)}")
     return FORMATS[name]()
 
 
@@ -58,32 +56,21 @@ def deploy_key(deploy) -> str:
 
 
 def contract(spec: ExportSpec, config: FormatConfig, recipe: Recipe) -> dict:
-    """What an app must know to use the artifact: size, layout, dtypes, preprocessing, threshold, numerics."""
+    """The artifact contract (``egeunet.runtime.contract.make_contract``) of one recipe of a format in this export."""
+    from egeunet.runtime.contract import make_contract
+
     pixels = "uint8" if config.uint8_input else "float32"
-    input_dtype = pixels if spec.bake_preprocess else recipe.io
-    return {
-        "format": "egeunet-contract",
-        "version": 1,
-        "input_name": config.input_name,
-        "output_name": config.output_name,
-        "input_size": spec.size,
-        "layout": spec.layout,
-        "input_dtype": input_dtype,
-        "output_dtype": recipe.io,
-        "baked_preprocess": spec.bake_preprocess,
-        "preprocessing": {**PREPROCESSING, "layout": f"{spec.layout} {input_dtype}",
-                          "stretch": "done by the graph" if spec.bake_preprocess else PREPROCESSING["stretch"]},
-        "threshold": PREPROCESSING["threshold"],
-        "precision": recipe.precision,
-        "variant": recipe.name,
-        "integer_only": recipe.integer_only,
-        **({"runtime_options": config.runtime_options} if config.runtime_options else {}),
-    }
+    return make_contract(input_name=config.input_name, output_name=config.output_name, size=spec.size,
+                         layout=spec.layout, input_dtype=pixels if spec.bake_preprocess else recipe.io,
+                         output_dtype=recipe.io, baked=spec.bake_preprocess, precision=recipe.precision,
+                         variant=recipe.name, integer_only=recipe.integer_only, runtime_options=config.runtime_options)
 
 
 def contract_json(spec: ExportSpec, config: FormatConfig, recipe: Recipe) -> str:
     """The contract as compact JSON, the form stored in artifact metadata."""
-    return json.dumps(contract(spec, config, recipe), separators=(",", ":"), sort_keys=True)
+    from egeunet.runtime.contract import contract_json as as_json
+
+    return as_json(contract(spec, config, recipe))
 
 
 class Exporter(ABC):

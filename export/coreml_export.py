@@ -23,8 +23,7 @@ from egeunet.export.spec import ExportSpec, FormatConfig
 from egeunet.quiet import held
 from egeunet.runtime.contract import CONTRACT_KEY
 
-CONFIG = FormatConfig(name="coreml", suffix=".mlpackage", runtime="coreml", precisions=("fp32", "fp16", "int8"),
-                      uint8_input=False)
+CONFIG = FormatConfig(name="coreml", precisions=("fp32", "fp16", "int8"), uint8_input=False)
 NEEDS_MACOS = "CoreML prediction needs macOS"
 
 

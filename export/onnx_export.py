@@ -36,8 +36,8 @@ from egeunet.export.spec import ExportSpec, FormatConfig
 from egeunet.runtime.contract import CONTRACT_KEY
 from egeunet.runtime.runners.onnx_runner import DISABLED_OPTIMIZERS
 
-CONFIG = FormatConfig(name="onnx", suffix=".onnx", runtime="onnxruntime", precisions=("fp32", "fp16", "int8"),
-                      opset=18, runtime_options={"onnxruntime": {"disabled_optimizers": DISABLED_OPTIMIZERS}})
+CONFIG = FormatConfig(name="onnx", precisions=("fp32", "fp16", "int8"), opset=18, float_form="for_onnx",
+                      runtime_options={"onnxruntime": {"disabled_optimizers": DISABLED_OPTIMIZERS}})
 QUANTIZE_OPS = ("Conv",)  # op types given int8 QDQ; the rest stays float
 EVAL_BATCH = 8  # images per ORT run while searching
 

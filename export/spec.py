@@ -17,17 +17,31 @@ MAX_SIZE = 2048  # 2048 x 2048 already needs gigabytes per activation map in thi
 
 @dataclass(frozen=True)
 class FormatConfig:
-    """One format's fixed facts: names, file suffix, the runtime that validates it, opset, supported precisions."""
+    """How egeunet exports one format: names, opset, supported precisions; the file facts (suffix, runtimes) are the
+    format descriptor's (``egeunet.runtime.formats``), looked up by ``name``."""
 
     name: str
-    suffix: str
-    runtime: str
     precisions: tuple[str, ...]
     input_name: str = "image"
     output_name: str = "prob"
     opset: int | None = None
     uint8_input: bool = True  # False: a baked graph takes float32 pixel values (CoreML has no uint8 input)
     runtime_options: dict = field(default_factory=dict)  # what the runtime should be told when it loads the file
+    float_form: str | None = None  # ``egeunet.export.deploy`` function giving the deploy form its float files convert
+
+    @property
+    def suffix(self) -> str:
+        """The suffix of the files it writes."""
+        from egeunet.runtime.formats import file_format
+
+        return file_format(self.name).suffix
+
+    @property
+    def runtime(self) -> str:
+        """The runtime its files are validated in: the format's default runtime."""
+        from egeunet.runtime.formats import file_format
+
+        return file_format(self.name).default_runtime
 
 
 def default_gates() -> dict[str, Gate]:
@@ -49,7 +63,7 @@ def default_gates() -> dict[str, Gate]:
 class ExportSpec:
     """Everything one export run was asked for, shared by every format."""
 
-    size: int = 256
+    size: int | None = None  # None: the checkpoint's own input size (``export_all`` fills it in); exporters need it set
     nhwc: bool = False
     bake_preprocess: bool = False
     calib_method: str = "minmax"
@@ -59,11 +73,8 @@ class ExportSpec:
     int8_recipe: str = "ladder"  # int8: walk the ladder of forms (recipes.ladder) or build only the one named
 
     def __post_init__(self) -> None:
-        if self.size > MAX_SIZE:
-            raise EGEUNetError(f"size {self.size} is larger than {MAX_SIZE}: the model was trained at 256 (use --size 256)")
-        if self.size % 32 or self.size < 32:
-            fix = max(32, round(self.size / 32) * 32)
-            raise EGEUNetError(f"size {self.size} is not a multiple of 32: use {fix} (the paper uses 256)")
+        if self.size is not None:
+            check_size(self.size)
         if self.calib_method not in CALIBRATION_METHODS:
             raise EGEUNetError(f"unknown calibration method {self.calib_method!r}; choose from {', '.join(CALIBRATION_METHODS)}")
         if self.int8_drift_budget is not None and not 0 <= self.int8_drift_budget <= 1:
@@ -94,6 +105,15 @@ class ExportSpec:
     def with_(self, **changes) -> "ExportSpec":
         """A copy with some fields changed."""
         return replace(self, **changes)
+
+
+def check_size(size: int) -> None:
+    """One-line error for an export size the network cannot take or that cannot fit in memory."""
+    if size > MAX_SIZE:
+        raise EGEUNetError(f"size {size} is larger than {MAX_SIZE}: the model was trained at 256 (use --size 256)")
+    if size % 32 or size < 32:
+        fix = max(32, round(size / 32) * 32)
+        raise EGEUNetError(f"size {size} is not a multiple of 32: use {fix} (the paper uses 256)")
 
 
 def parse_list(text: str | list[str], valid: tuple[str, ...], what: str) -> list[str]:

@@ -32,7 +32,7 @@ from egeunet.export.tflite_compact import compact
 from egeunet.quiet import held
 from egeunet.runtime.tflite_file import tensor_type_names
 
-CONFIG = FormatConfig(name="tflite", suffix=".tflite", runtime="litert", precisions=("fp32", "fp16", "int8"))
+CONFIG = FormatConfig(name="tflite", precisions=("fp32", "fp16", "int8"), float_form="for_litert")
 
 
 @held("litert-torch")

@@ -191,7 +191,7 @@ def main() -> None:
     from egeunet import load_model, save_checkpoint
     from egeunet.accuracy import Gate
     from egeunet.runtime.runners import open_runner
-    from egeunet.export import ExportFailed, export_all
+    from egeunet.export import ExportFailed, ExportSpec, export_all
     from egeunet.export.data import synthetic_sets
     from egeunet.runtime.byte_accounting import onnx_accounting as onnx_size_breakdown
     from egeunet.export.tflite_flatbuffer import size_breakdown
@@ -204,9 +204,10 @@ def main() -> None:
         save_checkpoint(model_path, quick_train(args.size, args.steps), args.size)
         print(f"trained {args.steps} steps in {time.perf_counter() - start:.0f} s")
     try:
-        manifest = export_all(model_path, out / "artifacts", args.formats, "fp32,fp16,int8", calib_dir=args.calib,
-                              n_calib=args.n_calib, n_held=args.n_held or (None if args.calib else 16), size=args.size,
-                              gates=None if args.fp32_tol is None else {"fp32": Gate(max_abs_dprob=args.fp32_tol)})
+        gates = {} if args.fp32_tol is None else {"fp32": Gate(max_abs_dprob=args.fp32_tol)}
+        manifest = export_all(model_path, out / "artifacts", spec=ExportSpec(size=args.size, gates=gates),
+                              formats=args.formats, precisions="fp32,fp16,int8", calib_dir=args.calib,
+                              n_calib=args.n_calib, n_held=args.n_held or (None if args.calib else 16))
     except ExportFailed as exc:
         manifest = exc.manifest
         print(f"some artifacts failed: {exc}")

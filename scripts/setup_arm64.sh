@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the kit that runs .tflite artifacts on LiteRT's aarch64 kernels under user-mode emulation
-# (runtime `litert-arm64`, benchmark/runners/litert_arm64_runner.py), skipping whatever is present:
+# (runtime `litert-arm64`, egeunet/runtime/runners/litert_arm64_runner.py), skipping whatever is present:
 #   - qemu-user 10 from Debian's <codename>-backports (qemu 7.2 mis-emulates the SME int8 instruction
 #     SMOPA); if backports cannot be had, qemu-user-static 7.2, then only with -cpu cortex-a76
 #   - gcc-aarch64-linux-gnu + libc6-dev-arm64-cross (cross compiler and the arm64 C library)

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from egeunet import EGEUNet, save_checkpoint
 from egeunet.errors import EGEUNetError
 from egeunet.accuracy import Gate
-from egeunet.export import FORMATS, ExportFailed, default_gates, deploy_form, export_all, get_format
+from egeunet.export import FORMATS, ExportFailed, ExportSpec, default_gates, deploy_form, export_all, get_format
 from egeunet.export import tflite_flatbuffer as fb
 from egeunet.export.api import ROUNDING_FACTOR, float16_model, float64_probs, reference_probs
 from egeunet.export.data import synthetic_sets
@@ -85,15 +85,16 @@ def checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def full_export(checkpoint, tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("export")
-    return out, export_all(checkpoint, out, FORMATS_UNDER_TEST, n_calib=N_CALIB, n_held=N_HELD, gates=TEST_GATES,
-                           progress=False)
+    return out, export_all(checkpoint, out, spec=ExportSpec(gates=TEST_GATES), formats=FORMATS_UNDER_TEST,
+                           n_calib=N_CALIB, n_held=N_HELD, progress=False)
 
 
 @pytest.fixture(scope="module")
 def mobile_export(checkpoint, tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("mobile")
-    return out, export_all(checkpoint, out, "onnx,tflite", "fp32,int8", n_calib=N_CALIB, n_held=N_HELD,
-                           nhwc=True, bake_preprocess=True, int8_io=True, gates=TEST_GATES, golden=False, progress=False)
+    return out, export_all(checkpoint, out, spec=ExportSpec(nhwc=True, bake_preprocess=True, gates=TEST_GATES),
+                           formats="onnx,tflite", precisions="fp32,int8", n_calib=N_CALIB, n_held=N_HELD,
+                           int8_io=True, golden=False, progress=False)
 
 
 def held_out() -> tuple[np.ndarray, np.ndarray]:
@@ -323,8 +324,8 @@ def test_int8_artifacts_are_really_int8(full_export):
 def zero_budget_export(checkpoint, tmp_path_factory) -> tuple[Path, dict]:
     """ONNX int8 with a drift budget of 0: full int8, and its agreement on the calibration images."""
     out = tmp_path_factory.mktemp("budget0")
-    return out, export_all(checkpoint, out, "onnx", "int8", n_calib=N_CALIB, n_held=N_HELD, gates=TEST_GATES,
-                           golden=False, progress=False, int8_drift_budget=0.0)
+    return out, export_all(checkpoint, out, spec=ExportSpec(gates=TEST_GATES, int8_drift_budget=0.0), formats="onnx",
+                           precisions="int8", n_calib=N_CALIB, n_held=N_HELD, golden=False, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -344,8 +345,9 @@ def budget_export(checkpoint, zero_budget_export, tmp_path_factory) -> tuple[Pat
     out = tmp_path_factory.mktemp("budget")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(onnx_export, "_predict", spy)
-        manifest = export_all(checkpoint, out, "onnx", "fp32,int8", n_calib=N_CALIB, n_held=N_HELD, gates=TEST_GATES,
-                              golden=False, progress=False, int8_drift_budget=full_int8 + (1 - full_int8) / 4)
+        spec = ExportSpec(gates=TEST_GATES, int8_drift_budget=full_int8 + (1 - full_int8) / 4)
+        manifest = export_all(checkpoint, out, spec=spec, formats="onnx", precisions="fp32,int8", n_calib=N_CALIB,
+                              n_held=N_HELD, golden=False, progress=False)
     return out, manifest, seen
 
 
@@ -520,7 +522,8 @@ def test_broken_artifact_fails_its_gate_and_is_not_kept(checkpoint, tmp_path, mo
 
     monkeypatch.setattr(onnx_export, "_to_onnx", broken)
     with pytest.raises(ExportFailed) as info:
-        export_all(checkpoint, tmp_path / "a", "onnx", "fp32", n_calib=4, n_held=2, golden=False, progress=False)
+        export_all(checkpoint, tmp_path / "a", formats="onnx", precisions="fp32", n_calib=4, n_held=2, golden=False,
+                   progress=False)
     assert not (tmp_path / "a" / "egeunet_fp32.onnx").exists()
     assert info.value.manifest["failed"][0]["error"].startswith("gate failed")
     assert json.loads((tmp_path / "a" / "manifest.json").read_text())["artifacts"] == []
@@ -535,8 +538,8 @@ def test_fp32_gate_passes_the_authors_weights_and_fails_a_wrong_weight(reference
     off, or its input read with height and width swapped, fails it."""
     from egeunet.export import onnx_export
 
-    kwargs = dict(n_calib=2, n_held=4, golden=False, progress=False)
-    manifest = export_all(reference_dir / "best.pth", tmp_path / "good", "onnx", "fp32", **kwargs)
+    kwargs = dict(formats="onnx", precisions="fp32", n_calib=2, n_held=4, golden=False, progress=False)
+    manifest = export_all(reference_dir / "best.pth", tmp_path / "good", **kwargs)
     assert manifest["artifacts"][0]["validation"]["passed"] and manifest["fp32_rounding"]["images"] == 4
     real = onnx_export._to_onnx
 
@@ -562,7 +565,7 @@ def test_fp32_gate_passes_the_authors_weights_and_fails_a_wrong_weight(reference
         with pytest.MonkeyPatch.context() as monkeypatch:
             monkeypatch.setattr(onnx_export, "_to_onnx", patch)
             with pytest.raises(ExportFailed) as info:
-                export_all(reference_dir / "best.pth", tmp_path / name, "onnx", "fp32", **kwargs)
+                export_all(reference_dir / "best.pth", tmp_path / name, **kwargs)
         assert info.value.manifest["failed"][0]["error"].startswith("gate failed: max |dprob|"), name
 
 
@@ -596,8 +599,8 @@ def test_fp16_gate_passes_the_authors_weights_and_fails_a_wrong_conversion(refer
     rounded to bfloat16 (3 bits fewer than float16), or with one weight 1% off, fails."""
     from egeunet.export import onnx_export
 
-    kwargs = dict(size=SIZE, n_calib=2, n_held=4, golden=False, progress=False)
-    manifest = export_all(reference_dir / "best.pth", tmp_path / "good", "onnx,tflite", "fp16", **kwargs)
+    kwargs = dict(spec=ExportSpec(size=SIZE), precisions="fp16", n_calib=2, n_held=4, golden=False, progress=False)
+    manifest = export_all(reference_dir / "best.pth", tmp_path / "good", formats="onnx,tflite", **kwargs)
     assert manifest["gates"]["fp16"]["max_abs_dprob"] == manifest["gates"]["fp32"]["max_abs_dprob"]
     model = _model(tmp_path / "good")
     for record in manifest["artifacts"]:
@@ -628,7 +631,7 @@ def test_fp16_gate_passes_the_authors_weights_and_fails_a_wrong_conversion(refer
         with pytest.MonkeyPatch.context() as monkeypatch:
             monkeypatch.setattr(onnx_export, "_to_onnx", written_from(change))
             with pytest.raises(ExportFailed) as info:
-                export_all(reference_dir / "best.pth", tmp_path / name, "onnx", "fp16", **kwargs)
+                export_all(reference_dir / "best.pth", tmp_path / name, formats="onnx", **kwargs)
         assert "max |dprob|" in info.value.manifest["failed"][0]["error"], name
 
 

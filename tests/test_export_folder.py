@@ -44,7 +44,7 @@ def first(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("folder")
     ckpt = _checkpoint(root / "a.pt", 0)
     out = root / "export"
-    export_all(ckpt, out, "onnx", "fp32,fp16", n_calib=2, n_held=2, golden=False, progress=False)
+    export_all(ckpt, out, formats="onnx", precisions="fp32,fp16", n_calib=2, n_held=2, golden=False, progress=False)
     return ckpt, out
 
 
@@ -58,7 +58,7 @@ def test_a_failed_reexport_keeps_the_earlier_good_artifacts(first, tmp_path, mon
 
     monkeypatch.setattr(onnx_export, "_to_onnx", crash)
     with pytest.raises(EGEUNetError, match="converter exploded"):
-        export_all(ckpt, out, "onnx", "fp16", n_calib=2, n_held=2, golden=False, progress=False)
+        export_all(ckpt, out, formats="onnx", precisions="fp16", n_calib=2, n_held=2, golden=False, progress=False)
     after = assert_consistent(out)
     assert {r["file"] for r in after["artifacts"]} == {r["file"] for r in before["artifacts"]}
     assert all(r["from_earlier_export"] for r in after["artifacts"])
@@ -89,7 +89,8 @@ def test_a_killed_export_leaves_a_true_manifest_and_the_next_run_recovers(first,
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not assert_consistent(out, killed=True)["complete"]
-    export_all(ckpt, out, "onnx", "fp32", n_calib=2, n_held=2, golden=False, progress=False)  # lock and .pending recovered
+    export_all(ckpt, out, formats="onnx", precisions="fp32", n_calib=2, n_held=2, golden=False,
+               progress=False)  # lock and .pending recovered
     assert assert_consistent(out)["complete"]
 
 
@@ -123,7 +124,7 @@ def test_golden_vectors_cover_only_listed_artifacts(first, tmp_path):
     folder = tmp_path / "golden-export"
     shutil.copytree(out, folder)
     shutil.copy(folder / "egeunet_fp32.onnx", folder / "stale.onnx")
-    manifest = export_all(ckpt, folder, "onnx", "fp32", n_calib=2, n_held=2, progress=False)
+    manifest = export_all(ckpt, folder, formats="onnx", precisions="fp32", n_calib=2, n_held=2, progress=False)
     index = json.loads((folder / manifest["golden"]["index"]).read_text())
     assert {a["file"] for a in index["artifacts"]} == {r["file"] for r in manifest["artifacts"]}
     assert "stale.onnx" not in {a["file"] for a in index["artifacts"]}

@@ -32,8 +32,8 @@ def checkpoint(tmp_path_factory) -> Path:
 
 def _export(checkpoint: Path, out: Path, int8: Gate, **options) -> dict:
     """ONNX int8 only, with ``int8`` as the int8 gate."""
-    return export_all(checkpoint, out, "onnx", "int8", n_calib=N_CALIB, n_held=N_HELD,
-                      gates={**TEST_GATES, "int8": int8}, golden=False, progress=False, **options)
+    return export_all(checkpoint, out, spec=ExportSpec(gates={**TEST_GATES, "int8": int8}, **options), formats="onnx",
+                      precisions="int8", n_calib=N_CALIB, n_held=N_HELD, golden=False, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +125,8 @@ def test_ladders_are_data_per_recipe():
 
 def test_dynamic_with_int8_io_is_refused_in_one_line(checkpoint, tmp_path):
     with pytest.raises(EGEUNetError, match="cannot be combined with --int8-io"):
-        export_all(checkpoint, tmp_path, "tflite", "int8", int8_io=True, int8_recipe="dynamic", progress=False)
+        export_all(checkpoint, tmp_path, spec=ExportSpec(int8_recipe="dynamic"), formats="tflite", precisions="int8",
+                   int8_io=True, progress=False)
 
 
 def test_cli_names_the_option_and_its_default(capsys):

@@ -17,7 +17,7 @@ import torch
 
 from egeunet import save_checkpoint
 from egeunet.runtime.runners.onnx_runner import OnnxRunner
-from egeunet.export import export_all
+from egeunet.export import ExportSpec, export_all
 from egeunet.export.data import synthetic_sets
 from egeunet.export.onnx_portable import CLIENTS, PORTABLE_OPSET, make_portable, run_client
 from egeunet.accuracy import Gate, compare
@@ -42,8 +42,8 @@ def exported(tmp_path_factory) -> Path:
         save_checkpoint(folder / "model.pt", light_training(size=SIZE), SIZE)
     finally:
         torch.set_num_threads(threads)
-    export_all(folder / "model.pt", folder, "onnx", "fp32,int8", n_calib=N_CALIB, n_held=N_HELD, gates=PLUMBING_GATES,
-               golden=False, progress=False)
+    export_all(folder / "model.pt", folder, spec=ExportSpec(gates=PLUMBING_GATES), formats="onnx",
+               precisions="fp32,int8", n_calib=N_CALIB, n_held=N_HELD, golden=False, progress=False)
     return folder
 
 

@@ -74,7 +74,8 @@ def exported(tmp_path_factory) -> tuple[Path, torch.nn.Module]:
     finally:
         torch.set_num_threads(threads)
     save_checkpoint(folder / "model.pt", model, SIZE)
-    export_all(folder / "model.pt", folder, "onnx", "fp32,int8", n_calib=8, n_held=4, gates=TEST_GATES, golden=False,
+    export_all(folder / "model.pt", folder, spec=ExportSpec(gates=TEST_GATES), formats="onnx", precisions="fp32,int8",
+               n_calib=8, n_held=4, golden=False,
                progress=False)  # raises when an artifact misses its gate (fp32: against the model in float64)
     return folder, model
 

@@ -20,11 +20,13 @@ QUICK = {"n": 40, "epochs": 2, "n_calib": 8, "runs": 10, "threads": "1"}
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Where to write, how much data and training, which formats, --quick and --force."""
+    from egeunet.runtime.formats import export_formats
+
     parser.add_argument("--out", default="demo-out", metavar="DIR", help="folder for every stage (default demo-out)")
     parser.add_argument("--n", type=int, help=f"synthetic images (default {FULL['n']}, --quick {QUICK['n']})")
     parser.add_argument("--epochs", type=int, help=f"training epochs (default {FULL['epochs']}, --quick {QUICK['epochs']})")
-    parser.add_argument("--formats", default="onnx,tflite,coreml", help="export formats, any case "
-                        "(default onnx,tflite,coreml)")
+    parser.add_argument("--formats", default=",".join(export_formats()), help="export formats, any case "
+                        f"(default {','.join(export_formats())})")
     parser.add_argument("--precisions", default="fp32,fp16,int8", help="export precisions, any case "
                         "(default fp32,fp16,int8)")
     parser.add_argument("--threads", type=int, help="CPU threads: the benchmark's timings (default 1) and PyTorch's "
@@ -105,8 +107,8 @@ def _stage_export(out: Path, s: dict) -> None:
     from egeunet.export.api import ExportFailed, export_all, summary_table
 
     try:
-        manifest = export_all((out / "run" / "best.pt").resolve(), out / "export", s["formats"], s["precisions"],
-                              calib_dir=(out / "data").resolve(), n_calib=s["n_calib"])
+        manifest = export_all((out / "run" / "best.pt").resolve(), out / "export", formats=s["formats"],
+                              precisions=s["precisions"], calib_dir=(out / "data").resolve(), n_calib=s["n_calib"])
     except ExportFailed as exc:
         manifest = exc.manifest
         print(f"export: {exc}")

@@ -91,10 +91,11 @@ def recorded_split_of(model: str, data: str) -> tuple[str | None, str]:
 
     from egeunet.errors import EGEUNetError
     from egeunet.runtime.artifacts import MANIFEST, manifest_source, read_manifest
+    from egeunet.runtime.formats import is_checkpoint
     from egeunet.training.dataset import recorded_split
 
     path = Path(model)
-    if path.suffix.lower() in (".pt", ".pth"):
+    if is_checkpoint(path):
         split = recorded_split(model, data)
         return split, "recorded in the checkpoint" if split else ""
     try:

@@ -13,12 +13,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options: formats, precisions, calibration and held-out images, layout, preprocessing, gates."""
     from egeunet.export.recipes import INT8_RECIPES
     from egeunet.export.spec import CALIBRATION_METHODS, default_gates
+    from egeunet.runtime.formats import export_formats
 
     gates = default_gates()
     parser.add_argument("model", help="checkpoint (egeunet .pt or the authors' best/latest.pth)")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the artifacts and manifest.json")
-    parser.add_argument("--formats", default="onnx,tflite,coreml",
-                        help="comma-separated, any case: onnx, tflite, coreml")
+    parser.add_argument("--formats", default=",".join(export_formats()),
+                        help=f"comma-separated, any case: {', '.join(export_formats())}")
     parser.add_argument("--precisions", default="fp32,fp16,int8", help="comma-separated, any case: fp32, fp16, int8")
     parser.add_argument("--calib", metavar="DIR", help="calibration images (a dataset layout or a plain folder); "
                         "default: synthetic sample images, seed 0")
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from egeunet.commands import checks
     from egeunet.export import list_formats
     from egeunet.export.api import ExportFailed, export_all, summary_table
-    from egeunet.export.spec import PRECISIONS
+    from egeunet.export.spec import PRECISIONS, ExportSpec
 
     checks.positive("--n-calib", args.n_calib)
     checks.positive("--n-held", args.n_held)
@@ -80,10 +81,12 @@ def run(args: argparse.Namespace) -> int:
     shown = sys.stderr if args.json else sys.stdout  # --json: stdout holds only the JSON document
     try:
         with json_output.stdout_to_stderr(args.json):
-            manifest = export_all(args.model, args.out, formats, precisions, args.calib, args.n_calib,
-                                  args.held_out, args.n_held, args.size, args.nhwc, args.bake_preprocess, args.int8_io,
-                                  args.calib_method, gates, golden=not args.no_golden,
-                                  int8_drift_budget=args.int8_drift_budget, int8_recipe=args.int8_recipe)
+            spec = ExportSpec(size=args.size, nhwc=args.nhwc, bake_preprocess=args.bake_preprocess,
+                              calib_method=args.calib_method, gates=gates, int8_drift_budget=args.int8_drift_budget,
+                              int8_recipe=args.int8_recipe)
+            manifest = export_all(args.model, args.out, spec=spec, formats=formats, precisions=precisions,
+                                  calib_dir=args.calib, n_calib=args.n_calib, held_dir=args.held_out,
+                                  n_held=args.n_held, int8_io=args.int8_io, golden=not args.no_golden)
     except ExportFailed as exc:
         print(summary_table(exc.manifest), file=shown)
         held_note(args.out, shown)

@@ -1,5 +1,6 @@
-"""`egeunet info [MODEL]`: parameters, multiply-accumulates and a per-module table; for an exported artifact
-(.onnx, .tflite, .mlpackage) its contract, size, ops and numerics (int8 ops, float fallbacks, integer-only)."""
+"""`egeunet info [MODEL]`: parameters, multiply-accumulates and a per-module table; for an exported artifact (a file
+of any format egeunet exports: .onnx, .tflite, .mlpackage, ...) its contract, size, ops and numerics (int8 ops, float
+fallbacks, integer-only)."""
 from __future__ import annotations
 
 import argparse
@@ -9,12 +10,24 @@ from egeunet.commands import json_output
 
 HELP = "print parameter counts (both conventions), MACs and a per-module table, or an exported artifact's facts"
 
-ARTIFACT_FORMATS = {".onnx": "onnx", ".tflite": "tflite", ".mlpackage": "coreml"}
+
+def artifact_format(path: str | Path) -> str | None:
+    """The export format of a file by its suffix (``egeunet.runtime.formats``); None for a checkpoint or unknown."""
+    from egeunet.runtime.formats import format_of
+
+    fmt = format_of(path)
+    return fmt.name if fmt is not None and fmt.exporter else None
+
+
+def _artifact_suffixes() -> str:
+    from egeunet.runtime.formats import export_formats, file_format
+
+    return ", ".join(file_format(name).suffix for name in export_formats())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", help="checkpoint (egeunet .pt or the authors' best/latest.pth) or an "
-                        "exported artifact (.onnx, .tflite, .mlpackage); default: a fresh paper model")
+                        f"exported artifact ({_artifact_suffixes()}); default: a fresh paper model")
     parser.add_argument("--variant", default="egeunet", type=str.lower, help="Table 2 variant when no MODEL is given "
                         "(egeunet, baseline, baseline+ghpa, baseline+gab, no-multi-axis, no-param-dw, no-mask, no-dilation)")
     parser.add_argument("--size", type=int, default=256, help="input height = width for MAC counting (multiple of 32)")
@@ -29,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from egeunet.model.config import paper_params
 
     checks.size("--size", args.size)
-    if args.model and Path(args.model).suffix.lower() in ARTIFACT_FORMATS:
+    if args.model and artifact_format(args.model):
         return _artifact(Path(args.model), args.json)
     try:
         model = load_model(args.model) if args.model else EGEUNet(variant_config(args.variant))
@@ -67,12 +80,12 @@ def _artifact(path: Path, as_json: bool) -> int:
     from egeunet.errors import EGEUNetError
     from egeunet.export import get_format
     from egeunet.runtime.artifacts import file_digest
-    from egeunet.runtime.byte_accounting import summary
+    from egeunet.runtime.byte_accounting import accounting, summary
 
     if not path.exists():
         raise EGEUNetError(f"{path}: no such file")
     try:
-        info = get_format(ARTIFACT_FORMATS[path.suffix.lower()]).describe(path)
+        info = get_format(artifact_format(path)).describe(path)
     except EGEUNetError:
         raise
     except Exception as exc:  # converters' readers raise untyped errors on a damaged file
@@ -93,6 +106,7 @@ def _artifact(path: Path, as_json: bool) -> int:
         print(f"  int8 ops: {', '.join(quant.get('int8_ops', [])) or '-'}")
         print(f"  float ops: {', '.join(quant.get('float_fallback_ops', [])) or 'none'}")
     print("  ops: " + ", ".join(f"{k} {v}" for k, v in list(info["op_counts"].items())[:12]))
-    if "size_breakdown" in info:  # TFLite and ONNX: runtime.byte_accounting's record
-        print(f"  bytes: {summary(info['size_breakdown'])}")
+    breakdown = info.get("size_breakdown") or accounting(path)  # formats with a byte accounting (TFLite, ONNX, ...)
+    if breakdown:
+        print(f"  bytes: {summary(breakdown)}")
     return 0

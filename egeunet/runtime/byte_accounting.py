@@ -1,7 +1,9 @@
 """Where an artifact's bytes go: constant data by element type, and structure (everything else) in all and per op.
 
-One record shape for TFLite and ONNX files, read by ``egeunet info``, the exporters' ``describe`` and the benchmark
-report's size section, so a user sees whether a file is weights or graph.
+One record shape (``record``) for every format with an accounting (TFLite and ONNX here; each format's descriptor in
+``egeunet.runtime.formats`` names its function), read by ``egeunet info``, the exporters' ``describe`` and the
+benchmark report's size section, so a user sees whether a file is weights or graph. Formats without one give their
+weight bytes alone (``weight_bytes``: CoreML's ``weights/`` files, a checkpoint's tensors).
 """
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ from collections import Counter
 from pathlib import Path
 
 
-def _record(size: int, data_by_type: Counter, ops: Counter, **extra) -> dict:
+def record(size: int, data_by_type: Counter, ops: Counter, **extra) -> dict:
+    """The accounting record of a file of ``size`` bytes: constant data bytes by type, ops by type, ``extra`` keys."""
     data = sum(data_by_type.values())
     count = sum(ops.values())
     return {"bytes": size, "constant_data_bytes": data, "constant_data_by_type": dict(data_by_type.most_common()),
@@ -45,7 +48,7 @@ def tflite_accounting(buf: bytes) -> dict:
         length = model.Buffers(b).DataLength()
         if length:
             data[owner.get(b, "unused")] += length
-    return _record(len(buf), data, ops)
+    return record(len(buf), data, ops)
 
 
 def _field_bytes(message) -> int:
@@ -77,18 +80,46 @@ def onnx_accounting(buf: bytes) -> dict:
         node_bytes[node.op_type] += _field_bytes(node)
     names = {name for node in graph.node for name in list(node.input) + list(node.output) if name}
     names |= {t.name for t in graph.initializer}
-    return _record(len(buf), data, Counter(n.op_type for n in graph.node), initializers=len(graph.initializer),
+    return record(len(buf), data, Counter(n.op_type for n in graph.node), initializers=len(graph.initializer),
                    node_bytes=sum(node_bytes.values()), node_bytes_by_op=dict(node_bytes.most_common()),
                    value_name_bytes=sum(len(n) for n in names),
                    metadata_bytes=sum(_field_bytes(p) for p in model.metadata_props), external_data_bytes=external)
 
 
 def accounting(path: str | Path) -> dict | None:
-    """The byte accounting of a .tflite or .onnx file (None for other kinds)."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    reader = {".tflite": tflite_accounting, ".onnx": onnx_accounting}.get(suffix)
-    return reader(path.read_bytes()) if reader else None
+    """The byte accounting of a file whose format has one (``FileFormat.accounting``), else None."""
+    from egeunet.runtime.formats import format_of
+
+    fmt = format_of(path)
+    return fmt.accounting(Path(path).read_bytes()) if fmt is not None and fmt.accounting is not None else None
+
+
+def weight_bytes(path: str | Path, counted: dict | None = None) -> int | None:
+    """Weight bytes of an artifact: the constant data of its accounting (``counted``, when already computed), else
+    its format's ``weight_bytes``; None when unknown."""
+    from egeunet.runtime.formats import format_of
+
+    counted = counted if counted is not None else accounting(path)
+    if counted is not None:
+        return counted["constant_data_bytes"]
+    fmt = format_of(path)
+    return fmt.weight_bytes(Path(path)) if fmt is not None and fmt.weight_bytes is not None else None
+
+
+def coreml_weight_bytes(path: Path) -> int | None:
+    """Bytes of an .mlpackage's ``weights/`` files (None for an .mlmodel: its weights are inside the protobuf)."""
+    if not path.is_dir():
+        return None
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and "weights" in p.relative_to(path).parts)
+
+
+def torch_weight_bytes(path: Path) -> int:
+    """Bytes of the tensors of a PyTorch checkpoint's state dict."""
+    from egeunet.checkpoint import read_checkpoint
+
+    obj = read_checkpoint(path)
+    state = obj.get("state_dict", obj.get("model_state_dict", obj))
+    return sum(v.numel() * v.element_size() for v in state.values() if hasattr(v, "element_size"))
 
 
 def summary(record: dict) -> str:

@@ -1,7 +1,10 @@
 """The artifact contract: what every exported file says about feeding it and reading it back.
 
-Export writes the contract (JSON under ``CONTRACT_KEY`` in the artifact's metadata); every runner reads it into an
-``ArtifactIO``, so there is one way to feed an artifact: layout, baked preprocessing, int8 I/O. A baked artifact takes
+Written and read here only: export builds it with ``make_contract`` and stores ``contract_json`` under
+``CONTRACT_KEY`` in the artifact's metadata (where, is the format's: ``egeunet.runtime.formats``); every runner reads
+it into an ``ArtifactIO`` through ``parse_contract``, so there is one way to feed an artifact: layout, baked
+preprocessing, int8 I/O. Each contract carries its ``version`` (``CONTRACT_VERSION`` when written); a reader refuses,
+in one line, a contract newer than it knows, and reads every older one (version 1 files lack no key). A baked artifact takes
 uint8 pixels: ``image_input`` resizes an RGB image to the model size and rounds it (exactly what an app does);
 ``canonical_input`` rounds an already stretched canonical tensor to uint8, and the graph's stretch of a stretched
 image is the identity (up to that rounding, at most 0.5 on the 0-255 scale).
@@ -17,9 +20,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from egeunet.errors import EGEUNetError
-from egeunet.preprocess import preprocess, to_model_size, to_rgb
+from egeunet.preprocess import PREPROCESSING, preprocess, to_model_size, to_rgb
 
 CONTRACT_KEY = "egeunet"  # metadata key holding the contract JSON in every artifact
+CONTRACT_VERSION = 1  # the contract this egeunet writes; raise it when a key changes meaning or a reader must see a new one
 _CHANNELS = (1, 3, 4)  # channel counts that say where an image tensor keeps its channels
 
 
@@ -71,6 +75,45 @@ class TensorSpec:
         return tuple(shape)
 
 
+def make_contract(*, input_name: str, output_name: str, size: int, layout: str, input_dtype: str, output_dtype: str,
+                  baked: bool, precision: str, variant: str, integer_only: bool,
+                  runtime_options: dict | None = None) -> dict:
+    """What an app must know to use an artifact: size, layout, dtypes, preprocessing, threshold, numerics."""
+    return {
+        "format": "egeunet-contract",
+        "version": CONTRACT_VERSION,
+        "input_name": input_name,
+        "output_name": output_name,
+        "input_size": size,
+        "layout": layout,
+        "input_dtype": input_dtype,
+        "output_dtype": output_dtype,
+        "baked_preprocess": baked,
+        "preprocessing": {**PREPROCESSING, "layout": f"{layout} {input_dtype}",
+                          "stretch": "done by the graph" if baked else PREPROCESSING["stretch"]},
+        "threshold": PREPROCESSING["threshold"],
+        "precision": precision,
+        "variant": variant,
+        "integer_only": integer_only,
+        **({"runtime_options": runtime_options} if runtime_options else {}),
+    }
+
+
+def contract_json(contract: dict) -> str:
+    """The contract as compact JSON, the form stored in artifact metadata."""
+    return json.dumps(contract, separators=(",", ":"), sort_keys=True)
+
+
+def parse_contract(text: str | bytes | dict | None) -> dict:
+    """The contract stored in an artifact as a dict ({} for none); one-line error for one newer than this reader."""
+    data = json.loads(text) if isinstance(text, (str, bytes)) else dict(text or {})
+    version = data.get("version", 1) if data else CONTRACT_VERSION
+    if not isinstance(version, int) or version > CONTRACT_VERSION:
+        raise EGEUNetError(f"the artifact's egeunet contract is version {version!r}, newer than this egeunet reads "
+                           f"(up to {CONTRACT_VERSION}): upgrade egeunet to run it")
+    return data
+
+
 def synthetic_input(shape: tuple[int, ...], dtype: str, seed: int = 0) -> np.ndarray:
     """Random input of a shape and dtype for latency-only runs: uniform [0, 1) floats, integers over their range."""
     rng = np.random.default_rng(seed)
@@ -102,7 +145,7 @@ class ArtifactIO:
     def from_contract(cls, text: str | dict | None, spec: TensorSpec | None = None, **quant) -> "ArtifactIO":
         """Parse the contract JSON stored in the artifact; without one, ``contract`` is False and the layout and
         size come from the file's input ``spec`` (an NCHW float32 256 graph when there is none either)."""
-        data = json.loads(text) if isinstance(text, str) else dict(text or {})
+        data = parse_contract(text)
         if not data and spec is not None:
             height = spec.spatial[0] if len(spec.shape) == 4 else None
             return cls(height or 256, spec.layout, False, spec.dtype, **quant, contract=False)

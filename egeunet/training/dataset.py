@@ -68,7 +68,9 @@ def check_parts(data: SplitData, source: str | Path) -> None:
 
 def recorded_split(model: str, data: str) -> str | None:
     """The split file a training checkpoint recorded, if it was trained on ``data`` and the file still exists."""
-    if Path(model).suffix.lower() not in (".pt", ".pth"):
+    from egeunet.runtime.formats import is_checkpoint
+
+    if not is_checkpoint(model):
         return None
     training = read_checkpoint(model).get("training", {})
     path = training.get("split_file")

@@ -1,4 +1,4 @@
-"""The runner interface shared by every runtime, and its registry of runtimes and the files each can run."""
+"""The runner interface shared by every runtime, and its registry of runtimes (which files each runs: ``formats``)."""
 from __future__ import annotations
 
 import importlib
@@ -9,17 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from egeunet.errors import EGEUNetError
+from egeunet.runtime import formats
 from egeunet.runtime.contract import ArtifactIO, TensorSpec
 
-RUNTIMES: dict[str, type["Runner"]] = {}
-# runtime name -> (module that registers it, file suffixes it runs); the first runtime listing a suffix is its default
-_TABLE = {
-    "pytorch": ("egeunet.runtime.runners.torch_runner", (".pt", ".pth")),
-    "onnxruntime": ("egeunet.runtime.runners.onnx_runner", (".onnx",)),
-    "litert": ("egeunet.runtime.runners.litert_runner", (".tflite",)),
-    "litert-arm64": ("egeunet.runtime.runners.litert_arm64_runner", (".tflite",)),  # emulated: never the default
-    "coreml": ("egeunet.runtime.runners.coreml_runner", (".mlpackage", ".mlmodel")),
-}
+RUNTIMES: dict[str, type["Runner"]] = {}  # filled as runner modules are imported (``formats.runner_modules``)
 
 
 def register(cls: type["Runner"]) -> type["Runner"]:
@@ -30,13 +23,13 @@ def register(cls: type["Runner"]) -> type["Runner"]:
 
 def list_runtimes() -> list[str]:
     """Names of every runtime egeunet knows (whether or not it can run on this machine)."""
-    return list(_TABLE)
+    return list(formats.runner_modules())
 
 
 def runtimes_for(path: str | Path) -> list[str]:
     """Runtimes that can run a file, by extension; its default runtime first (empty for an unknown type)."""
-    suffix = Path(path).suffix.lower()
-    return [name for name, (_, suffixes) in _TABLE.items() if suffix in suffixes]
+    fmt = formats.format_of(path)
+    return list(fmt.runtimes) if fmt is not None else []
 
 
 def runtime_for(path: str | Path) -> str:
@@ -44,17 +37,18 @@ def runtime_for(path: str | Path) -> str:
     found = runtimes_for(path)
     if not found:
         suffix = Path(path).suffix.lower()
-        known = ", ".join(sorted({s for _, suffixes in _TABLE.values() for s in suffixes}))
+        known = ", ".join(sorted(formats.all_suffixes()))
         raise EGEUNetError(f"{path}: unsupported model format {suffix or '(no extension)'!r}; expected one of {known}")
     return found[0]
 
 
 def _runner_class(runtime: str) -> type["Runner"]:
-    if runtime not in _TABLE:
-        raise EGEUNetError(f"unknown runtime {runtime!r}; choose from {', '.join(_TABLE)}")
+    modules = formats.runner_modules()
+    if runtime not in modules:
+        raise EGEUNetError(f"unknown runtime {runtime!r}; choose from {', '.join(modules)}")
     if runtime not in RUNTIMES:
         try:
-            importlib.import_module(_TABLE[runtime][0])
+            importlib.import_module(modules[runtime])
         except ModuleNotFoundError as exc:
             raise EGEUNetError(f"runtime {runtime!r} is not available: {exc}") from None
     return RUNTIMES[runtime]
@@ -69,7 +63,7 @@ def open_runner(path: str | Path, runtime: str | None = None, threads: int | Non
     if not path.exists():
         raise EGEUNetError(f"{path}: no such file")
     runtime = runtime or runtime_for(path)
-    if runtime in _TABLE and runtime not in runtimes_for(path):
+    if runtime in formats.runner_modules() and runtime not in runtimes_for(path):
         raise EGEUNetError(f"{path}: runtime {runtime!r} does not run {path.suffix or 'extensionless'} files")
     cls = _runner_class(runtime)
     taken = set(inspect.signature(cls.__init__).parameters) - {"self", "path", "threads", "device"}
