@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import tempfile
-import warnings
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,28 +32,34 @@ from egeunet.export.onnx_portable import make_portable
 from egeunet.runtime.byte_accounting import onnx_accounting
 from egeunet.export.recipes import Recipe, budget_note, float_recipe
 from egeunet.export.spec import ExportSpec, FormatConfig
+from egeunet.quiet import held
 from egeunet.runtime.contract import CONTRACT_KEY
 from egeunet.runtime.runners.onnx_runner import DISABLED_OPTIMIZERS
 
-CONFIG = FormatConfig(name="onnx", precisions=("fp32", "fp16", "int8"), opset=18, float_form="for_onnx",
-                      runtime_options={"onnxruntime": {"disabled_optimizers": DISABLED_OPTIMIZERS}})
+CONFIG = FormatConfig(name="onnx", suffix=".onnx", runtime="onnxruntime", precisions=("fp32", "fp16", "int8"),
+                      opset=18, runtime_options={"onnxruntime": {"disabled_optimizers": DISABLED_OPTIMIZERS}})
 QUANTIZE_OPS = ("Conv",)  # op types given int8 QDQ; the rest stays float
 EVAL_BATCH = 8  # images per ORT run while searching
 
 
-def _to_onnx(deploy, spec: ExportSpec, path: str) -> None:
-    """The ONNX exporter built on torch.export (``capture``, dynamic batch), layer names from its node metadata,
-    the metadata stripped, then onnxsim."""
-    import onnx
-    import onnxsim
+@held("torch.onnx")
+def _exported(deploy):
+    """The ModelProto of torch.onnx's exporter (built on torch.export) for ``capture``'s program, dynamic batch; its
+    log lines ("torchvision is not installed ...") are held back (``egeunet.quiet``)."""
     import torch
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(capture(deploy, dynamic_batch=True), dynamo=True, opset_version=CONFIG.opset,
-                                    input_names=[CONFIG.input_name], output_names=[CONFIG.output_name],
-                                    optimize=True, verbose=False)
-    model = program.model_proto
+    program = torch.onnx.export(capture(deploy, dynamic_batch=True), dynamo=True, opset_version=CONFIG.opset,
+                                input_names=[CONFIG.input_name], output_names=[CONFIG.output_name], optimize=True,
+                                verbose=False)
+    return program.model_proto
+
+
+def _to_onnx(deploy, spec: ExportSpec, path: str) -> None:
+    """``_exported``, layer names from its node metadata, the metadata stripped, then onnxsim."""
+    import onnx
+    import onnxsim
+
+    model = _exported(deploy)
     name_by_scope(model, QUANTIZE_OPS)
     strip_metadata(model)
     # onnxsim would merge consecutive means into one long reduction: the staged GroupNorm means (``for_onnx``) stay
