@@ -88,8 +88,7 @@ def plain_tflite(model, size: int, path: Path) -> None:
     """``litert_torch.convert`` of the unmodified EGEUNet, the LiteRT latency baseline (or of any module)."""
     import litert_torch
 
-    with torch.enable_grad():  # GHPA's map cache (no-grad only) reads data pointers, which export tracing forbids
-        litert_torch.convert(model.eval(), (torch.zeros(1, 3, size, size),)).export(str(path))
+    litert_torch.convert(model.eval(), (torch.zeros(1, 3, size, size),)).export(str(path))
 
 
 def norm_free(model, size: int):
@@ -134,9 +133,9 @@ def litert_predict(path: Path):
     return predict
 
 
-def deploy_vs_plain(out: Path, model, size: int, x: np.ndarray, runs: int) -> dict:
-    """fp32 and int8 exports and the norm-free floor against plain exports of the same weights: ms per runtime and
-    option, and ratios."""
+def deploy_vs_plain(out: Path, model, size: int, x: np.ndarray, runs: int, also: list[Path] = ()) -> dict:
+    """fp32 and int8 exports, the norm-free floor and the ``also`` files (e.g. an earlier export of the same model)
+    against plain exports of the same weights: ms per runtime and option, and ratios."""
     plain_onnx(model, size, out / "plain.onnx")
     plain_tflite(model, size, out / "plain.tflite")
     floor = norm_free(model, size)
@@ -144,13 +143,16 @@ def deploy_vs_plain(out: Path, model, size: int, x: np.ndarray, runs: int) -> di
     plain_tflite(floor, size, out / "floor.tflite")
     art = out / "artifacts"
     predictors = {}
-    for name, path in (("plain", out / "plain.onnx"), ("deploy", art / "egeunet_fp32.onnx"),
-                       ("deploy int8", art / "egeunet_int8.onnx"), ("norm-free floor", out / "floor.onnx")):
+    extra = [(str(path), path) for path in also]
+    for name, path in [("plain", out / "plain.onnx"), ("deploy", art / "egeunet_fp32.onnx"),
+                       ("deploy int8", art / "egeunet_int8.onnx"), ("norm-free floor", out / "floor.onnx")] + \
+            [e for e in extra if e[1].suffix == ".onnx"]:
         if path.exists():
             predictors[f"ORT {name}"] = ort_predict(path)
             predictors[f"ORT {name}, NCHWc off"] = ort_predict(path, NCHWC_OFF)
-    for name, path in (("plain", out / "plain.tflite"), ("deploy", art / "egeunet_fp32.tflite"),
-                       ("deploy int8", art / "egeunet_int8.tflite"), ("norm-free floor", out / "floor.tflite")):
+    for name, path in [("plain", out / "plain.tflite"), ("deploy", art / "egeunet_fp32.tflite"),
+                       ("deploy int8", art / "egeunet_int8.tflite"), ("norm-free floor", out / "floor.tflite")] + \
+            [e for e in extra if e[1].suffix == ".tflite"]:
         if path.exists():
             predictors[f"LiteRT {name}"] = litert_predict(path)
     rounds = latency_rounds(predictors, x, runs)
@@ -163,7 +165,7 @@ def deploy_vs_plain(out: Path, model, size: int, x: np.ndarray, runs: int) -> di
     ratios, spread = {}, {}
     for runtime in ("ORT", "LiteRT"):
         plain = best(f"{runtime} plain")
-        for form in ("deploy", "deploy int8", "norm-free floor"):
+        for form in ("deploy", "deploy int8", "norm-free floor", *(name for name, _ in extra)):
             mine = best(f"{runtime} {form}")
             if plain and mine:
                 ratios[f"{runtime} {form} / plain"] = ms[mine] / ms[plain]
@@ -184,6 +186,8 @@ def main() -> None:
     parser.add_argument("--n-held", type=int, help="held-out images (default: the model's test split with --calib, else 16)")
     parser.add_argument("--formats", default="onnx,tflite")
     parser.add_argument("--runs", type=int, default=60, help="timed rounds (default 60)")
+    parser.add_argument("--also", nargs="*", type=Path, default=[], metavar="FILE",
+                        help="more .onnx/.tflite files timed in the same interleaved run (e.g. an earlier export)")
     parser.add_argument("--fp32-tol", type=float, help="fp32 gate's max |dprob| (default: the export's, 1e-4); "
                                                        "a looser one keeps a failing fp32 file so its latency is measured")
     args = parser.parse_args()
@@ -239,7 +243,7 @@ def main() -> None:
     deploy_ms = next((r["ms_1thread"] for r in rows if r["file"] == "egeunet_fp32.onnx"), None)
     ratio = deploy_ms / rows[1]["ms_1thread"] if deploy_ms else None
     with torch.no_grad():
-        versus = deploy_vs_plain(out, model, args.size, x, args.runs)
+        versus = deploy_vs_plain(out, model, args.size, x, args.runs, args.also)
     result = {"size": args.size, "rows": rows, "deploy_vs_plain_onnx_latency": ratio, "deploy_vs_plain": versus,
               "versions": manifest["versions"]}
     (out / "bench.json").write_text(json.dumps(result, indent=1, default=str) + "\n")

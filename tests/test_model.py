@@ -145,6 +145,17 @@ def test_eval_cache_matches_uncached_and_tracks_weight_changes():
     assert other_size.shape == (1, 1, 96, 96)
 
 
+def test_eval_model_exports_under_no_grad_after_the_cache_was_filled():
+    """A user's ``torch.export`` (and so ``torch.onnx.export``) of the eval model inside ``torch.no_grad()``: the map
+    cache is skipped while tracing (traced tensors have no storage) and the program computes the model."""
+    model = perturb_(EGEUNet(), seed=4).eval()
+    x = torch.rand(1, 3, 64, 64) * 255
+    with torch.no_grad():
+        expected = model(x)  # fills the cache
+        program = torch.export.export(model, (x,))
+        assert torch.equal(program.module()(x), expected)
+
+
 def test_train_and_eval_forward_are_the_same_function():
     model = perturb_(EGEUNet(), seed=3)
     x = torch.rand(1, 3, 64, 64) * 255

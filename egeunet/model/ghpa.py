@@ -73,8 +73,9 @@ class GHPA(nn.Module):
         return [xy, zx[..., :, None], zy[..., None, :]]
 
     def _cached_maps(self, height: int, width: int, device: torch.device, dtype: torch.dtype) -> list[torch.Tensor]:
-        """Reuse the maps while no weight changed (parameter versions and storage are the key)."""
-        if self.training or torch.is_grad_enabled():
+        """Reuse the maps while no weight changed (parameter versions and storage are the key); never while a graph
+        is captured (torch.export, torch.compile: traced tensors have no storage to key on)."""
+        if self.training or torch.is_grad_enabled() or torch.compiler.is_compiling():
             self._cache = None
             return self.attention_maps(height, width)
         key = (height, width, device, dtype) + tuple((p._version, p.data_ptr()) for p in self.parameters())
