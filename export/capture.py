@@ -8,8 +8,10 @@ lose the module scopes its layer names, and so the keep-float recipes, are match
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported where a capture runs: format modules stay light to import
+    import torch
 
 BATCH = "batch"  # the name of the dynamic batch dimension in files that have one
 
@@ -25,6 +27,8 @@ def capture(form: torch.nn.Module, dynamic_batch: bool = False,
             float_pixels: bool = False) -> torch.export.ExportedProgram:
     """``torch.export`` of ``form`` (a deploy form, eval mode) with every size static, or the batch dimension of
     its input and output dynamic (``dynamic_batch``, ONNX files: ONNX Runtime runs them on any batch)."""
+    import torch
+
     example = example_input(form, float_pixels)
     shapes = None
     if dynamic_batch:  # traced on two images: torch.export fixes a dimension whose example size is 1

@@ -16,7 +16,7 @@ graph in ONNX Runtime (before the MatMul channel means, which add about 4 KB).
 - ``drop_zero_points``: all-zero zero points of the weights' DequantizeLinear nodes are left out (zero is the default).
 - ``bias_scales_as_products``: a QDQ convolution's bias scale is computed as input x weight scale (bit-identical).
 - ``float_constants_as_int8`` (int8 files): the maps QDQ leaves float, stored in int8 (``Cast * scale``).
-- ``compact_structure`` (run last): Constant nodes as initializers, each distinct initializer stored once,
+- ``compact_structure`` (run last): each distinct initializer stored once,
   attributes that change nothing left out (bit-identical).
 """
 from __future__ import annotations
@@ -311,24 +311,6 @@ def float_constants_as_int8(model, ops: Sequence[str] = ("Mul",)) -> int:
     return count
 
 
-def constants_as_initializers(model) -> int:
-    """Turn every ``Constant`` node holding a tensor (``value``) into an initializer of its name; returns how many."""
-    from onnx import helper
-
-    nodes, count = [], 0
-    for node in model.graph.node:
-        if node.op_type == "Constant" and [a.name for a in node.attribute] == ["value"]:
-            tensor = helper.get_attribute_value(node.attribute[0])
-            tensor.name = node.output[0]
-            model.graph.initializer.append(tensor)
-            count += 1
-        else:
-            nodes.append(node)
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    return count
-
-
 def share_initializers(model) -> int:
     """Store each distinct initializer once (same type, shape and bytes): later copies are dropped and their uses
     renamed to the first; returns how many were dropped."""
@@ -388,9 +370,8 @@ def drop_default_attributes(model) -> int:
 
 
 def compact_structure(model) -> dict[str, int]:
-    """The storage rewrites, run last (after opset conversion, which adds Constant nodes): counts per rewrite."""
-    return {"constants_as_initializers": constants_as_initializers(model),
-            "initializers_shared": share_initializers(model),
+    """The storage rewrites, run last (after the opset conversion): counts per rewrite."""
+    return {"initializers_shared": share_initializers(model),
             "default_attributes_dropped": drop_default_attributes(model)}
 
 

@@ -36,8 +36,8 @@ from egeunet.quiet import held
 from egeunet.runtime.contract import CONTRACT_KEY
 from egeunet.runtime.runners.onnx_runner import DISABLED_OPTIMIZERS
 
-CONFIG = FormatConfig(name="onnx", suffix=".onnx", runtime="onnxruntime", precisions=("fp32", "fp16", "int8"),
-                      opset=18, runtime_options={"onnxruntime": {"disabled_optimizers": DISABLED_OPTIMIZERS}})
+CONFIG = FormatConfig(name="onnx", precisions=("fp32", "fp16", "int8"), opset=18, float_form="for_onnx",
+                      runtime_options={"onnxruntime": {"disabled_optimizers": DISABLED_OPTIMIZERS}})
 QUANTIZE_OPS = ("Conv",)  # op types given int8 QDQ; the rest stays float
 EVAL_BATCH = 8  # images per ORT run while searching
 
@@ -330,7 +330,7 @@ class OnnxExporter(Exporter):
                 if recipe.static:
                     float_constants_as_int8(model)  # the GHPA maps left float by the QDQ pass
                     make_portable(model)  # opset 19, MaxPool as ReduceMax: OpenCV DNN and onnx.reference run it too
-                compact_structure(model)  # Constant nodes as initializers, each distinct one stored once
+                compact_structure(model)  # each distinct initializer stored once, no default attributes
             name_layers(model, self.quantize_ops)
             shorten(model, self.quantize_ops)
             del model.metadata_props[:]
