@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import pytest
 import torch
@@ -24,6 +25,31 @@ def reference_dir() -> Path:
     if not (REFERENCE_DIR / "best.pth").is_file():
         pytest.fail(f"reference checkpoint missing at {REFERENCE_DIR}")
     return REFERENCE_DIR
+
+
+@pytest.fixture(scope="session")
+def light_checkpoint(tmp_path_factory) -> Callable[[int], Path]:
+    """``light_checkpoint(size)``: ``test_export.light_training(size=size)`` saved as a checkpoint, trained once per size
+    per session, so the export modules that start from this model (tests/test_export*.py, tests/test_onnx_*.py) share it.
+    One thread: faster than two on a busy 2-core machine."""
+    made: dict[int, Path] = {}
+
+    def checkpoint(size: int) -> Path:
+        if size not in made:
+            from egeunet import save_checkpoint
+            from test_export import light_training
+
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                model = light_training(size=size)
+            finally:
+                torch.set_num_threads(threads)
+            made[size] = tmp_path_factory.mktemp(f"light{size}") / "model.pt"
+            save_checkpoint(made[size], model, size)
+        return made[size]
+
+    return checkpoint
 
 
 def perturb_(model: torch.nn.Module, seed: int = 0, scale: float = 0.05) -> torch.nn.Module:

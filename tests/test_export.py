@@ -19,7 +19,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from egeunet import EGEUNet, save_checkpoint
+from egeunet import EGEUNet
 from egeunet.errors import EGEUNetError
 from egeunet.accuracy import Gate
 from egeunet.export import FORMATS, ExportFailed, ExportSpec, default_gates, deploy_form, export_all, get_format
@@ -76,10 +76,8 @@ def light_training(steps: int = 60, seed: int = 0, size: int = SIZE) -> EGEUNet:
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("model") / "model.pt"
-    save_checkpoint(path, light_training(), SIZE)
-    return path
+def checkpoint(light_checkpoint) -> Path:
+    return light_checkpoint(SIZE)  # trained once per session (conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -11,23 +11,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from egeunet import load_model, save_checkpoint
+from egeunet import load_model
 from egeunet.accuracy import Gate
 from egeunet.errors import EGEUNetError
 from egeunet.export import ExportFailed, ExportSpec, export_all, get_format
 from egeunet.export.api import reference_probs, summary_table
 from egeunet.export.data import synthetic_sets
 from egeunet.export.recipes import INT8_LADDER, ladder
-from test_export import N_CALIB, N_HELD, SIZE, TEST_GATES, light_training
+from test_export import N_CALIB, N_HELD, SIZE, TEST_GATES
 
 pytestmark = [pytest.mark.numeric, pytest.mark.plumbing]  # the ladder's walk is logic on measured numbers (its tight gate is derived from them): once is enough
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("model") / "model.pt"
-    save_checkpoint(path, light_training(), SIZE)
-    return path
+def checkpoint(light_checkpoint) -> Path:
+    return light_checkpoint(SIZE)  # trained once per session (conftest.py)
 
 
 def _export(checkpoint: Path, out: Path, int8: Gate, **options) -> dict:

@@ -13,16 +13,14 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-import torch
 
-from egeunet import save_checkpoint
 from egeunet.runtime.runners.onnx_runner import OnnxRunner
 from egeunet.export import ExportSpec, export_all
 from egeunet.export.data import synthetic_sets
 from egeunet.export.onnx_portable import CLIENTS, PORTABLE_OPSET, make_portable, run_client
 from egeunet.accuracy import Gate, compare
 from kernels import unfused_onnxruntime
-from test_export import N_CALIB, N_HELD, TEST_GATES, light_training
+from test_export import N_CALIB, N_HELD, TEST_GATES
 
 pytestmark = pytest.mark.numeric  # run again on another CPU family's kernels (scripts/test.sh)
 
@@ -34,15 +32,9 @@ PLUMBING_GATES = {**TEST_GATES, "int8": Gate(min_agreement=0.9)}
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory) -> Path:
+def exported(light_checkpoint, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("clients")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # 12 s on a busy 2-core machine, where 2 threads took minutes
-    try:
-        save_checkpoint(folder / "model.pt", light_training(size=SIZE), SIZE)
-    finally:
-        torch.set_num_threads(threads)
-    export_all(folder / "model.pt", folder, spec=ExportSpec(gates=PLUMBING_GATES), formats="onnx",
+    export_all(light_checkpoint(SIZE), folder, spec=ExportSpec(gates=PLUMBING_GATES), formats="onnx",
                precisions="fp32,int8", n_calib=N_CALIB, n_held=N_HELD, golden=False, progress=False)
     return folder
 

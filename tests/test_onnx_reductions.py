@@ -17,7 +17,7 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from egeunet import EGEUNet, save_checkpoint
+from egeunet import EGEUNet, load_model
 from egeunet.export import export_all
 from egeunet.export.data import synthetic_sets
 from egeunet.export.deploy import deploy_form
@@ -25,7 +25,7 @@ from egeunet.export.onnx_export import _to_onnx
 from egeunet.export.spec import ExportSpec
 from egeunet.model.layers import INT8_MEAN_MAX
 from egeunet.runtime.runners.onnx_runner import OnnxRunner
-from test_export import TEST_GATES, light_training
+from test_export import TEST_GATES
 
 pytestmark = [pytest.mark.numeric, pytest.mark.plumbing]  # reduction lengths are graph structure: once is enough
 
@@ -64,20 +64,14 @@ def reduction_lengths(model: onnx.ModelProto) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory) -> tuple[Path, torch.nn.Module]:
-    """The default ONNX export (fp32, int8) of a lightly trained model at 128 px, and that model."""
+def exported(light_checkpoint, tmp_path_factory) -> tuple[Path, torch.nn.Module]:
+    """The default ONNX export (fp32, int8) of a lightly trained model at 128 px (conftest.py), and that model."""
     folder = tmp_path_factory.mktemp("reductions")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # faster than 2 threads on a busy 2-core machine (tests/test_onnx_clients.py)
-    try:
-        model = light_training(size=SIZE)
-    finally:
-        torch.set_num_threads(threads)
-    save_checkpoint(folder / "model.pt", model, SIZE)
-    export_all(folder / "model.pt", folder, spec=ExportSpec(gates=TEST_GATES), formats="onnx", precisions="fp32,int8",
+    checkpoint = light_checkpoint(SIZE)
+    export_all(checkpoint, folder, spec=ExportSpec(gates=TEST_GATES), formats="onnx", precisions="fp32,int8",
                n_calib=8, n_held=4, golden=False,
                progress=False)  # raises when an artifact misses its gate (fp32: against the model in float64)
-    return folder, model
+    return folder, load_model(checkpoint)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
