@@ -22,7 +22,10 @@ from egeunet.accuracy import Gate, compare
 from kernels import unfused_onnxruntime
 from test_export import N_CALIB, N_HELD, TEST_GATES
 
-pytestmark = pytest.mark.numeric  # run again on another CPU family's kernels (scripts/test.sh)
+# once is enough (plumbing): each verdict compares a client with ONNX Runtime's unfused QDQ arithmetic on the same
+# .onnx file (or checks the file's ops); neither runtime reads PyTorch's kernel settings, which only change the file
+# (its export is judged on them by tests/test_export.py in scripts/test.sh's second run)
+pytestmark = [pytest.mark.numeric, pytest.mark.plumbing]
 
 SIZE = 128  # the smallest size whose deepest feature map (size / 32) OpenCV's int8 convolution computes right
 N_IMAGES = 2
