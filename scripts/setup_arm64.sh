@@ -9,7 +9,11 @@
 #   - a qemu prefix folder (-L): links to the arm64 libraries and a fake proc/cpuinfo describing an
 #     ARMv8.2 core (LiteRT otherwise reads the host's x86 /proc/cpuinfo and crashes)
 #   - kit.json: what the runner needs (qemu binary, its version, cpu model, library version)
-# Kit folder: $EGEUNET_ARM64_KIT or ~/.cache/egeunet/arm64, one subfolder per ai-edge-litert version.
+# Where executorch is installed too (runtime `executorch-arm64`, egeunet/runtime/runners/executorch_arm64_runner.py):
+#   - g++-aarch64-linux-gnu; executorch/lib and executorch/include of the aarch64 executorch wheel of the installed
+#     version (the C++ runtime, XNNPACK, kernels, ETDump: no torch); native_check/executorch_run.cpp cross-compiled
+#     against them; its own kit.json naming the same qemu and prefix
+# Kit folder: $EGEUNET_ARM64_KIT or ~/.cache/egeunet/arm64, one subfolder per ai-edge-litert (and executorch) version.
 # apt's sources are read from $EGEUNET_APT_ETC or /etc (scripts/apt_sources.sh): an existing <codename>-backports
 # source is used as it is, else one is added on the Debian mirror apt already uses; no mirror: qemu-user-static.
 # Idempotent and quiet; exits non-zero with a one-line reason when the kit cannot be made (root is needed for apt).
@@ -23,7 +27,9 @@ say() { echo "[setup_arm64] $*"; }
 
 version="$("$py" -c 'import importlib.metadata as m; print(m.version("ai-edge-litert"))' 2>/dev/null)" ||
   fail "ai-edge-litert is not installed for $py (install egeunet[tflite] first)"
-kit="${EGEUNET_ARM64_KIT:-$HOME/.cache/egeunet/arm64}/litert-$version"
+et_version="$("$py" -c 'import importlib.metadata as m; print(m.version("executorch"))' 2>/dev/null || true)"
+kits="${EGEUNET_ARM64_KIT:-$HOME/.cache/egeunet/arm64}"
+kit="$kits/litert-$version"
 mkdir -p "$kit"
 
 apt_install() {  # apt_install [-t SUITE] PKG...: quiet, waits for another apt; on failure apt's last line is in $apt_error
@@ -44,6 +50,7 @@ need=()
 command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
 [ -f /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || need+=(libc6-dev-arm64-cross)
 [ -f /usr/aarch64-linux-gnu/lib/libstdc++.so.6 ] || need+=(libstdc++6-arm64-cross)
+[ -z "$et_version" ] || command -v aarch64-linux-gnu-g++ >/dev/null || need+=(g++-aarch64-linux-gnu)
 missing=("${need[@]}")
 [ -n "$qemu" ] || missing=(qemu-user "${need[@]}")
 if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" != 0 ]; then
@@ -85,18 +92,27 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # --- the aarch64 LiteRT library ---------------------------------------------------------------------
+wheels="$(mktemp -d)"
+trap 'rm -rf "$wheels"' EXIT
+unpack_wheel() {  # unpack_wheel PACKAGE VERSION PLATFORM DEST PATH...: move PATHs of the aarch64 wheel into DEST
+  local package="$1" version="$2" platform="$3" dest="$4" path
+  shift 4
+  say "downloading the aarch64 $package $version wheel"
+  rm -rf "${wheels:?}"/*
+  "$py" -m pip download --quiet --no-deps --only-binary=:all: --platform "$platform" \
+    --python-version 3.11 --dest "$wheels" "$package==$version" 2>"$wheels/pip.log" ||
+    fail "pip cannot download the aarch64 $package==$version wheel: $(grep -i error "$wheels/pip.log" | tail -n 1)"
+  "$py" -m zipfile -e "$wheels"/*.whl "$wheels/unpack"
+  for path; do
+    [ -e "$wheels/unpack/$path" ] || fail "the aarch64 $package wheel has no $path"
+    rm -rf "${dest:?}/$path"
+    mkdir -p "$(dirname "$dest/$path")"
+    mv "$wheels/unpack/$path" "$dest/$path"
+  done
+}
 lib="$kit/ai_edge_litert/libLiteRt.so"
 if [ ! -f "$lib" ]; then
-  say "downloading the aarch64 ai-edge-litert $version wheel"
-  wheels="$(mktemp -d)"
-  trap 'rm -rf "$wheels"' EXIT
-  "$py" -m pip download --quiet --no-deps --only-binary=:all: --platform manylinux_2_27_aarch64 \
-    --python-version 3.11 --dest "$wheels" "ai-edge-litert==$version" 2>"$wheels/pip.log" ||
-    fail "pip cannot download the aarch64 ai-edge-litert==$version wheel: $(grep -i error "$wheels/pip.log" | tail -n 1)"
-  "$py" -m zipfile -e "$wheels"/ai_edge_litert-*.whl "$kit.unpack"
-  rm -rf "$kit/ai_edge_litert"
-  mv "$kit.unpack/ai_edge_litert" "$kit/ai_edge_litert"
-  rm -rf "$kit.unpack"
+  unpack_wheel ai-edge-litert "$version" manylinux_2_27_aarch64 "$kit" ai_edge_litert
   [ -f "$lib" ] || fail "the aarch64 wheel has no ai_edge_litert/libLiteRt.so"
 fi
 
@@ -132,12 +148,13 @@ qemu_version="$("$qemu" --version | sed -n 's/.*version \([0-9][0-9.]*\).*/\1/p'
 # `max`. EGEUNET_ARM64_CPU=max (SVE2 + SME: the newest phones' kernels) is allowed with qemu >= 10 only:
 # qemu 7.2 gets the SME instruction SMOPA wrong.
 cpu=cortex-a76
-"$py" - "$kit/kit.json" "$qemu" "$qemu_version" "$cpu" "$version" "$prefix" "$kit/litert_run" <<'EOF'
+write_kit() {  # write_kit FOLDER NAME VERSION: FOLDER/kit.json for the runner program FOLDER/NAME_run
+  "$py" - "$1/kit.json" "$qemu" "$qemu_version" "$cpu" "$2" "$3" "$prefix" "$1/$2_run" <<'EOF'
 import json, sys
 from egeunet.atomic import write_bytes_atomic
-path, qemu, qemu_version, cpu, version, prefix, exe = sys.argv[1:]
-kit = {"qemu": qemu, "qemu_version": qemu_version, "cpu": cpu, "litert_version": version, "prefix": prefix,
-       "litert_run": exe}
+path, qemu, qemu_version, cpu, name, version, prefix, exe = sys.argv[1:]
+kit = {"qemu": qemu, "qemu_version": qemu_version, "cpu": cpu, f"{name}_version": version, "prefix": prefix,
+       f"{name}_run": exe}
 text = json.dumps(kit, indent=1) + "\n"
 try:
     same = open(path).read() == text
@@ -146,3 +163,27 @@ except OSError:
 if not same:
     write_bytes_atomic(path, text.encode())
 EOF
+}
+write_kit "$kit" litert "$version"
+
+# --- ExecuTorch's aarch64 C++ runtime and its runner (only where executorch is installed) -----------
+[ -n "$et_version" ] || exit 0
+et_kit="$kits/executorch-$et_version"
+et="$et_kit/executorch"
+if [ ! -f "$et/lib/libexecutorch.so" ] || [ ! -d "$et/include" ]; then
+  unpack_wheel executorch "$et_version" manylinux_2_28_aarch64 "$et_kit" executorch/lib executorch/include
+fi
+src="$root/native_check/executorch_run.cpp"
+sum="$(sha256sum "$src" | cut -d' ' -f1)"
+if [ ! -x "$et_kit/executorch_run" ] || [ "$(cat "$et_kit/executorch_run.sha256" 2>/dev/null)" != "$sum" ]; then
+  say "cross-compiling native_check/executorch_run.cpp for aarch64"
+  # the definitions executorch's own CMake package gives its consumers (lib/cmake/executorch/executorch-config.cmake)
+  aarch64-linux-gnu-g++ -std=c++17 -O2 -Wall -Wextra -Werror -DC10_USING_CUSTOM_GENERATED_MACROS \
+    -DET_EVENT_TRACER_ENABLED -isystem "$et/include" -isystem "$et/include/executorch/runtime/core/portable_type/c10" \
+    -o "$et_kit/executorch_run.tmp" "$src" -L"$et/lib" -Wl,--no-as-needed -lexecutorch -lexecutorch_backend_xnnpack \
+    -lexecutorch_kernels_optimized -lexecutorch_kernels_quantized -lexecutorch_etdump -Wl,-rpath,"$et/lib" ||
+    fail "aarch64-linux-gnu-g++ failed on native_check/executorch_run.cpp"
+  mv "$et_kit/executorch_run.tmp" "$et_kit/executorch_run"
+  echo "$sum" > "$et_kit/executorch_run.sha256"
+fi
+write_kit "$et_kit" executorch "$et_version"
