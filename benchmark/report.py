@@ -397,7 +397,26 @@ def _markdown(results: dict, files: dict[str, str]) -> str:
                                   _fmt(s["max_abs_dprob"], ".3g")] for s in sens["ranking"][:15]]), ""]
         else:
             parts += [sens["note"], ""]
+    parts += etdump_section(results.get("etdump", []))
     return "\n".join(parts)
+
+
+def etdump_section(profiles: list[dict]) -> list[str]:
+    """Report lines of ``benchmark --etdump``: per .pte row, its operators' ms per run and share (the 15 slowest)."""
+    parts = []
+    for prof in profiles:
+        parts += [f"## Per-operator profile (ETDump): {prof['name']}", ""]
+        if "error" in prof:
+            parts += [f"Not recorded: {prof['error']}", ""]
+            continue
+        parts += [f"`{prof['file']}`: {prof['runs']} runs in {prof['runtime']} on random input, `Method::execute` {prof['execute_ms']:.2f} "
+                  "ms per run (median); open it with `executorch.devtools.Inspector(etdump_path=...)` for every event. "
+                  "`DELEGATE_CALL` is a delegated section as a whole; the operators inside it are XNNPACK's own.", "",
+                  _md_table(["operator", "in delegate", "calls per run", "ms per run", "% of run"],
+                            [[f"`{op['operator']}`", "yes" if op["delegated"] else "no", str(op["calls"]),
+                              _fmt(op["ms"], ".3f"), _fmt(op["share"], ".1f", 100)] for op in prof["operators"][:15]]),
+                  ""]
+    return parts
 
 
 def _jsonable(results: dict) -> dict:

@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      "an egeunet contract is timed on random input of its own shape and dtype; it gets accuracy columns "
                      "only when its output is a mask and --data and a reference are given.")
     parser.add_argument("model", metavar="MODEL_OR_EXPORT_DIR",
-                        help="a model file (.pt, .onnx, .tflite, .mlpackage) or an export folder with manifest.json")
+                        help="a model file (.pt, .onnx, .tflite, .mlpackage, .pte) or an export folder with manifest.json")
     parser.add_argument("--data", metavar="DIR", help="dataset folder (with or without masks); without it: synthetic "
                         "input, latency, memory and size only")
     parser.add_argument("--size", type=int, help="input height = width for a file whose input leaves them dynamic "
@@ -70,6 +70,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     checks.add_alias(parser, "--max-miou-drop", "--iou-drop", type=float)
     checks.add_alias(parser, "--min-agreement", "--agreement", type=float)
     parser.add_argument("--no-sensitivity", action="store_true", help="skip the per-layer int8 sensitivity ranking")
+    parser.add_argument("--etdump", action="store_true",
+                        help="also profile each .pte row per operator with ExecuTorch's ETDump over --runs runs (3 on "
+                        "an emulated runtime): OUT/etdump/NAME.RUNTIME.etdp, which ExecuTorch's Inspector opens, and a "
+                        "table in report.md of each operator's ms per run and share of the run (default: off)")
     parser.add_argument("--keep-going", action="store_true",
                         help="rows that fail to load, run or time do not fail the command (gates still do)")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for report.md, results.csv/json, PNGs")
@@ -161,6 +165,11 @@ def run(args: argparse.Namespace) -> int:
         results = run_benchmark(args.model, args.data, config_from_args(args), args.reference, runtimes)
         if not args.no_sensitivity:
             add_sensitivity(results)
+        if args.etdump:
+            from egeunet.benchmark.etdump import profile_rows
+            from egeunet.benchmark.harness import EMULATED_RUNS
+
+            profile_rows(results, args.out, args.runs, min(args.runs, EMULATED_RUNS))
         code = finish(results, args.out, args.keep_going)
     if args.json:  # the results.json just written, with the exit status and the summary line
         written = json.loads((Path(args.out) / "results.json").read_text())
