@@ -37,15 +37,17 @@ def _onnx(model: torch.nn.Module, path: Path, size: int = 256) -> Path:
     return path
 
 
-def _break_final_bias(src: Path, dst: Path) -> Path:
-    """A deliberately broken artifact: the last convolution's bias pushed to -50, so every pixel says background."""
+def _break_output(src: Path, dst: Path) -> Path:
+    """A deliberately broken artifact: the final sigmoid's input pushed down by 50, so every pixel says background."""
     import onnx
-    from onnx import numpy_helper
+    from onnx import helper, numpy_helper
 
     model = onnx.load(str(src))
-    final = [n for n in model.graph.node if n.op_type == "Conv"][-1]
+    sigmoid = next(n for n in model.graph.node if n.op_type == "Sigmoid")
     model.graph.initializer.append(numpy_helper.from_array(np.full(1, -50.0, np.float32), "broken_bias"))
-    final.input[2] = "broken_bias"
+    model.graph.node.insert(list(model.graph.node).index(sigmoid),
+                            helper.make_node("Add", [sigmoid.input[0], "broken_bias"], ["broken_logits"]))
+    sigmoid.input[0] = "broken_logits"
     onnx.save(model, str(dst))
     return dst
 
@@ -81,7 +83,7 @@ def bench(tmp_path_factory) -> SimpleNamespace:
     exp = root / "export"
     exp.mkdir()
     _onnx(model, exp / "model.onnx")
-    _break_final_bias(exp / "model.onnx", exp / "broken.onnx")
+    _break_output(exp / "model.onnx", exp / "broken.onnx")
     shutil.copy(exp / "model.onnx", exp / "tampered.onnx")
     _tiny_tflite(exp / "tiny.tflite")
     _fake_mlpackage(exp / "model.mlpackage")
