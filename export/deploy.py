@@ -112,6 +112,8 @@ class RsqrtLayerNorm(nn.Module):
         super().__init__()
         _derive(self, lambda: {"weight": _channels(norm.weight), "bias": _channels(norm.bias)})
         self.eps = norm.eps
+        self.channels = norm.weight.numel()
+        self.mean_conv: nn.Conv2d | None = None  # the channel mean as a 1x1 convolution (``for_executorch``)
 
     def fold_into(self, conv: nn.Conv2d) -> bool:
         """Fold the scale into ``conv``'s input channels (exact with any padding: the shift is kept as bias/scale,
@@ -142,9 +144,13 @@ class RsqrtLayerNorm(nn.Module):
         _derive(self, left)
         return True
 
+    def channel_mean(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean over the channels (N x 1 x H x W): a MEAN, or the 1x1 convolution ``mean_conv`` where one is set."""
+        return x.mean(1, keepdim=True) if self.mean_conv is None else self.mean_conv(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        centred = x - x.mean(1, keepdim=True)
-        var = (centred * centred).mean(1, keepdim=True)
+        centred = x - self.channel_mean(x)
+        var = self.channel_mean(centred * centred)
         y = centred * torch.rsqrt(var + self.eps)
         if self.weight is not None:
             y = y * rounding().constant(self.weight)
@@ -176,19 +182,32 @@ def _last_conv(block: nn.Module) -> nn.Conv2d:
     return block if isinstance(block, nn.Conv2d) else block.ldw[-1]
 
 
-def _spatial_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel spatial mean and centred variance (N x C x 1 x 1), each mean over rows, then columns."""
-    mean = x.mean(3, keepdim=True).mean(2, keepdim=True)
-    centred = x - mean
-    return mean, (centred * centred).mean(3, keepdim=True).mean(2, keepdim=True)
+def _spatial_stats(x: torch.Tensor, staged: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel spatial mean and centred variance (N x C x 1 x 1), each mean over rows, then columns (``staged``)
+    or one mean over both (ExecuTorch's XNNPACK takes a MEAN over both spatial axes only)."""
+    def mean(y: torch.Tensor) -> torch.Tensor:
+        return y.mean(3, keepdim=True).mean(2, keepdim=True) if staged else y.mean((2, 3), keepdim=True)
+
+    centre = mean(x)
+    centred = x - centre
+    return centre, mean(centred * centred)
 
 
-def _combined_stats(mean: torch.Tensor, var: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _axis_mean(y: torch.Tensor, dim: int, last_axes: bool = False) -> torch.Tensor:
+    """Mean of a 3-D tensor along ``dim`` (kept); ``last_axes``: as a MEAN over the last two axes of a 4-D tensor."""
+    if not last_axes:
+        return y.mean(dim, keepdim=True)
+    moved = y.movedim(dim, -1)
+    return moved.reshape(*moved.shape, 1).mean((2, 3), keepdim=True).reshape(*moved.shape[:-1], 1).movedim(-1, dim)
+
+
+def _combined_stats(mean: torch.Tensor, var: torch.Tensor, dim: int,
+                    last_axes: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and variance of the union of equal-sized parts, from each part's mean and variance along ``dim``
-    (law of total variance, kept dims): no one-pass cancellation."""
-    total_mean = mean.mean(dim, keepdim=True)
+    (law of total variance, kept dims): no one-pass cancellation. ``last_axes``: ``_axis_mean``."""
+    total_mean = _axis_mean(mean, dim, last_axes)
     spread = mean - total_mean
-    return total_mean, (var + spread * spread).mean(dim, keepdim=True)
+    return total_mean, _axis_mean(var + spread * spread, dim, last_axes)
 
 
 class StatsGroupNorm(nn.Module):
@@ -208,6 +227,7 @@ class StatsGroupNorm(nn.Module):
         self.register_buffer("weight", norm.weight.detach().clone().view(1, -1, 1, 1))
         self.register_buffer("bias", norm.bias.detach().clone().view(1, -1, 1, 1))
         self.register_buffer("sign", torch.ones_like(self.weight))
+        self.last_axes = False  # every mean one MEAN over the last two axes of a 4-D tensor (``for_executorch``)
 
     def fold_signs(self, conv: nn.Conv2d) -> None:
         """Negate ``conv``'s output channels whose weight is negative (this norm then reads them negated)."""
@@ -223,14 +243,14 @@ class StatsGroupNorm(nn.Module):
         n, c = mean.shape[:2]
         var = var.reshape(n, self.groups, -1)
         mean = (mean * self.sign).reshape(n, self.groups, -1)  # the channels as the model computes them
-        group_mean, group_var = _combined_stats(mean, var, 2)
+        group_mean, group_var = _combined_stats(mean, var, 2, self.last_axes)
         inv_std = torch.rsqrt(group_var + self.eps)
         scale = (self.weight.reshape(1, self.groups, -1) * inv_std).reshape(n, c, 1, 1)
         shift = self.bias - (scale.reshape(n, self.groups, -1) * group_mean).reshape(n, c, 1, 1)
         return scale * self.sign, shift
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scale, shift = self.affine(*_spatial_stats(x))
+        scale, shift = self.affine(*_spatial_stats(x, staged=not self.last_axes))
         if self.pool:
             x = F.max_pool2d(x, 2, 2)
         return x * scale + shift
@@ -272,8 +292,9 @@ class PhaseConvStage(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv(x)
         n, c = x.shape[0], self.channels
-        mean, var = (s.reshape(n, 4, c) for s in _spatial_stats(x))
-        scale, shift = self.norm.affine(*(s.reshape(n, c, 1, 1) for s in _combined_stats(mean, var, 1)))
+        last_axes = self.norm.last_axes
+        mean, var = (s.reshape(n, 4, c) for s in _spatial_stats(x, staged=not last_axes))
+        scale, shift = self.norm.affine(*(s.reshape(n, c, 1, 1) for s in _combined_stats(mean, var, 1, last_axes)))
         top_left, top_right, bottom_left, bottom_right = x.split(c, 1)
         pooled = torch.maximum(torch.maximum(top_left, top_right), torch.maximum(bottom_left, bottom_right))
         return pooled * scale + shift
@@ -590,6 +611,24 @@ def for_litert(deploy: DeployEGEUNet, float_graph: bool = False) -> DeployEGEUNe
             module.map_in_graph = True
     if not copied.live:
         _drop_recipes(copied)
+    return copied
+
+
+def for_executorch(deploy: DeployEGEUNet) -> DeployEGEUNet:
+    """A copy of ``deploy`` that ExecuTorch's XNNPACK delegate takes whole, the same function, for its fp32 and int8
+    programs: ``for_litert``'s float graph with each channel statistic one MEAN over both spatial axes and every
+    LayerNorm's channel means as a 1x1 convolution (``RsqrtLayerNorm.mean_conv``): XNNPACK takes a MEAN over both
+    spatial axes of a 4-D tensor and no other reduction (``export.executorch_export`` writes splits as slices)."""
+    copied = for_litert(deploy, float_graph=True)
+    dtype = copied.net.final.weight.dtype
+    for module in copied.modules():
+        if isinstance(module, StatsGroupNorm):
+            module.last_axes = True
+        elif isinstance(module, RsqrtLayerNorm):
+            module.mean_conv = _fixed_conv(torch.full((1, module.channels), 1.0 / module.channels, dtype=dtype))
+        for name, buffer in list(module.named_buffers(recurse=False)):  # ExecuTorch passes a buffer to the delegate
+            delattr(module, name)  # as a runtime input, stored outside it (an unused one too); a parameter is its own
+            setattr(module, name, nn.Parameter(buffer, requires_grad=False))
     return copied
 
 

@@ -103,18 +103,18 @@ def test_export_formats_are_checked_before_any_work(tmp_path, capsys):
     assert main(["export", str(tmp_path / "missing.pt"), "--formats", "ONNX,TensorRT",
                  "--out", str(tmp_path / "b")]) == 1
     err = capsys.readouterr().err.strip()
-    assert err == ("egeunet export: error: --formats: unknown format 'TensorRT'; choose from onnx, tflite, coreml "
-                   "(any case)")
+    assert err == ("egeunet export: error: --formats: unknown format 'TensorRT'; choose from onnx, tflite, coreml, "
+                   "executorch (any case)")
     assert main(["benchmark", str(tmp_path / "m.onnx"), "--runtimes", "ORT", "--out", str(tmp_path / "c")]) == 1
     assert "unknown runtime 'ORT'; choose from pytorch, onnxruntime" in capsys.readouterr().err
 
 
 def test_help_shows_defaults(capsys):
-    for command, expected in (("export", ["--formats FORMATS", "(default: onnx,tflite,coreml)", "(default:",
+    for command, expected in (("export", ["--formats FORMATS", "(default: onnx,tflite,coreml,executorch)", "(default:",
                                           "fp32,fp16,int8)", "--int8-agreement", "(default: 0.99)",
                                           "--threads"]),
                               ("benchmark", ["--iou-drop", "default: no gate", "--n-held", "(default: all of it)"]),
-                              ("demo", ["--threads", "(default onnx,tflite,coreml)"])):
+                              ("demo", ["--threads", "(default onnx,tflite,coreml,executorch)"])):
         with pytest.raises(SystemExit):
             main([command, "--help"])
         text = " ".join(capsys.readouterr().out.split())

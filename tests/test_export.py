@@ -53,7 +53,7 @@ FORMATS_UNDER_TEST = os.environ.get("EGEUNET_TEST_FORMATS", ",".join(FORMATS)).s
 # every artifact an all-precision export must build, per format (the int8 I/O run replaces TFLite "int8"); the
 # optional integer-only TFLite ("int8-integer") is kept only when it passes its gate (it needs fine-tuning)
 EXPECTED = {"onnx": ["fp32", "fp16", "int8"], "tflite": ["fp32", "fp16", "int8-dynamic", "int8"],
-            "coreml": ["fp32", "fp16", "int8"]}
+            "coreml": ["fp32", "fp16", "int8"], "executorch": ["fp32", "int8"]}
 OPTIONAL = {"tflite": ["int8-integer"]}
 
 

@@ -143,6 +143,12 @@ def _coreml_contract(path: Path) -> str | None:
     return load_spec(str(path)).description.metadata.userDefined.get(CONTRACT_KEY)
 
 
+def _executorch_contract(path: Path) -> str | None:
+    from egeunet.runtime.runners.executorch_runner import load_program, read_contract
+
+    return read_contract(load_program(path))
+
+
 add_format(FileFormat("pytorch", (".pt", ".pth"), {"pytorch": f"{_RUNNERS}.torch_runner"},
                       weight_bytes=byte_accounting.torch_weight_bytes))
 add_format(FileFormat("onnx", (".onnx",), {"onnxruntime": f"{_RUNNERS}.onnx_runner"}, f"{_EXPORT}.onnx_export",
@@ -152,3 +158,6 @@ add_format(FileFormat("tflite", (".tflite",), {"litert": f"{_RUNNERS}.litert_run
                       f"{_EXPORT}.tflite_export", _tflite_contract, byte_accounting.tflite_accounting, golden=True))
 add_format(FileFormat("coreml", (".mlpackage", ".mlmodel"), {"coreml": f"{_RUNNERS}.coreml_runner"},
                       f"{_EXPORT}.coreml_export", _coreml_contract, weight_bytes=byte_accounting.coreml_weight_bytes))
+add_format(FileFormat("executorch", (".pte",), {"executorch": f"{_RUNNERS}.executorch_runner",  # -arm64: emulated
+                                                 "executorch-arm64": f"{_RUNNERS}.executorch_arm64_runner"},
+                      f"{_EXPORT}.executorch_export", _executorch_contract))

@@ -1,0 +1,101 @@
+"""ExecuTorch .pte: every op of the fp32 and int8 programs inside XNNPACK, export through the gates, the contract."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("executorch.runtime")
+
+from conftest import perturb_  # noqa: E402
+
+from egeunet import EGEUNet, load_model  # noqa: E402
+from egeunet.errors import EGEUNetError  # noqa: E402
+from egeunet.export import ExportSpec, export_all  # noqa: E402
+from egeunet.export.base import contract  # noqa: E402
+from egeunet.export.deploy import deploy_form, for_executorch  # noqa: E402
+from egeunet.export.executorch_export import CONFIG, ExecuTorchExporter, delegation, describe_pte  # noqa: E402
+from egeunet.runtime import formats  # noqa: E402
+from egeunet.runtime.contract import CONTRACT_KEY, CONTRACT_VERSION  # noqa: E402
+from egeunet.runtime.runners import open_runner, runtime_for  # noqa: E402
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def exported(light_checkpoint):
+    """The lightly trained model (conftest.py) exported to fp32 and int8 .pte through ``export_all``, gated like every
+    format: (checkpoint, manifest)."""
+    checkpoint = light_checkpoint(SIZE)
+    manifest = export_all(checkpoint, checkpoint.parent / "executorch", spec=ExportSpec(int8_recipe="full"),
+                          formats="executorch", precisions="fp32,int8", n_calib=8, n_held=8, golden=False,
+                          progress=False)
+    return checkpoint, manifest
+
+
+def test_delegation_counts_the_ops_left_outside_xnnpack():
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    class ChannelMean(torch.nn.Module):
+        def forward(self, x):
+            return torch.relu(x) - x.mean(1, keepdim=True)  # XNNPACK has no MEAN over channels
+
+    program = torch.export.export(ChannelMean(), (torch.randn(1, 4, 8, 8),))
+    counts = delegation(to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]))
+    assert counts["outside"] == {"aten.mean.dim": 1} and counts["sections"] >= 1 and counts["delegated_ops"] >= 2
+
+
+def test_the_executorch_form_computes_the_deploy_form():
+    torch.manual_seed(0)
+    deploy = deploy_form(perturb_(EGEUNet()).double(), SIZE)  # float64: the same function, not float32's rounding
+    x = deploy.example_input().double()
+    with torch.no_grad():
+        assert (for_executorch(deploy)(x) - deploy(x)).abs().max() < 1e-10
+
+
+def test_both_programs_pass_their_gates_with_every_op_in_xnnpack(exported):
+    checkpoint, manifest = exported
+    records = {r["variant"]: r for r in manifest["artifacts"]}
+    assert set(records) == {"fp32", "int8"}, manifest["failed"]
+    for variant, record in records.items():
+        assert record["validation"]["passed"] and record["file"] == f"egeunet_{variant}.pte"
+        info = describe_pte(checkpoint.parent / "executorch" / record["file"])
+        assert info["delegates"] == {"XnnpackBackend": 1} and info["outside_delegates"] == {}  # read from the file
+        assert info["inputs"] == [{"name": "input", "dtype": "float32", "shape": [1, 3, SIZE, SIZE]}]
+        assert bool(info["quantization"]) == (variant == "int8")
+    assert records["int8"]["bytes"] < records["fp32"]["bytes"]
+
+
+def test_the_runner_matches_pytorch(exported):
+    checkpoint, _ = exported
+    path = checkpoint.parent / "executorch" / "egeunet_fp32.pte"
+    runner = open_runner(path, threads=1)
+    assert runtime_for(path) == "executorch" and runner.input_size == SIZE
+    x = np.random.default_rng(0).uniform(0, 255, (2, 3, SIZE, SIZE)).astype(np.float32)
+    with torch.no_grad():
+        reference = load_model(checkpoint)(torch.from_numpy(x)).numpy()
+    assert np.abs(runner.predict(x) - reference).max() < 1e-4
+
+
+def test_the_contract_round_trips_and_a_newer_one_is_refused(exported, tmp_path):
+    checkpoint, _ = exported
+    exporter = ExecuTorchExporter()
+    for variant in ("fp32", "int8"):
+        recipe = next(r for p in ("fp32", "int8") for r in exporter.recipes(p, ExportSpec(size=SIZE))
+                      if r.name == variant)
+        written = contract(ExportSpec(size=SIZE), CONFIG, recipe)
+        assert formats.read_contract(checkpoint.parent / "executorch" / f"egeunet_{variant}.pte") == written
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    newer = tmp_path / "newer.pte"
+    program = torch.export.export(torch.nn.Conv2d(3, 1, 1).eval(), (torch.randn(1, 3, SIZE, SIZE),))
+    text = json.dumps({**written, "version": CONTRACT_VERSION + 1})
+    newer.write_bytes(to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()],
+                                                  constant_methods={CONTRACT_KEY: text}).to_executorch().buffer)
+    for attempt in (lambda: formats.read_contract(newer), lambda: open_runner(newer)):
+        with pytest.raises(EGEUNetError, match=f"contract is version {CONTRACT_VERSION + 1}, newer than"):
+            attempt()
