@@ -24,7 +24,7 @@ from egeunet.export.capture import capture
 from egeunet.export.recipes import Recipe, float_recipe
 from egeunet.export.spec import ExportSpec, FormatConfig
 from egeunet.quiet import held
-from egeunet.runtime.contract import CONTRACT_KEY
+from egeunet.runtime.contract import CONTRACT_KEY, parse_contract
 
 CONFIG = FormatConfig(name="executorch", precisions=("fp32", "int8"))
 DELEGATE = "executorch_call_delegate"  # the call of a delegated section in a lowered program's graph
@@ -197,7 +197,8 @@ def describe_pte(path: Path) -> dict:
     return {"inputs": io(inputs), "outputs": io(outputs),
             "ops": sum(kernels.values()) + sum(delegates.values()), "op_counts": {**kernels, **delegates},
             "delegates": dict(delegates), "outside_delegates": dict(kernels),
-            "quantization": {"int8_ops": int8} if int8 else None, "contract": read_contract(program)}
+            "quantization": {"int8_ops": int8} if int8 else None,
+            "contract": parse_contract(read_contract(program)) or None}
 
 
 def _xnnpack_int8_ops(program) -> int:
