@@ -226,7 +226,7 @@ def export_all(model_path: str | Path, out: str | Path, *, spec: ExportSpec | No
 
     Raises ``ExportFailed`` (after writing the manifest) when any artifact failed, ``EGEUNetError`` for bad input.
     """
-    from egeunet.export.deploy import deploy_form
+    from egeunet.model.deploy import deploy_form
     from egeunet.export.folder import ExportFolder
     from egeunet.preprocess import preprocess
     from egeunet.runtime.artifacts import file_digest
@@ -438,7 +438,7 @@ def float16_model(model, size: int, fmt: str, convs: str):
 
     import torch
 
-    from egeunet.export import deploy as forms
+    from egeunet.model import deploy as forms
 
     form = get_format(fmt).config.float_form
     if form is None:

@@ -84,7 +84,7 @@ class Exporter(ABC):
 
     @abstractmethod
     def export(self, deploy, spec: ExportSpec, out_path: Path, recipe: Recipe) -> Path:
-        """Convert the deploy form (``egeunet.export.deploy``) to ``out_path`` (written atomically)."""
+        """Convert the deploy form (``egeunet.model.deploy``) to ``out_path`` (written atomically)."""
 
     @abstractmethod
     def describe(self, path: Path) -> dict:

@@ -34,7 +34,7 @@ XNNPACK = "XnnpackBackend"
 def float_regions() -> tuple[type, ...]:
     """Module classes of ``for_executorch``'s form whose ops the int8 program keeps float: the deploy form's float
     regions and the norms ``for_executorch`` writes (channel statistics, GAB's norms as fixed 1x1 convolutions)."""
-    from egeunet.export.deploy import FLOAT_MODULES, LinearNormGAB, StatsGroupNorm
+    from egeunet.model.deploy import FLOAT_MODULES, LinearNormGAB, StatsGroupNorm
 
     return (*FLOAT_MODULES, StatsGroupNorm, LinearNormGAB)
 
@@ -124,7 +124,7 @@ def lower(deploy, spec: ExportSpec, recipe: Recipe, contract: str | None = None)
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
-    from egeunet.export.deploy import for_executorch
+    from egeunet.model.deploy import for_executorch
 
     form = for_executorch(deploy)
     module = _quantized(form, spec) if recipe.static else form
@@ -190,15 +190,16 @@ def describe_pte(path: Path) -> dict:
             elif hasattr(call, "op_index"):
                 kernels[plan.operators[call.op_index].name] += 1
     int8 = _xnnpack_int8_ops(serialized)
+    stored = parse_contract(read_contract(program)) or None
+    names = (stored or {}).get  # a program's tensors have no names: the contract's, as every format reports them
 
-    def io(specs) -> list[dict]:
-        return [{"name": s.name, "dtype": s.dtype, "shape": list(s.shape)} for s in specs]
+    def io(specs, key: str) -> list[dict]:
+        return [{"name": names(key, s.name), "dtype": s.dtype, "shape": list(s.shape)} for s in specs]
 
-    return {"inputs": io(inputs), "outputs": io(outputs),
+    return {"inputs": io(inputs, "input_name"), "outputs": io(outputs, "output_name"),
             "ops": sum(kernels.values()) + sum(delegates.values()), "op_counts": {**kernels, **delegates},
             "delegates": dict(delegates), "outside_delegates": dict(kernels),
-            "quantization": {"int8_ops": int8} if int8 else None,
-            "contract": parse_contract(read_contract(program)) or None}
+            "quantization": {"int8_ops": int8} if int8 else None, "contract": stored}
 
 
 def _xnnpack_int8_ops(program) -> int:

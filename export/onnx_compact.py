@@ -42,7 +42,7 @@ def maps_in_graph(model, deploy, int8_params: bool = False) -> int:
     A map is found by its deploy-form buffer name and replaced only if its values are that buffer's exactly."""
     from onnx import numpy_helper
 
-    from egeunet.export.deploy import FoldedGHPA
+    from egeunet.model.deploy import FoldedGHPA
 
     inits = _initializers(model)
     nodes, replaced = [], 0

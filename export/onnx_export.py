@@ -310,7 +310,7 @@ class OnnxExporter(Exporter):
     def export(self, deploy, spec: ExportSpec, out_path: Path, recipe: Recipe) -> Path:
         import onnx
 
-        from egeunet.export.deploy import for_onnx
+        from egeunet.model.deploy import for_onnx
 
         form = for_onnx(deploy, float_graph=not recipe.static)  # int8: no channel statistics, see for_onnx
 

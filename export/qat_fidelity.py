@@ -68,7 +68,7 @@ def _tflite_probabilities(model: EGEUNet, calibration: np.ndarray, held: np.ndar
     from egeunet.export import get_format, tflite_export
     from egeunet.export.base import contract
     from egeunet.export.data import ImageSet
-    from egeunet.export.deploy import deploy_form, for_litert
+    from egeunet.model.deploy import deploy_form, for_litert
     from egeunet.export.spec import ExportSpec
     from egeunet.runtime.runners.litert_runner import LiteRTRunner
 

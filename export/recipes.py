@@ -2,7 +2,7 @@
 
 Exporters build recipes (``Exporter.recipes``) and then act on their fields, never on their names: the quantizer
 configuration, the artifact contract (I/O dtypes) and the manifest all come from the recipe. Float regions are the
-deploy form's own declaration (``egeunet.export.deploy.FLOAT_MODULES``), so a rewrite of the deploy form cannot
+deploy form's own declaration (``egeunet.model.deploy.FLOAT_MODULES``), so a rewrite of the deploy form cannot
 silently quantize what must stay float.
 
 An int8 recipe that misses its gate is tried in other forms, each a ``Rung`` of its ladder (``ladder``): full int8,
@@ -67,7 +67,7 @@ class Recipe:
 
 def deploy_float_regions() -> tuple[str, ...]:
     """Qualified class names of the deploy form's float regions (what full-int8 recipes keep float)."""
-    from egeunet.export.deploy import FLOAT_MODULES
+    from egeunet.model.deploy import FLOAT_MODULES
 
     return tuple(f"{cls.__module__}.{cls.__qualname__}" for cls in FLOAT_MODULES)
 

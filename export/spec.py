@@ -27,7 +27,7 @@ class FormatConfig:
     opset: int | None = None
     uint8_input: bool = True  # False: a baked graph takes float32 pixel values (CoreML has no uint8 input)
     runtime_options: dict = field(default_factory=dict)  # what the runtime should be told when it loads the file
-    float_form: str | None = None  # ``egeunet.export.deploy`` function giving the deploy form its float files convert
+    float_form: str | None = None  # ``egeunet.model.deploy`` function giving the deploy form its float files convert
 
     @property
     def suffix(self) -> str:

@@ -268,7 +268,7 @@ class TFLiteExporter(Exporter):
         return self._fp32[key]
 
     def export(self, deploy, spec: ExportSpec, out_path: Path, recipe: Recipe) -> Path:
-        from egeunet.export.deploy import for_litert
+        from egeunet.model.deploy import for_litert
 
         deploy = for_litert(deploy, float_graph=recipe.weights in ("float32", "float16"))  # see for_litert
         buf, budget = self._fp32_bytes(deploy), None

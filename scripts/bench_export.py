@@ -95,7 +95,7 @@ def norm_free(model, size: int):
     """The deploy form with every GroupNorm and LayerNorm removed: not the model's function, a latency floor. Any
     exact normalization reads its input at least once more than this, so no exact rewrite that keeps these
     convolutions, resizes and activations can run faster (an ad hoc one-multiply stand-in ran as fast)."""
-    from egeunet.export.deploy import RsqrtLayerNorm, _swap_modules, deploy_form
+    from egeunet.model.deploy import RsqrtLayerNorm, _swap_modules, deploy_form
 
     form = deploy_form(model, size)  # GAB's GroupInputsNorm keeps its chunks and concatenations, its norms go too
     _swap_modules(form.net, {nn.GroupNorm: lambda _: nn.Identity(), RsqrtLayerNorm: lambda _: nn.Identity()})

@@ -16,7 +16,7 @@ from egeunet.accuracy import compare
 from egeunet.checkpoint import load_model
 from egeunet.export import get_format, tflite_export
 from egeunet.export.data import synthetic_sets
-from egeunet.export.deploy import deploy_form
+from egeunet.model.deploy import deploy_form
 from egeunet.quiet import held
 from egeunet.export.recipes import region_pattern
 from egeunet.export.spec import ExportSpec

@@ -72,7 +72,7 @@ def main() -> None:
     import litert_torch
 
     from egeunet import load_model
-    from egeunet.export.deploy import deploy_form, for_litert
+    from egeunet.model.deploy import deploy_form, for_litert
 
     torch.set_num_threads(1)
     form = for_litert(deploy_form(load_model(args.checkpoint), args.size), float_graph=True)

@@ -15,7 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 from egeunet import EGEUNet
 from egeunet.export.api import float64_probs
 from egeunet.export.capture import capture
-from egeunet.export.deploy import FoldedGHPA, RsqrtLayerNorm, deploy_form, for_onnx
+from egeunet.model.deploy import FoldedGHPA, RsqrtLayerNorm, deploy_form, for_onnx
 from egeunet.export.onnx_compact import (bias_scales_as_products, channel_means_as_matmul, compact, compact_structure,
                                          drop_zero_points, float_constants_as_int8, maps_in_graph, reduce_axes)
 from egeunet.export.onnx_export import _to_onnx, quantize, shorten

@@ -15,7 +15,7 @@ from egeunet import EGEUNet, load_model  # noqa: E402
 from egeunet.errors import EGEUNetError  # noqa: E402
 from egeunet.export import ExportSpec, export_all  # noqa: E402
 from egeunet.export.base import contract  # noqa: E402
-from egeunet.export.deploy import deploy_form, for_executorch  # noqa: E402
+from egeunet.model.deploy import deploy_form, for_executorch  # noqa: E402
 from egeunet.export.executorch_export import CONFIG, ExecuTorchExporter, delegation, describe_pte  # noqa: E402
 from egeunet.runtime import formats  # noqa: E402
 from egeunet.runtime.contract import CONTRACT_KEY, CONTRACT_VERSION  # noqa: E402
@@ -64,7 +64,7 @@ def test_both_programs_pass_their_gates_with_every_op_in_xnnpack(exported):
         assert record["validation"]["passed"] and record["file"] == f"egeunet_{variant}.pte"
         info = describe_pte(checkpoint.parent / "executorch" / record["file"])
         assert info["delegates"] == {"XnnpackBackend": 1} and info["outside_delegates"] == {}  # read from the file
-        assert info["inputs"] == [{"name": "input", "dtype": "float32", "shape": [1, 3, SIZE, SIZE]}]
+        assert info["inputs"] == [{"name": "image", "dtype": "float32", "shape": [1, 3, SIZE, SIZE]}]
         assert bool(info["quantization"]) == (variant == "int8")
     assert records["int8"]["bytes"] < records["fp32"]["bytes"]
 

@@ -83,7 +83,7 @@ def test_first_convolution_matches_integer_arithmetic():
 def test_the_simulation_runs_the_deploy_form_itself():
     """A live deploy form (the one ``FakeQuantEGEUNet`` runs, unrounded here) computes what the exported form computes,
     follows the model's weights after ``refresh`` and passes gradients to every parameter (all of them reach the output)."""
-    from egeunet.export.deploy import deploy_form, for_litert
+    from egeunet.model.deploy import deploy_form, for_litert
 
     torch.manual_seed(2)
     model = perturb_(EGEUNet(EGEUNetConfig(channels=(4, 8, 12, 16, 24, 32))), scale=0.1)

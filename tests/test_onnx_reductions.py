@@ -2,7 +2,7 @@
 
 onnxruntime-web sums a long reduction sequentially in float32: PyTorch's GroupNorm, exported as one
 InstanceNormalization over 131,072 values at 256 px, put group means 3.5e-2 off in the browser and flipped 5-8% of an
-int8 file's mask pixels (tests/test_web_demo.py). ``export.deploy.for_onnx`` writes GroupNorm's statistics as staged
+int8 file's mask pixels (tests/test_web_demo.py). ``egeunet.model.deploy.for_onnx`` writes GroupNorm's statistics as staged
 means instead (``staged_group_mean``, as LiteRT's int8 copy). At 128 px the first GroupNorm's groups hold 2 x 128 x 128
 = 32,768 values, so the PyTorch form fails this check (the check is tested on it too).
 """
@@ -20,7 +20,7 @@ from onnx import numpy_helper
 from egeunet import EGEUNet, load_model
 from egeunet.export import export_all
 from egeunet.export.data import synthetic_sets
-from egeunet.export.deploy import deploy_form
+from egeunet.model.deploy import deploy_form
 from egeunet.export.onnx_export import _to_onnx
 from egeunet.export.spec import ExportSpec
 from egeunet.model.layers import INT8_MEAN_MAX

@@ -10,7 +10,7 @@ import torch
 from egeunet import EGEUNet
 from egeunet.export import get_format
 from egeunet.export.data import synthetic_sets
-from egeunet.export.deploy import FLOAT_MODULES, deploy_form, for_litert
+from egeunet.model.deploy import FLOAT_MODULES, deploy_form, for_litert
 from egeunet.export.recipes import Recipe, deploy_float_regions
 from egeunet.export.spec import ExportSpec
 
@@ -58,7 +58,7 @@ def test_float_regions_are_the_deploy_forms_own_modules():
     deploy = deploy_form(EGEUNet().eval(), SIZE)
     present = {f"{type(m).__module__}.{type(m).__qualname__}" for form in (deploy, for_litert(deploy))
                for m in form.modules()}
-    assert set(deploy_float_regions()) - present <= {"egeunet.export.deploy.MinMaxStretch"}  # only baked forms
+    assert set(deploy_float_regions()) - present <= {"egeunet.model.deploy.MinMaxStretch"}  # only baked forms
 
 
 def test_built_artifact_matches_its_recipe_float_set(quantized):
@@ -70,7 +70,7 @@ def test_built_artifact_matches_its_recipe_float_set(quantized):
     assert problems and all("computes in int8" in p for p in problems)
     renamed = dataclasses.replace(recipe, float_regions=("torch.nn.modules.normalization.GroupNorm",))
     assert float_region_problems(built["recipe"], renamed, deploy) == []
-    gone = dataclasses.replace(recipe, float_regions=("egeunet.export.deploy.RsqrtLayerNorm",))
+    gone = dataclasses.replace(recipe, float_regions=("egeunet.model.deploy.RsqrtLayerNorm",))
     stripped = built["recipe"].replace(b"RsqrtLayerNorm_", b"RsqrtLayerNormX")  # a converter that renamed scopes
     assert any("matches no op" in p for p in float_region_problems(stripped, gone, deploy))
 

@@ -11,7 +11,7 @@ import torch
 from egeunet import EGEUNet, EGEUNetConfig
 from egeunet.export import tflite_flatbuffer as fb
 from egeunet.export.data import synthetic_sets
-from egeunet.export.deploy import for_litert, deploy_form
+from egeunet.model.deploy import for_litert, deploy_form
 from egeunet.export import get_format
 from egeunet.export.spec import ExportSpec
 from egeunet.export.tflite_compact import compact

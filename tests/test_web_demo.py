@@ -11,7 +11,7 @@ Why int8 once disagreed on 5-8% of pixels, measured (../shared/notes/browser-int
 one InstanceNormalization over 131,072 values per group, which onnxruntime-web sums sequentially in float32 (a group
 mean 3.5e-2 off, Python's vectorised kernel 2.3e-3); the next QuantizeLinear then flipped 1.9% of its values, and the
 flips grew through the network. ONNX files now compute GroupNorm with staged means, no reduction over more than 8,192
-values (``export.deploy.for_onnx``, tests/test_onnx_reductions.py): on the demo model (12 epochs) browser vs Python
+values (``egeunet.model.deploy.for_onnx``, tests/test_onnx_reductions.py): on the demo model (12 epochs) browser vs Python
 int8 masks went from 99.83-99.90% to 99.997-100% per photo, fp32 max |dprob| from 1.7e-4 to 7e-6. The model must be
 trained: with random weights (the reference checkpoint) int8 agrees with its own fp32 on only ~93% of pixels, and
 rounding alone flips whole quantisation steps, so the int8 test first checks that int8 agrees with fp32 in Python

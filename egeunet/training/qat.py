@@ -1,6 +1,6 @@
 """Fake quantization of EGE-UNet that mirrors the integer-only int8 TFLite export, for quantization-aware fine-tuning.
 
-The integer-only export converts the deploy form's LiteRT copy (``export.deploy.for_litert``: LayerNorm and GroupNorm
+The integer-only export converts the deploy form's LiteRT copy (``egeunet.model.deploy.for_litert``: LayerNorm and GroupNorm
 as ``(x - mean) * rsqrt(var + eps)``, a LayerNorm's scale, and before a 1x1 convolution its shift, folded into that
 convolution, GHPA attention maps folded into constants except the height-width maps larger than 8x8, which are
 computed from their parameters) and quantizes every tensor with ai-edge-quantizer's static int8 recipe: per-channel
@@ -12,7 +12,7 @@ result to its input's grid, and the sigmoid's output on the fixed grid 1/256 - 1
 very deploy form, live (``deploy_form(..., live=True)``: it shares the model's parameters and recomputes the folds and
 maps from them, with gradients), under a ``TorchFunctionMode`` that applies the same rounding to the same tensors, with
 straight-through gradients, so the weights learn to survive it; the deploy modules call the mode where they hold a
-constant or feed a concatenation (``export.deploy.Rounding``). Ranges are calibrated, not learned, because the export
+constant or feed a concatenation (``egeunet.model.deploy.Rounding``). Ranges are calibrated, not learned, because the export
 calibrates them again. ``egeunet.export.qat_fidelity`` checks it against the real TFLite: the TFLite's kernels,
 given the same int8 inputs, match this rounding on all but a few in 10^5 elements, and every activation grid matches.
 
@@ -29,7 +29,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from egeunet.errors import EGEUNetError
-from egeunet.export.deploy import DeployEGEUNet, Rounding, deploy_form, for_litert, rounded_by
+from egeunet.model.deploy import DeployEGEUNet, Rounding, deploy_form, for_litert, rounded_by
 from egeunet.model import EGEUNet, check_input_size
 from egeunet.model.layers import upsample_to
 
