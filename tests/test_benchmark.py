@@ -161,12 +161,15 @@ def test_gate_units_points_and_fraction():
 
 
 def test_every_default_runtime_gets_a_row(sweep):
-    """Each file type's default runtime has a row (litert-arm64 runs only when asked: tests/test_arm64.py)."""
+    """Every runtime but the emulated ones (run only when asked: tests/test_arm64.py, test_executorch_runtime.py) is
+    some file type's default, and the sweep's file types (.pte rows: test_executorch_runtime.py) each get a row."""
+    from egeunet.runtime.formats import all_suffixes
     from egeunet.runtime.runners import runtimes_for
 
-    defaults = {runtimes_for(f"x{suffix}")[0] for suffix in (".pt", ".onnx", ".tflite", ".mlpackage")}
-    assert defaults == set(list_runtimes()) - {"litert-arm64"}
-    assert defaults <= {r["runtime"] for r in sweep.results["rows"]}
+    assert {runtimes_for(f"x{s}")[0] for s in all_suffixes()} == set(list_runtimes()) - {"litert-arm64",
+                                                                                       "executorch-arm64"}
+    swept = {runtimes_for(f"x{suffix}")[0] for suffix in (".pt", ".onnx", ".tflite", ".mlpackage")}
+    assert swept <= {r["runtime"] for r in sweep.results["rows"]}
 
 
 def test_runners_measure_accuracy_drift_and_latency(sweep):
