@@ -80,6 +80,11 @@ def _shapes(model) -> dict[str, list[int]]:
     return {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in values}
 
 
+def _producers(model) -> dict:
+    """Value name -> the node that writes it."""
+    return {out: node for node in model.graph.node for out in node.output}
+
+
 def _readers(model) -> dict[str, list]:
     """Value name -> the nodes that read it, in graph order (a node reading a value twice, x * x, listed once)."""
     readers: dict[str, list] = {}
@@ -203,13 +208,13 @@ def gelu_half_last(model) -> int:
     """Write each GELU's ``x * (0.5 * (1 + erf(x / sqrt 2)))`` (torch.export's order) as ``x * (1 + erf(...)) * 0.5``
     (the TorchScript exporter's): OpenCV DNN 5.0 crashes with a segmentation fault on the first order. Bit-identical:
     a multiply by 0.5 is exact. Returns how many."""
+    from onnx import numpy_helper
+
     inits = _initializers(model)
     readers = _readers(model)
-    producer = {out: node for node in model.graph.node for out in node.output}
+    producer = _producers(model)
 
     def is_half(name: str) -> bool:
-        from onnx import numpy_helper
-
         return name in inits and numpy_helper.to_array(inits[name]).tolist() in (0.5, [0.5])
 
     count = 0
@@ -256,7 +261,7 @@ def bias_scales_as_products(model) -> int:
 
     graph = model.graph
     inits = _initializers(model)
-    producer = {out: node for node in graph.node for out in node.output}
+    producer = _producers(model)
     nodes = []
     for node in graph.node:
         dequantized = [producer.get(name) for name in node.input]
