@@ -1,4 +1,4 @@
-"""Measure the export targets (issue 4): file sizes, where the int8 TFLite bytes go, agreement, 1-thread latency.
+"""Measure the export targets (issues 4, 25): file sizes, where the int8 TFLite bytes go, agreement, 1-thread latency.
 
     .venv/bin/python scripts/bench_export.py [--model CKPT] [--out DIR] [--size 256]
 
@@ -10,8 +10,11 @@ are compared with a plain export of the same eval-mode weights (``torch.onnx.exp
 layout pass disabled (``disabled_optimizers=["NchwcTransformer"]``), the better of the two counting; each
 ratio also comes with the median and quartiles of its per-round ratios, to show how certain it is on a shared
 machine. The same run times a norm-free floor: the deploy form with every normalization removed (``norm_free``), a
-lower bound for any exact rewrite that keeps the convolutions, resizes and activations as they are. Prints markdown
-tables and writes DIR/bench.json.
+lower bound for any exact rewrite that keeps the convolutions, resizes and activations as they are. When the export
+built ExecuTorch files (executorch in --formats), the fp32 and int8 ``.pte`` run in the same rounds (a bare one-thread
+ExecuTorch ``forward``, XNNPACK) and the run gives issue 25's two ratios: fp32 .pte / fp32 TFLite in LiteRT (deploy
+forms) and int8 .pte / fp32 .pte. ``--also`` files (.onnx, .tflite or .pte, e.g. an earlier export) join the same
+rounds; an ``--also`` .pte is compared with the LiteRT deploy fp32. Prints markdown tables and writes DIR/bench.json.
 """
 from __future__ import annotations
 
@@ -133,28 +136,45 @@ def litert_predict(path: Path):
     return predict
 
 
+def executorch_predict(path: Path):
+    """Bare one-thread ExecuTorch ``forward`` (XNNPACK delegate) on the float NCHW input, loaded as the runner loads it."""
+    from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+
+    from egeunet.quiet import held
+    from egeunet.runtime.runners.executorch_runner import load_program
+
+    program = load_program(path)
+    with held("executorch", echo_on_error=False):
+        _unsafe_reset_threadpool(1)  # process-wide, as in ExecuTorchRunner
+        method = program.load_method("forward")
+    return lambda x: method.execute([torch.from_numpy(x)])[0].numpy()
+
+
+# (runtime, file suffix, {name suffix: predictor factory}): how deploy_vs_plain times each file
+RUNTIMES = [("ORT", ".onnx", {"": ort_predict, ", NCHWc off": lambda path: ort_predict(path, NCHWC_OFF)}),
+            ("LiteRT", ".tflite", {"": litert_predict}),
+            ("ExecuTorch", ".pte", {"": executorch_predict})]
+
+
 def deploy_vs_plain(out: Path, model, size: int, x: np.ndarray, runs: int, also: list[Path] = ()) -> dict:
     """fp32 and int8 exports, the norm-free floor and the ``also`` files (e.g. an earlier export of the same model)
-    against plain exports of the same weights: ms per runtime and option, and ratios."""
+    against plain exports of the same weights, and the .pte files against the LiteRT deploy fp32: ms per runtime and
+    option, and ratios."""
     plain_onnx(model, size, out / "plain.onnx")
     plain_tflite(model, size, out / "plain.tflite")
     floor = norm_free(model, size)
     plain_onnx(floor, size, out / "floor.onnx")
     plain_tflite(floor, size, out / "floor.tflite")
     art = out / "artifacts"
+    stems = {"plain": out / "plain", "deploy": art / "egeunet_fp32", "deploy int8": art / "egeunet_int8",
+             "norm-free floor": out / "floor"}
+    extra = [str(path) for path in also]
     predictors = {}
-    extra = [(str(path), path) for path in also]
-    for name, path in [("plain", out / "plain.onnx"), ("deploy", art / "egeunet_fp32.onnx"),
-                       ("deploy int8", art / "egeunet_int8.onnx"), ("norm-free floor", out / "floor.onnx")] + \
-            [e for e in extra if e[1].suffix == ".onnx"]:
-        if path.exists():
-            predictors[f"ORT {name}"] = ort_predict(path)
-            predictors[f"ORT {name}, NCHWc off"] = ort_predict(path, NCHWC_OFF)
-    for name, path in [("plain", out / "plain.tflite"), ("deploy", art / "egeunet_fp32.tflite"),
-                       ("deploy int8", art / "egeunet_int8.tflite"), ("norm-free floor", out / "floor.tflite")] + \
-            [e for e in extra if e[1].suffix == ".tflite"]:
-        if path.exists():
-            predictors[f"LiteRT {name}"] = litert_predict(path)
+    for runtime, suffix, factories in RUNTIMES:
+        for name, path in [(name, stem.with_suffix(suffix)) for name, stem in stems.items()] + \
+                [(str(path), path) for path in also if path.suffix == suffix]:
+            if path.exists():
+                predictors.update({f"{runtime} {name}{label}": make(path) for label, make in factories.items()})
     rounds = latency_rounds(predictors, x, runs)
     ms = {name: statistics.median(t) for name, t in rounds.items()}
 
@@ -163,13 +183,19 @@ def deploy_vs_plain(out: Path, model, size: int, x: np.ndarray, runs: int, also:
         return min(found, key=ms.get) if found else None
 
     ratios, spread = {}, {}
+
+    def compare(label: str, mine: str | None, base: str | None) -> None:
+        if mine and base:
+            ratios[label], spread[label] = ms[mine] / ms[base], round_ratios(rounds[mine], rounds[base])
+
     for runtime in ("ORT", "LiteRT"):
-        plain = best(f"{runtime} plain")
-        for form in ("deploy", "deploy int8", "norm-free floor", *(name for name, _ in extra)):
-            mine = best(f"{runtime} {form}")
-            if plain and mine:
-                ratios[f"{runtime} {form} / plain"] = ms[mine] / ms[plain]
-                spread[f"{runtime} {form} / plain"] = round_ratios(rounds[mine], rounds[plain])
+        for form in ("deploy", "deploy int8", "norm-free floor", *extra):
+            compare(f"{runtime} {form} / plain", best(f"{runtime} {form}"), best(f"{runtime} plain"))
+    litert = best("LiteRT deploy")  # issue 25: fp32 .pte within 1.1x of this, int8 .pte not slower than fp32 .pte
+    compare("ExecuTorch fp32 .pte / LiteRT fp32 TFLite (deploy)", best("ExecuTorch deploy"), litert)
+    compare("ExecuTorch int8 .pte / ExecuTorch fp32 .pte", best("ExecuTorch deploy int8"), best("ExecuTorch deploy"))
+    for name in extra:
+        compare(f"ExecuTorch {name} / LiteRT deploy", best(f"ExecuTorch {name}"), litert)
     sizes = {"plain.onnx": (out / "plain.onnx").stat().st_size, "plain.tflite": (out / "plain.tflite").stat().st_size}
     return {"ms_1thread": ms, "ratios": ratios, "round_ratios": spread, "plain_bytes": sizes}
 
@@ -184,13 +210,18 @@ def main() -> None:
                                         "default: synthetic images")
     parser.add_argument("--n-calib", type=int, default=32)
     parser.add_argument("--n-held", type=int, help="held-out images (default: the model's test split with --calib, else 16)")
-    parser.add_argument("--formats", default="onnx,tflite")
+    parser.add_argument("--formats", default="onnx,tflite",
+                        help="export formats (default onnx,tflite); with executorch the .pte files are timed too")
     parser.add_argument("--runs", type=int, default=60, help="timed rounds (default 60)")
     parser.add_argument("--also", nargs="*", type=Path, default=[], metavar="FILE",
-                        help="more .onnx/.tflite files timed in the same interleaved run (e.g. an earlier export)")
+                        help="more .onnx/.tflite/.pte files timed in the same interleaved run (e.g. an earlier "
+                             "export); a .pte is compared with the LiteRT deploy fp32")
     parser.add_argument("--fp32-tol", type=float, help="fp32 gate's max |dprob| (default: the export's, 1e-4); "
                                                        "a looser one keeps a failing fp32 file so its latency is measured")
     args = parser.parse_args()
+    for path in args.also:
+        if path.suffix not in {suffix for _, suffix, _ in RUNTIMES} or not path.is_file():
+            parser.error(f"--also {path}: not an existing .onnx, .tflite or .pte file")
 
     from egeunet import load_model, save_checkpoint
     from egeunet.accuracy import Gate
@@ -259,7 +290,7 @@ def main() -> None:
     if ratio:
         print(f"\nfp32 ONNX deploy form / plain torch.onnx.export latency (1 thread, same run): {ratio:.2f}x")
     print(f"\nDeploy form vs plain export of the same weights (1 thread, batch 1, {args.size}^2, one interleaved run; "
-          "ratios use the better of ORT default / NCHWc off):")
+          "ORT ratios use the better of default / NCHWc off):")
     print("| model | ms |\n|---|---|")
     for name, value in versus["ms_1thread"].items():
         print(f"| {name} | {value:.2f} |")
