@@ -33,10 +33,11 @@ XNNPACK = "XnnpackBackend"
 
 def float_regions() -> tuple[type, ...]:
     """Module classes of ``for_executorch``'s form whose ops the int8 program keeps float: the deploy form's float
-    regions and the norms ``for_executorch`` writes (channel statistics, GAB's norms as fixed 1x1 convolutions)."""
-    from egeunet.model.deploy import FLOAT_MODULES, LinearNormGAB, StatsGroupNorm
+    regions and the norms ``for_executorch`` writes (GroupNorm from channel statistics, their scale and shift, which
+    ``PhaseConvStage`` computes outside its norm's own scope; GAB's norms as fixed 1x1 convolutions)."""
+    from egeunet.model.deploy import FLOAT_MODULES, ConvGroupAffine, ConvStatsGroupNorm, LinearNormGAB
 
-    return (*FLOAT_MODULES, StatsGroupNorm, LinearNormGAB)
+    return (*FLOAT_MODULES, ConvStatsGroupNorm, ConvGroupAffine, LinearNormGAB)
 
 
 def _as_slices(program):

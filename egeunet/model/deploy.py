@@ -113,7 +113,8 @@ class RsqrtLayerNorm(nn.Module):
         _derive(self, lambda: {"weight": _channels(norm.weight), "bias": _channels(norm.bias)})
         self.eps = norm.eps
         self.channels = norm.weight.numel()
-        self.mean_conv: nn.Conv2d | None = None  # the channel mean as a 1x1 convolution (``for_executorch``)
+        self.mean_conv: nn.Conv2d | None = None  # the channel mean as a 1x1 convolution (``for_executorch``), and
+        self.var_conv: nn.Conv2d | None = None  # the variance plus eps as one with bias eps
 
     def fold_into(self, conv: nn.Conv2d) -> bool:
         """Fold the scale into ``conv``'s input channels (exact with any padding: the shift is kept as bias/scale,
@@ -144,14 +145,20 @@ class RsqrtLayerNorm(nn.Module):
         _derive(self, left)
         return True
 
-    def channel_mean(self, x: torch.Tensor) -> torch.Tensor:
-        """Mean over the channels (N x 1 x H x W): a MEAN, or the 1x1 convolution ``mean_conv`` where one is set."""
-        return x.mean(1, keepdim=True) if self.mean_conv is None else self.mean_conv(x)
+    def as_convolutions(self, dtype: torch.dtype) -> None:
+        """Channel means as 1x1 convolutions with weights 1/C, the variance's eps as the second one's bias
+        (``for_executorch``: XNNPACK takes no MEAN over channels). The affine stays a multiply and an add: as a
+        depthwise 1x1 convolution it ran slower in XNNPACK."""
+        weight = torch.full((1, self.channels), 1.0 / self.channels, dtype=dtype)
+        self.mean_conv, self.var_conv = _fixed_conv(weight), _fixed_conv(weight, self.eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        centred = x - self.channel_mean(x)
-        var = self.channel_mean(centred * centred)
-        y = centred * torch.rsqrt(var + self.eps)
+        if self.mean_conv is None:
+            centred = x - x.mean(1, keepdim=True)
+            y = centred * torch.rsqrt((centred * centred).mean(1, keepdim=True) + self.eps)
+        else:
+            centred = x - self.mean_conv(x)
+            y = centred * torch.rsqrt(self.var_conv(centred * centred))
         if self.weight is not None:
             y = y * rounding().constant(self.weight)
         return y + rounding().constant(self.bias) if self.bias is not None else y
@@ -193,21 +200,12 @@ def _spatial_stats(x: torch.Tensor, staged: bool = True) -> tuple[torch.Tensor, 
     return centre, mean(centred * centred)
 
 
-def _axis_mean(y: torch.Tensor, dim: int, last_axes: bool = False) -> torch.Tensor:
-    """Mean of a 3-D tensor along ``dim`` (kept); ``last_axes``: as a MEAN over the last two axes of a 4-D tensor."""
-    if not last_axes:
-        return y.mean(dim, keepdim=True)
-    moved = y.movedim(dim, -1)
-    return moved.reshape(*moved.shape, 1).mean((2, 3), keepdim=True).reshape(*moved.shape[:-1], 1).movedim(-1, dim)
-
-
-def _combined_stats(mean: torch.Tensor, var: torch.Tensor, dim: int,
-                    last_axes: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def _combined_stats(mean: torch.Tensor, var: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and variance of the union of equal-sized parts, from each part's mean and variance along ``dim``
-    (law of total variance, kept dims): no one-pass cancellation. ``last_axes``: ``_axis_mean``."""
-    total_mean = _axis_mean(mean, dim, last_axes)
+    (law of total variance, kept dims): no one-pass cancellation."""
+    total_mean = mean.mean(dim, keepdim=True)
     spread = mean - total_mean
-    return total_mean, _axis_mean(var + spread * spread, dim, last_axes)
+    return total_mean, (var + spread * spread).mean(dim, keepdim=True)
 
 
 class StatsGroupNorm(nn.Module):
@@ -227,7 +225,6 @@ class StatsGroupNorm(nn.Module):
         self.register_buffer("weight", norm.weight.detach().clone().view(1, -1, 1, 1))
         self.register_buffer("bias", norm.bias.detach().clone().view(1, -1, 1, 1))
         self.register_buffer("sign", torch.ones_like(self.weight))
-        self.last_axes = False  # every mean one MEAN over the last two axes of a 4-D tensor (``for_executorch``)
 
     def fold_signs(self, conv: nn.Conv2d) -> None:
         """Negate ``conv``'s output channels whose weight is negative (this norm then reads them negated)."""
@@ -243,17 +240,80 @@ class StatsGroupNorm(nn.Module):
         n, c = mean.shape[:2]
         var = var.reshape(n, self.groups, -1)
         mean = (mean * self.sign).reshape(n, self.groups, -1)  # the channels as the model computes them
-        group_mean, group_var = _combined_stats(mean, var, 2, self.last_axes)
+        group_mean, group_var = _combined_stats(mean, var, 2)
         inv_std = torch.rsqrt(group_var + self.eps)
         scale = (self.weight.reshape(1, self.groups, -1) * inv_std).reshape(n, c, 1, 1)
         shift = self.bias - (scale.reshape(n, self.groups, -1) * group_mean).reshape(n, c, 1, 1)
         return scale * self.sign, shift
 
+    def affine_of(self, x: torch.Tensor, phases: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """The scale and shift for ``x``, whose channels are ``phases`` equal-sized blocks of this norm's channels
+        (``PhaseConvStage``: one per pool phase)."""
+        if phases == 1:
+            return self.affine(*_spatial_stats(x))
+        n, c = x.shape[0], x.shape[1] // phases
+        mean, var = (s.reshape(n, phases, c) for s in _spatial_stats(x))
+        return self.affine(*(s.reshape(n, c, 1, 1) for s in _combined_stats(mean, var, 1)))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scale, shift = self.affine(*_spatial_stats(x, staged=not self.last_axes))
+        scale, shift = self.affine_of(x)
         if self.pool:
             x = F.max_pool2d(x, 2, 2)
         return x * scale + shift
+
+
+class ConvGroupAffine(nn.Module):
+    """A GroupNorm's per-channel scale and shift for ``x`` (N x C x 1 x 1 each), its group statistics from fixed 1x1
+    convolutions on the channel statistics (ExecuTorch): no reshape, so XNNPACK, which runs NHWC, puts no transposes
+    around it (243 of the fp32 program's 1,004 nodes were transposes around the grouped reshapes). Convolutions to G
+    channels average each group (with the channel signs ``fold_signs`` flipped); ones back to C channels hand each
+    channel its group's mean (in its sign) and its scale (GroupNorm weight times the reciprocal root: rsqrt on G
+    values); eps and the GroupNorm bias are biases. Each channel statistic is one MEAN over both spatial axes (the
+    only reduction XNNPACK takes). ``phases``: ``x``'s channels are that many blocks of C (``PhaseConvStage``), each
+    with as many pixels."""
+
+    def __init__(self, norm: StatsGroupNorm, phases: int = 1) -> None:
+        super().__init__()
+        c, groups, dtype = norm.weight.numel(), norm.groups, norm.weight.dtype
+        self.phases, self.channels = phases, c
+        member = torch.zeros(groups, phases * c, dtype=dtype)
+        member[torch.arange(phases * c) % c // (c // groups), torch.arange(phases * c)] = 1.0
+        sign = norm.sign.flatten().repeat(phases)
+        count = phases * c // groups
+        self.group_mean = _fixed_conv(member * sign / count)  # P*C -> G: the group means the model computes
+        self.signed_mean = _fixed_conv(member.T * sign[:, None])  # G -> P*C: each channel's, in its sign
+        self.group_var = _fixed_conv(member / count, norm.eps)  # P*C -> G: variance + eps
+        self.scale = _fixed_conv(member[:, :c].T * (norm.weight * norm.sign).view(c, 1))  # G -> C: scale, signed
+        self.shift = nn.Conv2d(c, c, 1, groups=c, dtype=dtype)  # bias - scale * mean, depthwise
+        with torch.no_grad():
+            self.shift.weight.fill_(-1.0)
+            self.shift.bias.copy_(norm.bias.flatten())
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, var = _spatial_stats(x, staged=False)
+        signed = self.signed_mean(self.group_mean(mean))
+        spread = mean - signed
+        scale = self.scale(torch.rsqrt(self.group_var(var + spread * spread)))
+        centre = signed[:, :self.channels] if self.phases > 1 else signed
+        return scale, self.shift(scale * centre)
+
+
+class ConvStatsGroupNorm(nn.Module):
+    """``StatsGroupNorm`` with its scale and shift from ``ConvGroupAffine`` (``for_executorch``); a module of its own,
+    so every op of the statistics is in a module scope a quantizer can keep float."""
+
+    def __init__(self, norm: StatsGroupNorm, phases: int = 1) -> None:
+        super().__init__()
+        self.pool = norm.pool
+        self.affine = ConvGroupAffine(norm, phases)
+
+    def affine_of(self, x: torch.Tensor, phases: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """``StatsGroupNorm.affine_of``, for the phases this norm was built for."""
+        if phases != self.affine.phases:
+            raise ValueError(f"this norm was built for {self.affine.phases} phase(s), not {phases}")
+        return self.affine(x)
+
+    forward = StatsGroupNorm.forward  # the same pool and multiply-add
 
 
 def stats_group_norms(stages: Iterable[nn.Module]) -> None:
@@ -291,10 +351,8 @@ class PhaseConvStage(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv(x)
-        n, c = x.shape[0], self.channels
-        last_axes = self.norm.last_axes
-        mean, var = (s.reshape(n, 4, c) for s in _spatial_stats(x, staged=not last_axes))
-        scale, shift = self.norm.affine(*(s.reshape(n, c, 1, 1) for s in _combined_stats(mean, var, 1, last_axes)))
+        c = self.channels
+        scale, shift = self.norm.affine_of(x, phases=4)
         top_left, top_right, bottom_left, bottom_right = x.split(c, 1)
         pooled = torch.maximum(torch.maximum(top_left, top_right), torch.maximum(bottom_left, bottom_right))
         return pooled * scale + shift
@@ -616,16 +674,17 @@ def for_litert(deploy: DeployEGEUNet, float_graph: bool = False) -> DeployEGEUNe
 
 def for_executorch(deploy: DeployEGEUNet) -> DeployEGEUNet:
     """A copy of ``deploy`` that ExecuTorch's XNNPACK delegate takes whole, the same function, for its fp32 and int8
-    programs: ``for_litert``'s float graph with each channel statistic one MEAN over both spatial axes and every
-    LayerNorm's channel means as a 1x1 convolution (``RsqrtLayerNorm.mean_conv``): XNNPACK takes a MEAN over both
-    spatial axes of a 4-D tensor and no other reduction (``export.executorch_export`` writes splits as slices)."""
+    programs: ``for_litert``'s float graph with GroupNorm statistics from 1x1 convolutions (``ConvStatsGroupNorm``)
+    and every LayerNorm's channel means as 1x1 convolutions (``RsqrtLayerNorm.as_convolutions``): XNNPACK takes a MEAN
+    over both spatial axes of a 4-D tensor and no other reduction, and runs NHWC, so each reshape costs two transposes
+    (``export.executorch_export`` writes splits as slices)."""
     copied = for_litert(deploy, float_graph=True)
     dtype = copied.net.final.weight.dtype
+    phased = {id(m.norm) for m in copied.modules() if isinstance(m, PhaseConvStage)}
+    _swap_modules(copied.net, {StatsGroupNorm: lambda n: ConvStatsGroupNorm(n, 4 if id(n) in phased else 1)})
     for module in copied.modules():
-        if isinstance(module, StatsGroupNorm):
-            module.last_axes = True
-        elif isinstance(module, RsqrtLayerNorm):
-            module.mean_conv = _fixed_conv(torch.full((1, module.channels), 1.0 / module.channels, dtype=dtype))
+        if isinstance(module, RsqrtLayerNorm):
+            module.as_convolutions(dtype)
         for name, buffer in list(module.named_buffers(recurse=False)):  # ExecuTorch passes a buffer to the delegate
             delattr(module, name)  # as a runtime input, stored outside it (an unused one too); a parameter is its own
             setattr(module, name, nn.Parameter(buffer, requires_grad=False))

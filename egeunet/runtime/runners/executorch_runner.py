@@ -61,11 +61,11 @@ class ExecuTorchRunner(Runner):
         if device != "cpu":
             raise EGEUNetError(f"{path}: the ExecuTorch runner runs on cpu only, not {device!r}")
         program = load_program(path)
-        if threads:
-            from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+        with held("executorch", echo_on_error=False):  # the runtime logs its CPU probe and thread pool to stderr
+            if threads:
+                from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
 
-            _unsafe_reset_threadpool(threads)
-        with held("executorch", echo_on_error=False):
+                _unsafe_reset_threadpool(threads)
             self.method = program.load_method("forward")
         inputs, outputs = tensor_specs(program)
         self.input, self.output = inputs[0], outputs[0]
