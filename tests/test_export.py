@@ -57,12 +57,27 @@ EXPECTED = {"onnx": ["fp32", "fp16", "int8"], "tflite": ["fp32", "fp16", "int8-d
             "coreml": ["fp32", "fp16", "int8"], "executorch": ["fp32", "int8"]}
 OPTIONAL = {"tflite": ["int8-integer"]}
 # formats exported by a fixture of their own instead of full_export: ExecuTorch by conftest's session export (its int8
-# takes minutes), which tests/test_executorch.py reads too
-OWN_EXPORT = {"executorch": "executorch_export"}
+# takes minutes), which tests/test_executorch.py reads too; CoreML by coreml_export, requested only by its own tests,
+# so where they are plumbing (STRUCTURAL) the second run of scripts/test.sh does not convert it again
+OWN_EXPORT = {"executorch": "executorch_export", "coreml": "coreml_export"}
 # (calibration, held-out) image counts of the exports that do not use (N_CALIB, N_HELD): ExecuTorch's 8 and 8 are the
 # images on which its full int8 .pte also meets the default int8 gate (tests/test_executorch.py; on 16 and 6 its IoU
 # drop is 1.1 points)
 IMAGES = {"executorch_export": (8, 8)}
+# formats whose files cannot run here (CoreML prediction needs macOS): their tests check the conversion's structure,
+# which does not move with PyTorch's kernels, so they are plumbing
+STRUCTURAL = () if platform.system() == "Darwin" else ("coreml",)
+
+
+def per_format(fmt: str, *values: str) -> pytest.ParameterSet:
+    """A test parameter of format ``fmt`` (then ``values``), marked plumbing where the format is STRUCTURAL."""
+    return pytest.param(fmt, *values, marks=[pytest.mark.plumbing] if fmt in STRUCTURAL else [])
+
+
+def per_export(export: str) -> pytest.ParameterSet:
+    """A test parameter naming an export fixture, marked plumbing where every format it holds is STRUCTURAL."""
+    held = {f for f in FORMATS if OWN_EXPORT.get(f, "full_export") == export}
+    return pytest.param(export, marks=[pytest.mark.plumbing] if held <= set(STRUCTURAL) else [])
 
 
 def light_training(steps: int = 60, seed: int = 0, size: int = SIZE) -> EGEUNet:
@@ -95,6 +110,14 @@ def full_export(checkpoint, tmp_path_factory) -> tuple[Path, dict]:
     return out, export_all(checkpoint, out, spec=ExportSpec(gates=TEST_GATES),
                            formats=[f for f in FORMATS_UNDER_TEST if f not in OWN_EXPORT], n_calib=N_CALIB,
                            n_held=N_HELD, progress=False)
+
+
+@pytest.fixture(scope="module")
+def coreml_export(checkpoint, tmp_path_factory) -> tuple[Path, dict]:
+    """Every precision of CoreML, as full_export would make it (no golden vectors: the demos run no CoreML)."""
+    out = tmp_path_factory.mktemp("coreml")
+    return out, export_all(checkpoint, out, spec=ExportSpec(gates=TEST_GATES), formats="coreml", n_calib=N_CALIB,
+                           n_held=N_HELD, golden=False, progress=False)
 
 
 def export_of(fmt: str, request: pytest.FixtureRequest) -> tuple[Path, dict]:
@@ -242,7 +265,7 @@ def test_baked_and_nhwc_forms_equal_preprocess_then_model(checkpoint):
 
 # ---- every format x precision ------------------------------------------------------------------
 
-@pytest.mark.parametrize("fmt", list(FORMATS))
+@pytest.mark.parametrize("fmt", [per_format(f) for f in FORMATS])
 def test_every_registered_format_is_exported_and_tested(fmt, request):
     """Fails when a format is registered without being listed (and so tested) here."""
     assert fmt in EXPECTED, f"format {fmt} has no test: add its variants to EXPECTED"
@@ -257,7 +280,7 @@ def test_every_registered_format_is_exported_and_tested(fmt, request):
         assert not failed or (failed[0]["optional"] and failed[0]["error"].startswith("gate failed"))
 
 
-@pytest.mark.parametrize("fmt,variant", [(f, v) for f, vs in EXPECTED.items() for v in vs])
+@pytest.mark.parametrize("fmt,variant", [per_format(f, v) for f, vs in EXPECTED.items() for v in vs])
 def test_artifact_meets_its_gate_through_its_runner(fmt, variant, request):
     from egeunet.runtime.runners import open_runner
 
@@ -323,14 +346,20 @@ def test_emulated_cpu_changes_litert_numbers(full_export):
     assert not np.array_equal(other, here), f"the same bits on {other_x86_cpu()} as on this host"
 
 
-def test_int8_artifacts_are_really_int8(full_export):
-    _, manifest = full_export
-    by_name = {(a["format"], a["variant"]): a for a in manifest["artifacts"]}
-    assert "Conv" in by_name["onnx", "int8"]["quantization"]["int8_ops"]
-    tflite = by_name["tflite", "int8"]["quantization"]
-    assert {"CONV_2D", "DEPTHWISE_CONV_2D"} <= set(tflite["int8_ops"]) and "RSQRT" in tflite["float_fallback_ops"]
-    assert by_name["coreml", "int8"]["quantization"]["int8_weight_ops"]
-    assert by_name["tflite", "fp32"]["quantization"] is None
+@pytest.mark.parametrize("fmt", [per_format(f) for f in ("onnx", "tflite", "coreml")])
+def test_int8_artifacts_are_really_int8(fmt, request):
+    if fmt not in FORMATS_UNDER_TEST:
+        pytest.skip(f"EGEUNET_TEST_FORMATS={','.join(FORMATS_UNDER_TEST)}")
+    _, manifest = export_of(fmt, request)
+    by_name = {a["variant"]: a for a in manifest["artifacts"] if a["format"] == fmt}
+    int8 = by_name["int8"]["quantization"]
+    if fmt == "onnx":
+        assert "Conv" in int8["int8_ops"]
+    elif fmt == "tflite":
+        assert {"CONV_2D", "DEPTHWISE_CONV_2D"} <= set(int8["int8_ops"]) and "RSQRT" in int8["float_fallback_ops"]
+        assert by_name["fp32"]["quantization"] is None
+    else:
+        assert int8["int8_weight_ops"]
 
 
 @pytest.fixture(scope="module")
@@ -415,7 +444,7 @@ def test_zero_drift_budget_keeps_nothing_float(zero_budget_export):
     assert all(_conv_weights_from_int8(out / "egeunet_int8.onnx").values())
 
 
-@pytest.mark.parametrize("export", ["full_export", *OWN_EXPORT.values()])
+@pytest.mark.parametrize("export", [per_export(e) for e in ("full_export", *OWN_EXPORT.values())])
 def test_manifest_matches_the_files(export, request):
     if not any(OWN_EXPORT.get(f, "full_export") == export for f in FORMATS_UNDER_TEST):
         pytest.skip(f"EGEUNET_TEST_FORMATS={','.join(FORMATS_UNDER_TEST)}")
