@@ -54,16 +54,15 @@ def light_checkpoint(tmp_path_factory) -> Callable[[int], Path]:
 
 @pytest.fixture(scope="session")
 def executorch_export(light_checkpoint, tmp_path_factory) -> tuple[Path, dict]:
-    """``light_checkpoint(64)`` exported to ExecuTorch fp32 and full-int8 .pte once per session, under test_export's
-    gates, with its image counts (test_export.IMAGES): (folder, manifest). Its int8 export takes minutes, so
-    tests/test_executorch.py and test_export.py's per-format checks read this one export instead of making one each."""
+    """``light_checkpoint(64)`` exported to ExecuTorch fp32 and full-int8 .pte once per session, with test_export's
+    gates and images: (folder, manifest). Its int8 export takes minutes, so tests/test_executorch.py and
+    test_export.py's per-format checks read this one export instead of making one each."""
     from egeunet.export import ExportSpec, export_all
-    from test_export import IMAGES, SIZE, TEST_GATES
+    from test_export import N_CALIB, N_HELD, SIZE, TEST_GATES
 
     out = tmp_path_factory.mktemp("executorch")
-    n_calib, n_held = IMAGES["executorch_export"]
     return out, export_all(light_checkpoint(SIZE), out, spec=ExportSpec(gates=TEST_GATES, int8_recipe="full"),
-                           formats="executorch", precisions="fp32,int8", n_calib=n_calib, n_held=n_held,
+                           formats="executorch", precisions="fp32,int8", n_calib=N_CALIB, n_held=N_HELD,
                            golden=False, progress=False)
 
 

@@ -60,10 +60,6 @@ OPTIONAL = {"tflite": ["int8-integer"]}
 # takes minutes), which tests/test_executorch.py reads too; CoreML by coreml_export, requested only by its own tests,
 # so where they are plumbing (STRUCTURAL) the second run of scripts/test.sh does not convert it again
 OWN_EXPORT = {"executorch": "executorch_export", "coreml": "coreml_export"}
-# (calibration, held-out) image counts of the exports that do not use (N_CALIB, N_HELD): ExecuTorch's 8 and 8 are the
-# images on which its full int8 .pte also meets the default int8 gate (tests/test_executorch.py; on 16 and 6 its IoU
-# drop is 1.1 points)
-IMAGES = {"executorch_export": (8, 8)}
 # formats whose files cannot run here (CoreML prediction needs macOS): their tests check the conversion's structure,
 # which does not move with PyTorch's kernels, so they are plumbing
 STRUCTURAL = () if platform.system() == "Darwin" else ("coreml",)
@@ -300,7 +296,7 @@ def test_artifact_meets_its_gate_through_its_runner(fmt, variant, request):
     reference = reference_probs(_model(out), images)
     agreement = float(np.mean((probs >= 0.5) == (reference >= 0.5)))
     gate = manifest["gates"][record["precision"]]
-    assert record["validation"]["images"] == IMAGES.get(OWN_EXPORT.get(fmt), (N_CALIB, N_HELD))[1]
+    assert record["validation"]["images"] == N_HELD
     if record["precision"] == "int8":
         assert agreement >= gate["min_agreement"]
         # the verdict holds on another x86 family's ONNX Runtime / XNNPACK kernels too (int8 ONNX differs there)
@@ -452,13 +448,12 @@ def test_manifest_matches_the_files(export, request):
     if not any(OWN_EXPORT.get(f, "full_export") == export for f in FORMATS_UNDER_TEST):
         pytest.skip(f"EGEUNET_TEST_FORMATS={','.join(FORMATS_UNDER_TEST)}")
     out, manifest = request.getfixturevalue(export)
-    n_calib, n_held = IMAGES.get(export, (N_CALIB, N_HELD))
     on_disk = json.loads((out / "manifest.json").read_text())
     assert on_disk == json.loads(json.dumps(manifest))
     assert manifest["calibration"]["source"].startswith("synthetic sample, seed 0")
-    assert manifest["calibration"]["count"] == n_calib and manifest["held_out"]["count"] == n_held
+    assert manifest["calibration"]["count"] == N_CALIB and manifest["held_out"]["count"] == N_HELD
     rounding = manifest["fp32_rounding"]
-    assert rounding["images"] == n_held and rounding["max_abs_dprob_fp32_vs_float64"] > 0
+    assert rounding["images"] == N_HELD and rounding["max_abs_dprob_fp32_vs_float64"] > 0
     assert manifest["gates"]["fp32"]["max_abs_dprob"] == max(1e-4, ROUNDING_FACTOR * rounding["max_abs_dprob_fp32_vs_float64"])
     assert not manifest["held_out"]["images_overlap_calibration"]
     assert all(r["optional"] for r in manifest["failed"])
