@@ -110,11 +110,11 @@ def test_export_formats_are_checked_before_any_work(tmp_path, capsys):
 
 
 def test_help_shows_defaults(capsys):
-    for command, expected in (("export", ["--formats FORMATS", "(default: onnx,tflite,coreml)", "(default:",
+    for command, expected in (("export", ["--formats FORMATS", "(default: all)", "(default:",
                                           "fp32,fp16,int8)", "--int8-agreement", "(default: 0.99)",
                                           "--threads"]),
                               ("benchmark", ["--iou-drop", "default: no gate", "--n-held", "(default: all of it)"]),
-                              ("demo", ["--threads", "(default onnx,tflite,coreml)"])):
+                              ("demo", ["--threads", "(default: all)"])):
         with pytest.raises(SystemExit):
             main([command, "--help"])
         text = " ".join(capsys.readouterr().out.split())

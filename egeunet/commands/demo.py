@@ -20,13 +20,13 @@ QUICK = {"n": 40, "epochs": 2, "n_calib": 8, "runs": 10, "threads": "1"}
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Where to write, how much data and training, which formats, --quick and --force."""
-    from egeunet.runtime.formats import default_export_formats, export_formats
+    from egeunet.runtime.formats import export_formats
 
     parser.add_argument("--out", default="demo-out", metavar="DIR", help="folder for every stage (default demo-out)")
     parser.add_argument("--n", type=int, help=f"synthetic images (default {FULL['n']}, --quick {QUICK['n']})")
     parser.add_argument("--epochs", type=int, help=f"training epochs (default {FULL['epochs']}, --quick {QUICK['epochs']})")
-    parser.add_argument("--formats", default=",".join(default_export_formats()), help="export formats, any case: "
-                        f"{', '.join(export_formats())} (default {','.join(default_export_formats())})")
+    parser.add_argument("--formats", default=",".join(export_formats()), help="export formats, any case: "
+                        f"{', '.join(export_formats())} (default: all)")
     parser.add_argument("--precisions", default="fp32,fp16,int8", help="export precisions, any case "
                         "(default fp32,fp16,int8)")
     parser.add_argument("--threads", type=int, help="CPU threads: the benchmark's timings (default 1) and PyTorch's "

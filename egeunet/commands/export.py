@@ -13,13 +13,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options: formats, precisions, calibration and held-out images, layout, preprocessing, gates."""
     from egeunet.export.recipes import INT8_RECIPES
     from egeunet.export.spec import CALIBRATION_METHODS, default_gates
-    from egeunet.runtime.formats import default_export_formats, export_formats
+    from egeunet.runtime.formats import export_formats
 
     gates = default_gates()
     parser.add_argument("model", help="checkpoint (egeunet .pt or the authors' best/latest.pth)")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the artifacts and manifest.json")
-    parser.add_argument("--formats", default=",".join(default_export_formats()),
-                        help=f"comma-separated, any case: {', '.join(export_formats())}")
+    parser.add_argument("--formats", default=",".join(export_formats()),
+                        help=f"comma-separated, any case: {', '.join(export_formats())} (default: all)")
     parser.add_argument("--precisions", default="fp32,fp16,int8", help="comma-separated, any case: fp32, fp16, int8")
     parser.add_argument("--calib", metavar="DIR", help="calibration images (a dataset layout or a plain folder); "
                         "default: synthetic sample images, seed 0")

@@ -45,7 +45,6 @@ class FileFormat:
     accounting: Callable[[bytes], dict] | None = None  # byte_accounting's record of one file's bytes
     weight_bytes: Callable[[Path], int | None] | None = None  # weight bytes where there is no full accounting
     golden: bool = False  # the phone and web demos run it: export writes golden vectors for it
-    by_default: bool = True  # exported when no --formats is given (False: opt-in, e.g. a slow converter)
 
     @property
     def suffix(self) -> str:
@@ -94,11 +93,6 @@ def format_of(path: str | Path) -> FileFormat | None:
 def export_formats() -> list[str]:
     """Names of the formats egeunet exports to (those whose descriptor names an exporter)."""
     return [f.name for f in FORMATS.values() if f.exporter]
-
-
-def default_export_formats() -> list[str]:
-    """The formats ``egeunet export`` and ``egeunet demo`` build when no ``--formats`` is given."""
-    return [name for name in export_formats() if FORMATS[name].by_default]
 
 
 def is_checkpoint(path: str | Path) -> bool:
@@ -166,5 +160,4 @@ add_format(FileFormat("coreml", (".mlpackage", ".mlmodel"), {"coreml": f"{_RUNNE
                       f"{_EXPORT}.coreml_export", _coreml_contract, weight_bytes=byte_accounting.coreml_weight_bytes))
 add_format(FileFormat("executorch", (".pte",), {"executorch": f"{_RUNNERS}.executorch_runner",  # -arm64: emulated
                                                  "executorch-arm64": f"{_RUNNERS}.executorch_arm64_runner"},
-                      f"{_EXPORT}.executorch_export", _executorch_contract,
-                      by_default=False))  # opt-in: its int8 export takes minutes, its size targets are not met
+                      f"{_EXPORT}.executorch_export", _executorch_contract))
