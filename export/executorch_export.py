@@ -147,8 +147,8 @@ class ExecuTorchExporter(Exporter):
             return []  # no fp16 program: XNNPACK computes float16 only on CPUs with float16 arithmetic (not x86)
         regions = tuple(f"{cls.__module__}.{cls.__qualname__}" for cls in float_regions())
         return [Recipe("int8", "int8", weights="int8", activations="int8", float_regions=regions, scales="calibration",
-                       method="PT2E XNNPACK quantizer: per-channel int8 weights, int8 activations, norm statistics "
-                              "float; every op in XNNPACK")]
+                       forms=("full",), method="PT2E XNNPACK quantizer: per-channel int8 weights, int8 activations, "
+                                                "norm statistics float; every op in XNNPACK")]
 
     def export(self, deploy, spec: ExportSpec, out_path: Path, recipe: Recipe) -> Path:
         if recipe.weights == "int8" and not recipe.static or spec.int8_drift_budget is not None:

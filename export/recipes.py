@@ -38,6 +38,7 @@ class Recipe:
     ranges: str = ""  # static TFLite: running-min-max or moving-average of per-image extremes ("": the quantizer's)
     method: str = ""  # the converter and quantizer route, in words
     optional: bool = False  # a failed gate is reported (not kept) without failing the export run
+    forms: tuple[str, ...] = ()  # the int8 ladder forms (``Rung.name``) its exporter builds; (): every form
     # fp16 with float32 compute: regex (fullmatch) over the names of the Conv2d modules, in the deploy form its format
     # converts, whose weights the file stores rounded to float16 (its gate's reference rounds the same); None: not known
     float16_weights: str | None = None
@@ -62,7 +63,7 @@ class Recipe:
     def describe(self) -> dict:
         """The manifest record."""
         return {**asdict(self), "float_regions": list(self.float_regions), "int8_ops": list(self.int8_ops),
-                "integer_only": self.integer_only}
+                "forms": list(self.forms), "integer_only": self.integer_only}
 
 
 def deploy_float_regions() -> tuple[str, ...]:
@@ -111,8 +112,9 @@ class Rung:
     grows: bool = False  # each step keeps more float, so a later form may be smaller: the walk goes on past a pass
 
     def applies(self, recipe: Recipe) -> bool:
-        """Whether this form keeps what the recipe promises its users: dynamic range has no int8 I/O."""
-        return not (self.dynamic and recipe.io == "int8")
+        """Whether the recipe's exporter builds this form (``Recipe.forms``) and it keeps what the recipe promises its
+        users: dynamic range has no int8 I/O."""
+        return (not recipe.forms or self.name in recipe.forms) and not (self.dynamic and recipe.io == "int8")
 
     def budget(self, spec: "ExportSpec") -> float | None:
         """keep-float: the drift budget on the calibration images (at least the user's ``--int8-drift-budget``)."""

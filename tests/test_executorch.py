@@ -69,6 +69,17 @@ def test_both_programs_pass_their_gates_with_every_op_in_xnnpack(executorch_expo
     assert records["int8"]["int8_form"]["rung"] == "full"
 
 
+def test_the_int8_ladder_tries_only_the_full_form():
+    """The exporter builds full int8 only, so the export's ladder (full, keep-float, dynamic) holds that one form: a
+    failed gate reports its numbers, not three keep-float budgets and a dynamic form the exporter refuses."""
+    from egeunet.export.onnx_export import OnnxExporter
+    from egeunet.export.recipes import ladder
+
+    spec = ExportSpec(size=SIZE)
+    assert [r.name for r in ladder(ExecuTorchExporter().recipes("int8", spec)[0])] == ["full"]
+    assert [r.name for r in ladder(OnnxExporter().recipes("int8", spec)[0])] == ["full", *["keep-float"] * 3, "dynamic"]
+
+
 def test_the_runner_matches_pytorch(executorch_export):
     out, manifest = executorch_export
     path = out / "egeunet_fp32.pte"
