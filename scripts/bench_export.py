@@ -138,15 +138,9 @@ def litert_predict(path: Path):
 
 def executorch_predict(path: Path):
     """Bare one-thread ExecuTorch ``forward`` (XNNPACK delegate) on the float NCHW input, loaded as the runner loads it."""
-    from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+    from egeunet.runtime.runners.executorch_runner import forward_method, load_program
 
-    from egeunet.quiet import held
-    from egeunet.runtime.runners.executorch_runner import load_program
-
-    program = load_program(path)
-    with held("executorch", echo_on_error=False):
-        _unsafe_reset_threadpool(1)  # process-wide, as in ExecuTorchRunner
-        method = program.load_method("forward")
+    method = forward_method(load_program(path), threads=1)
     return lambda x: method.execute([torch.from_numpy(x)])[0].numpy()
 
 

@@ -38,6 +38,17 @@ def read_contract(program) -> str | None:
     return program.load_method(CONTRACT_KEY).execute([])[0]
 
 
+def forward_method(program, threads: int | None = None):
+    """The program's ``forward``, loaded with ExecuTorch's thread pool sized to ``threads`` (process-wide: the last
+    call sets it); the runtime's CPU-probe and thread-pool lines to stderr are held."""
+    with held("executorch", echo_on_error=False):
+        if threads:
+            from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+
+            _unsafe_reset_threadpool(threads)
+        return program.load_method("forward")
+
+
 def tensor_specs(program, method: str = "forward") -> tuple[list[TensorSpec], list[TensorSpec]]:
     """Inputs and outputs of a method as ``TensorSpec``s (ExecuTorch's method metadata: fixed shapes, no names)."""
     meta = program.metadata(method)
@@ -61,12 +72,7 @@ class ExecuTorchRunner(Runner):
         if device != "cpu":
             raise EGEUNetError(f"{path}: the ExecuTorch runner runs on cpu only, not {device!r}")
         program = load_program(path)
-        with held("executorch", echo_on_error=False):  # the runtime logs its CPU probe and thread pool to stderr
-            if threads:
-                from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
-
-                _unsafe_reset_threadpool(threads)
-            self.method = program.load_method("forward")
+        self.method = forward_method(program, threads)
         inputs, outputs = tensor_specs(program)
         self.input, self.output = inputs[0], outputs[0]
         self.io = ArtifactIO.from_contract(read_contract(program), self.input)
